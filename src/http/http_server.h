@@ -1,0 +1,93 @@
+/* HTTP/1.1 server on libuv, with Debian's http-parser behind it.
+ *
+ * What it guarantees: keep-alive and pipelining (requests on one connection are handed to
+ * the handler one at a time, and responses go out in request order); a limit on the size
+ * of the request line + headers (431 and close); a limit on the body (413 and close);
+ * malformed requests get 400 and the connection is closed; a timeout for a client that is
+ * idle between requests or too slow to send one (the connection is closed); graceful stop.
+ *
+ * Threading: everything here runs on the loop thread. A handler may answer later (after
+ * work on a worker thread): the request and its connection stay valid until it calls
+ * http_respond, even if the client goes away meanwhile (the response is then dropped).
+ *
+ * Ownership: http_request_t and the strings it points to are owned by the connection and
+ * valid until http_respond is called for that request. */
+#ifndef BROWSERD_HTTP_SERVER_H
+#define BROWSERD_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct http_conn http_conn_t;
+typedef struct http_server http_server_t;
+
+typedef enum { HTTP_M_GET, HTTP_M_HEAD, HTTP_M_POST, HTTP_M_PUT, HTTP_M_DELETE, HTTP_M_PATCH,
+               HTTP_M_OPTIONS, HTTP_M_OTHER } http_method_t;
+
+typedef struct {
+    const char *name;  /* as received; compare case-insensitively */
+    size_t name_len;
+    const char *value; /* leading/trailing spaces removed */
+    size_t value_len;
+} http_header_t;
+
+typedef struct {
+    http_method_t method;
+    const char *method_name;      /* "GET", ... (for logs) */
+    const char *path;             /* the request target's path, not decoded, NUL-terminated */
+    size_t path_len;
+    const char *query;            /* after '?', not decoded, NUL-terminated; NULL when absent */
+    size_t query_len;
+    const http_header_t *headers;
+    size_t header_count;
+    const char *body;
+    size_t body_len;
+    bool keep_alive;              /* the client wants the connection kept open */
+    bool upgrade;                 /* a "Connection: upgrade" request (WebSocket) */
+} http_request_t;
+
+/* Case-insensitive header lookup; the first match, or NULL. */
+const http_header_t *http_request_header(const http_request_t *req, const char *name);
+
+typedef void (*http_handler_fn)(void *ctx, http_conn_t *conn, const http_request_t *req);
+
+typedef struct {
+    const char *host;            /* "127.0.0.1", "::1", "0.0.0.0" */
+    int port;                    /* 0 = any free port (see http_server_port) */
+    size_t max_header_bytes;     /* request line + headers; default 16 KiB; over it: 431 */
+    size_t max_body_bytes;       /* default 1 MiB; over it: 413 */
+    uint64_t idle_timeout_ms;    /* default 60 s: no complete request for this long -> close */
+    uint64_t request_timeout_ms; /* default 10 s: a started request not complete -> 408 close */
+    unsigned max_connections;    /* default 10000; more are closed at accept */
+} http_server_config_t;
+
+/* Fills the defaults listed above (host and port are left to the caller). */
+void http_server_config_defaults(http_server_config_t *cfg);
+
+/* Binds and listens. Returns 0 or a negative libuv error (e.g. UV_EADDRINUSE). */
+int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg, http_handler_fn handler, void *ctx,
+                      http_server_t **out);
+/* The port actually bound. */
+int http_server_port(const http_server_t *srv);
+
+/* Stops accepting, lets requests in progress finish and their responses flush, closes idle
+ * connections, then calls on_stopped (from the loop) and frees the server. */
+void http_server_stop(http_server_t *srv, void (*on_stopped)(void *arg), void *arg);
+
+/* Sends the response for the connection's current request. `body` ownership moves to the
+ * server (it is free()d; NULL with len 0 for no body). `extra_headers` is borrowed: zero or
+ * more complete "Name: value\r\n" lines, or NULL. Content-Type: application/json and
+ * Content-Length are always written; for HEAD the body is not sent. `close_after` forces
+ * "Connection: close". Must be called exactly once per request, on the loop thread. */
+void http_respond(http_conn_t *conn, int status, const char *extra_headers, char *body, size_t len,
+                  bool close_after);
+
+/* Convenience: a JSON body from a C string (copied). */
+void http_respond_json(http_conn_t *conn, int status, const char *extra_headers, const char *json);
+
+/* Standard reason phrase ("OK", "Not Found", ...). */
+const char *http_status_reason(int status);
+
+#endif
