@@ -1,1 +1,255 @@
-/* placeholder: being written */
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/session_query.h"
+#include "core/buf.h"
+#include "core/uuid.h"
+#include "json/jsonw.h"
+
+struct api {
+    uv_loop_t *loop;
+    store_t *store;
+    catalog_t *catalog;
+};
+
+#define BEARER_CHALLENGE "WWW-Authenticate: Bearer\r\n"
+#define SESSIONS_PATH "/browser_sessions"
+
+/* One request on its way through a worker thread. The request itself stays owned by the
+ * connection until http_respond (see http_server.h), so it is borrowed here, not copied. */
+typedef struct {
+    uv_work_t work;
+    api_t *api;
+    http_conn_t *conn;
+    const http_request_t *req;
+    const char *token;
+    size_t token_len;
+    /* the answer, filled on the worker thread */
+    int status;
+    const char *extra_headers;
+    buf_t body;
+} api_job_t;
+
+int api_new(const api_config_t *cfg, api_t **out) {
+    api_t *api = calloc(1, sizeof *api);
+    if (!api) return -ENOMEM;
+    api->loop = cfg->loop;
+    api->store = cfg->store;
+    api->catalog = cfg->catalog;
+    *out = api;
+    return 0;
+}
+
+void api_free(api_t *api) { free(api); }
+
+static void respond_error(http_conn_t *conn, int status, const char *extra, const char *message) {
+    buf_t b;
+    buf_init(&b);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "error");
+    jsonw_string(&w, message);
+    jsonw_object_end(&w);
+    if (jsonw_failed(&w)) {
+        buf_free(&b);
+        http_respond(conn, 500, NULL, NULL, 0, true);
+        return;
+    }
+    size_t len;
+    char *body = buf_steal(&b, &len);
+    http_respond(conn, status, extra, body, len, false);
+}
+
+/* "Bearer <token>": scheme case-insensitive, spaces around either part ignored. Returns
+ * false for a missing header, an empty one, another scheme or an empty token. */
+static bool bearer_token(const http_request_t *req, const char **token, size_t *len) {
+    const http_header_t *h = http_request_header(req, "authorization");
+    if (!h) return false;
+    const char *p = h->value, *end = h->value + h->value_len;
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    if (end - p < 6 || strncasecmp(p, "bearer", 6) != 0) return false;
+    p += 6;
+    if (p < end && *p != ' ' && *p != '\t') return false; /* "Bearerx" is another scheme */
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    if (p == end) return false;
+    *token = p;
+    *len = (size_t)(end - p);
+    return true;
+}
+
+static void set_error(api_job_t *job, int status, const char *message, const char *session_id, size_t id_len) {
+    job->status = status;
+    buf_reset(&job->body);
+    jsonw_t w;
+    jsonw_init(&w, &job->body);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "error");
+    jsonw_string(&w, message);
+    if (session_id) {
+        jsonw_key(&w, "session_id");
+        jsonw_string_n(&w, session_id, id_len);
+    }
+    jsonw_object_end(&w);
+    if (jsonw_failed(&w)) job->status = 500;
+}
+
+static void set_invalid_params(api_job_t *job, const char *details) {
+    job->status = 400;
+    buf_reset(&job->body);
+    jsonw_t w;
+    jsonw_init(&w, &job->body);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "error");
+    jsonw_string(&w, "Invalid request parameters");
+    jsonw_key(&w, "details");
+    jsonw_string(&w, details);
+    jsonw_object_end(&w);
+    if (jsonw_failed(&w)) job->status = 500;
+}
+
+static bool method_is_read(http_method_t m) { return m == HTTP_M_GET || m == HTTP_M_HEAD; }
+
+static void handle_list(api_job_t *job, const char *customer) {
+    const http_request_t *req = job->req;
+    if (!method_is_read(req->method)) {
+        job->extra_headers = "Allow: GET, HEAD\r\n";
+        set_error(job, 405, "Method not allowed", NULL, 0);
+        return;
+    }
+    session_query_t q;
+    char details[256];
+    if (session_query_parse(req->query, req->query_len, &q, details, sizeof details) < 0) {
+        set_invalid_params(job, details);
+        return;
+    }
+    int rc = catalog_sync(job->api->catalog, job->api->store);
+    if (rc == 0) rc = catalog_list_json(job->api->catalog, customer, &q, &job->body);
+    session_query_free(&q);
+    if (rc < 0) {
+        fprintf(stderr, "event=list_failed customer=%s error=%s\n", customer, strerror(-rc));
+        set_error(job, 500, "Internal error", NULL, 0);
+        return;
+    }
+    job->status = 200;
+}
+
+static void handle_one(api_job_t *job, const char *customer, const char *id_text, size_t id_len) {
+    const http_request_t *req = job->req;
+    bool is_delete = req->method == HTTP_M_DELETE;
+    if (!method_is_read(req->method) && !is_delete) {
+        job->extra_headers = "Allow: GET, HEAD, DELETE\r\n";
+        set_error(job, 405, "Method not allowed", NULL, 0);
+        return;
+    }
+    uint8_t id[16];
+    if (uuid_parse(id_text, id_len, id) < 0) {
+        set_error(job, 400, "Invalid session_id format", NULL, 0);
+        return;
+    }
+    int rc = catalog_sync(job->api->catalog, job->api->store);
+    if (rc == 0) rc = catalog_get_json(job->api->catalog, customer, id, &job->body);
+    if (rc == -ENOENT) {
+        set_error(job, 404, "Session not found", id_text, id_len);
+        return;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "event=get_failed customer=%s error=%s\n", customer, strerror(-rc));
+        set_error(job, 500, "Internal error", NULL, 0);
+        return;
+    }
+    if (is_delete) {
+        /* No browser runs in this process yet (the CDP gateway comes next), so no session can
+         * be ended here: a session recorded as running belongs to no live browser of ours. */
+        set_error(job, 409, "Session is not running", id_text, id_len);
+        return;
+    }
+    job->status = 200;
+}
+
+static void job_work(uv_work_t *work) {
+    api_job_t *job = work->data;
+    char customer[STORE_ID_MAX + 1];
+    int rc = store_key_authenticate(job->api->store, job->token, job->token_len, customer);
+    if (rc == -ENOENT) {
+        job->extra_headers = BEARER_CHALLENGE;
+        set_error(job, 401, "Invalid credentials", NULL, 0);
+        return;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "event=auth_failed error=%s\n", strerror(-rc));
+        set_error(job, 500, "Internal error", NULL, 0);
+        return;
+    }
+    const char *path = job->req->path;
+    size_t plen = job->req->path_len, base = sizeof SESSIONS_PATH - 1;
+    if (plen == base && memcmp(path, SESSIONS_PATH, base) == 0) {
+        handle_list(job, customer);
+    } else if (plen >= base + 1 && memcmp(path, SESSIONS_PATH "/", base + 1) == 0 &&
+               !memchr(path + base + 1, '/', plen - base - 1)) {
+        handle_one(job, customer, path + base + 1, plen - base - 1);
+    } else {
+        set_error(job, 404, "Not found", NULL, 0);
+    }
+}
+
+static void job_done(uv_work_t *work, int status) {
+    api_job_t *job = work->data;
+    if (status != 0) set_error(job, 500, "Internal error", NULL, 0);
+    if (job->status == 500 && job->body.len == 0) buf_append_str(&job->body, "{\"error\":\"Internal error\"}");
+    size_t len;
+    char *body = buf_steal(&job->body, &len);
+    http_respond(job->conn, job->status, job->extra_headers, body, len, false);
+    free(job);
+}
+
+void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
+    api_t *api = ctx;
+    if (req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0) {
+        if (!method_is_read(req->method)) {
+            respond_error(conn, 405, "Allow: GET, HEAD\r\n", "Method not allowed");
+            return;
+        }
+        buf_t b;
+        buf_init(&b);
+        if (buf_printf(&b, "{\"status\":\"ok\",\"sessions\":%zu}", catalog_size(api->catalog)) < 0) {
+            http_respond(conn, 500, NULL, NULL, 0, true);
+            return;
+        }
+        size_t len;
+        char *body = buf_steal(&b, &len);
+        http_respond(conn, 200, NULL, body, len, false);
+        return;
+    }
+    /* Authentication comes before everything else, so 401 precedes 400, 404 and 405. */
+    const char *token;
+    size_t token_len;
+    if (!bearer_token(req, &token, &token_len)) {
+        respond_error(conn, 401, BEARER_CHALLENGE, "Credentials are missing");
+        return;
+    }
+    api_job_t *job = calloc(1, sizeof *job);
+    if (!job) {
+        http_respond(conn, 503, NULL, NULL, 0, true);
+        return;
+    }
+    job->api = api;
+    job->conn = conn;
+    job->req = req;
+    job->token = token;
+    job->token_len = token_len;
+    job->work.data = job;
+    buf_init(&job->body);
+    int rc = uv_queue_work(api->loop, &job->work, job_work, job_done);
+    if (rc < 0) {
+        free(job);
+        respond_error(conn, 503, NULL, "Service unavailable");
+    }
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests (cmocka) on a normal build and on an ASan+UBSan build,
+# the API contract and cross-check tests (real HTTP against a running browserd) on both
+# builds, and a short run of every fuzz target. Ends with "N passed, N failed".
+# Usage: scripts/test.sh [--quick]   (--quick: normal build only, no fuzzing)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+scripts/install-deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
+
+passed=0
+failed=0
+note() { printf '\n=== %s\n' "$*"; }
+count() { passed=$((passed + $1)); failed=$((failed + $2)); }
+
+build() { # build DIR [meson options...]
+  local dir=$1; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+  fi
+  ninja -C "$dir" -j2 >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; return 1; }
+}
+
+unit() { # unit DIR
+  meson test -C "$1" --suite unit --num-processes 2 --print-errorlogs >"$1.unit.log" 2>&1
+  grep -E '^ *[0-9]+/[0-9]+ ' "$1.unit.log" | sed 's/^/  /'
+  read -r p f < <(python3 scripts/count_results.py "$1/meson-logs/testlog.json")
+  echo "unit ($1): $p passed, $f failed"
+  [ "$f" -gt 0 ] && grep -B2 -A30 -E 'FAILED|ERROR|runtime error' "$1.unit.log" | head -120
+  count "$p" "$f"
+}
+
+api() { # api BIN LABEL
+  local out
+  out=$(mktemp)
+  BROWSERD_BIN="$1" python3 tests/api/run.py 2>&1 | tee "$out" | tail -40
+  local line
+  line=$(grep -E '^api: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+  rm -f "$out"
+  if [ -z "$line" ]; then
+    echo "api ($2): the suite did not finish"
+    count 0 1
+    return
+  fi
+  local p f
+  p=$(echo "$line" | sed -E 's/api: ([0-9]+) passed.*/\1/')
+  f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')
+  echo "api ($2): $p passed, $f failed"
+  count "$p" "$f"
+}
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
+export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
+
+note "build (debugoptimized)"
+if build build; then
+  unit build
+  note "API tests (normal build)"
+  api build/browserd normal
+else
+  count 0 1
+fi
+
+if [ $quick -eq 0 ]; then
+  note "build with AddressSanitizer + UndefinedBehaviorSanitizer"
+  if build build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fno-sanitize-recover=all; then
+    unit build-asan
+    note "API tests (sanitizer build)"
+    api build-asan/browserd sanitizers
+  else
+    count 0 1
+  fi
+
+  note "fuzz targets (libFuzzer, ${FUZZ_SECONDS:-20} s each)"
+  if CC=clang build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false; then
+    for target in build-fuzz/tests/fuzz/fuzz_*; do
+      [ -x "$target" ] || continue
+      name=$(basename "$target" | sed 's/^fuzz_//')
+      work=$(mktemp -d)
+      cp -r "tests/fuzz/corpus/$name/." "$work/" 2>/dev/null
+      if "$target" -max_total_time="${FUZZ_SECONDS:-20}" -timeout=5 -rss_limit_mb=2048 \
+           -artifact_prefix="$work/" "$work" >"$work.log" 2>&1; then
+        echo "fuzz $name: ok ($(grep -oE 'Done [0-9]+ runs' "$work.log" | tail -1))"
+        count 1 0
+      else
+        echo "fuzz $name: FAILED"; tail -40 "$work.log"
+        count 0 1
+      fi
+      rm -rf "$work" "$work.log"
+    done
+  else
+    count 0 1
+  fi
+fi
+
+echo
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
