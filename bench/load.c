@@ -14,7 +14,7 @@
  * `"total":`; --expect '' disables the body check). Anything else (other status, a body
  * without STR, a connection reset or EOF mid-response, a timeout) is an error of that shape.
  * The value of the last `"total":` in the body (the top-level one of a list response) of the
- * first OK response of each shape is reported, and a later response of the same shape whose
+ * first OK response of each shape is reported (with its first session_id, in the TSV), and a later response of the same shape whose
  * total differs is counted in the `tot_chg` column (the data is static during a benchmark).
  *
  * Output: a table per shape (count, errors, mean, p50, p99, max in ms, first total) and the
@@ -92,6 +92,7 @@ typedef struct {
     uint64_t status_errors, body_errors, io_errors, timeouts;
     int64_t first_total;
     bool have_total;
+    char first_id[40];       /* first "session_id" of the first OK response, or "" */
     uint64_t total_changed;
 } shape_t;
 
@@ -498,6 +499,11 @@ static void finish_response(conn_t *c, const char *body, size_t body_len)
                 if (!s->have_total) {
                     s->have_total = true;
                     s->first_total = v;
+                    const char *ip = memmem(body, body_len, "\"session_id\":\"", 14);
+                    if (ip && (size_t)(body + body_len - ip) > 14 + 36 && ip[14 + 36] == '"') {
+                        memcpy(s->first_id, ip + 14, 36);
+                        s->first_id[36] = 0;
+                    }
                 } else if (v != s->first_total) {
                     s->total_changed++;
                 }
@@ -700,7 +706,7 @@ static void usage(FILE *f)
             "  --timeout S      per-request timeout, counted as an error (10)\n"
             "  --expect STR     an OK body must contain STR (default '\"total\":'; '' = no check)\n"
             "  --tsv FILE       also write the results as TSV (shape count errors mean_us p50_us\n"
-            "                   p99_us max_us total total_changed; then an ALL row, and a last row\n"
+            "                   p99_us max_us total total_changed first_id; then an ALL row, and a last row\n"
             "                   RATE req_per_s elapsed_s ok errors connections)\n");
 }
 
@@ -930,7 +936,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "load: cannot write %s: %s\n", tsv, strerror(errno));
             return 2;
         }
-        fprintf(tf, "shape\tcount\terrors\tmean_us\tp50_us\tp99_us\tmax_us\ttotal\ttotal_changed\n");
+        fprintf(tf, "shape\tcount\terrors\tmean_us\tp50_us\tp99_us\tmax_us\ttotal\ttotal_changed\tfirst_id\n");
     }
     if (!quiet)
         printf("%-22s %9s %7s %9s %9s %9s %9s %12s\n", "shape", "count", "errors", "mean ms", "p50 ms", "p99 ms",
@@ -961,8 +967,9 @@ int main(int argc, char **argv)
             printf("\n");
         }
         if (tf)
-            fprintf(tf, "%s\t%zu\t%" PRIu64 "\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%" PRIu64 "\n", s->name, s->n, s->errors,
-                    mean / 1e3, (double)p50 / 1e3, (double)p99 / 1e3, (double)mx / 1e3, tot, s->total_changed);
+            fprintf(tf, "%s\t%zu\t%" PRIu64 "\t%.1f\t%.1f\t%.1f\t%.1f\t%s\t%" PRIu64 "\t%s\n", s->name, s->n,
+                    s->errors, mean / 1e3, (double)p50 / 1e3, (double)p99 / 1e3, (double)mx / 1e3, tot,
+                    s->total_changed, s->first_id[0] ? s->first_id : "-");
     }
     qsort(all, nall, sizeof *all, cmp_u64);
     uint64_t sum = 0;
@@ -981,7 +988,7 @@ int main(int argc, char **argv)
         printf("\n");
     }
     if (tf) {
-        fprintf(tf, "ALL\t%zu\t%" PRIu64 "\t%.1f\t%.1f\t%.1f\t%.1f\t-\t0\n", nall, err_count,
+        fprintf(tf, "ALL\t%zu\t%" PRIu64 "\t%.1f\t%.1f\t%.1f\t%.1f\t-\t0\t-\n", nall, err_count,
                 nall ? (double)sum / (double)nall / 1e3 : 0, (double)pct(all, nall, 0.5) / 1e3,
                 (double)pct(all, nall, 0.99) / 1e3, nall ? (double)all[nall - 1] / 1e3 : 0);
         fprintf(tf, "RATE\t%.1f\t%.3f\t%" PRIu64 "\t%" PRIu64 "\t%d\n", rps, elapsed, ok_count, err_count, nconn);
