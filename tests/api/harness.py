@@ -1,0 +1,523 @@
+"""Test harness for the browserd API suite (Python 3 standard library only).
+
+- Browserd: a daemon on a temporary database and a free loopback port, with helpers for the
+  command line (customers, keys, zones, imports). Always stopped with SIGTERM, its exit code
+  checked (0), its temporary directory removed.
+- HTTPConn: a raw HTTP/1.1 client over one persistent socket. It can send arbitrary bytes
+  (pipelining, malformed requests, oversized headers) and parses responses itself.
+- Client: a convenience wrapper (one persistent connection, reconnecting only when the server
+  closed it between requests) used by most tests.
+
+The binary: $BROWSERD_BIN, default build/browserd, relative paths resolved against the repo root.
+"""
+
+import atexit
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+HEX64 = re.compile(r'\b[0-9a-f]{64}\b')
+
+
+def browserd_bin():
+    p = os.environ.get('BROWSERD_BIN', 'build/browserd')
+    if not os.path.isabs(p):
+        p = os.path.join(REPO_ROOT, p)
+    return p
+
+
+def free_port():
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+    finally:
+        s.close()
+
+
+class HarnessError(AssertionError):
+    pass
+
+
+# --------------------------------------------------------------------------------------------
+# HTTP
+
+
+class Response:
+    def __init__(self, version, status, reason, headers, body):
+        self.version = version
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # list of (name, value) as received
+        self.body = body        # bytes
+
+    def header(self, name):
+        name = name.lower()
+        for k, v in self.headers:
+            if k.lower() == name:
+                return v
+        return None
+
+    def header_all(self, name):
+        name = name.lower()
+        return [v for k, v in self.headers if k.lower() == name]
+
+    @property
+    def text(self):
+        return self.body.decode('utf-8')
+
+    def json(self):
+        return json.loads(self.text)
+
+    def json_pairs(self):
+        """Parsed with key order kept: every object becomes a list of (key, value) pairs."""
+        return json.loads(self.text, object_pairs_hook=list)
+
+    def __repr__(self):
+        body = self.body[:400]
+        return '<HTTP %s %s headers=%r body=%r>' % (self.status, self.reason, self.headers, body)
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+class HTTPConn:
+    """One TCP connection. request() = send + read_response(); send_raw() for anything else."""
+
+    def __init__(self, port, host='127.0.0.1', timeout=10.0):
+        self.port = port
+        self.host = host
+        self.timeout = timeout
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b''
+        self.eof = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    @staticmethod
+    def build(method, target, headers=None, body=None, host='127.0.0.1'):
+        lines = ['%s %s HTTP/1.1' % (method, target)]
+        hdrs = list(headers.items()) if isinstance(headers, dict) else list(headers or [])
+        if not any(k.lower() == 'host' for k, _ in hdrs):
+            hdrs.insert(0, ('Host', host))
+        if body is not None and not any(k.lower() == 'content-length' for k, _ in hdrs):
+            hdrs.append(('Content-Length', str(len(body))))
+        for k, v in hdrs:
+            lines.append('%s: %s' % (k, v))
+        data = ('\r\n'.join(lines) + '\r\n\r\n').encode('latin-1')
+        if body is not None:
+            data += body
+        return data
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self):
+        if self.eof:
+            raise ConnectionClosed('connection closed by server')
+        try:
+            chunk = self.sock.recv(65536)
+        except ConnectionResetError:
+            chunk = b''
+        except socket.timeout:
+            raise HarnessError('timed out after %.1fs waiting for the server (buffered: %r)'
+                               % (self.timeout, self.buf[:200]))
+        if not chunk:
+            self.eof = True
+            raise ConnectionClosed('connection closed by server')
+        self.buf += chunk
+
+    def _read_until(self, marker):
+        while True:
+            i = self.buf.find(marker)
+            if i >= 0:
+                out, self.buf = self.buf[:i], self.buf[i + len(marker):]
+                return out
+            if len(self.buf) > 1 << 20:
+                raise HarnessError('response head too large')
+            self._fill()
+
+    def _read_exact(self, n):
+        while len(self.buf) < n:
+            self._fill()
+        out, self.buf = self.buf[:n], self.buf[n:]
+        return out
+
+    def read_response(self, method='GET'):
+        """Reads one response. Raises ConnectionClosed if the server closed before sending one."""
+        if not self.buf and self.eof:
+            raise ConnectionClosed('connection closed by server')
+        head = self._read_until(b'\r\n\r\n')
+        lines = head.decode('latin-1').split('\r\n')
+        m = re.match(r'(HTTP/\d\.\d) (\d{3})(?: (.*))?$', lines[0])
+        if not m:
+            raise HarnessError('bad status line %r' % lines[0])
+        version, status, reason = m.group(1), int(m.group(2)), m.group(3) or ''
+        headers = []
+        for line in lines[1:]:
+            k, sep, v = line.partition(':')
+            if not sep:
+                raise HarnessError('bad header line %r' % line)
+            headers.append((k.strip(), v.strip()))
+        resp = Response(version, status, reason, headers, b'')
+        te = (resp.header('Transfer-Encoding') or '').lower()
+        cl = resp.header('Content-Length')
+        if method == 'HEAD' or status in (204, 304) or 100 <= status < 200:
+            body = b''
+        elif 'chunked' in te:
+            body = b''
+            while True:
+                size_line = self._read_until(b'\r\n').split(b';')[0].strip()
+                size = int(size_line, 16)
+                if size == 0:
+                    # trailers until an empty line
+                    while self._read_until(b'\r\n'):
+                        pass
+                    break
+                body += self._read_exact(size)
+                self._read_until(b'\r\n')
+        elif cl is not None:
+            body = self._read_exact(int(cl))
+        else:
+            # delimited by close
+            while True:
+                try:
+                    self._fill()
+                except ConnectionClosed:
+                    break
+            body, self.buf = self.buf, b''
+        resp.body = body
+        return resp
+
+    def request(self, method, target, headers=None, body=None):
+        self.send_raw(self.build(method, target, headers, body))
+        return self.read_response(method)
+
+    def closed_by_peer(self, wait=3.0):
+        """True when the server has closed the connection (EOF or reset) within `wait` seconds
+        and nothing else is pending."""
+        if self.eof:
+            return not self.buf
+        if self.buf:
+            return False
+        self.sock.settimeout(wait)
+        try:
+            chunk = self.sock.recv(65536)
+        except socket.timeout:
+            return False
+        except (ConnectionResetError, BrokenPipeError):
+            return True
+        finally:
+            self.sock.settimeout(self.timeout)
+        if not chunk:
+            self.eof = True
+            return True
+        self.buf += chunk
+        return False
+
+
+def encode_query(params):
+    """params: dict or list of pairs; values are percent-encoded (space as %20)."""
+    items = params.items() if isinstance(params, dict) else params
+    return '&'.join('%s=%s' % (urllib.parse.quote(str(k), safe=''), urllib.parse.quote(str(v), safe=''))
+                    for k, v in items)
+
+
+class Client:
+    """A persistent connection plus defaults: `key` is sent as a Bearer token unless the call
+    gives `auth` (a raw Authorization value) or `auth=None` with no key."""
+
+    NO_AUTH = object()
+
+    def __init__(self, port, key=None):
+        self.port = port
+        self.key = key
+        self.conn = None
+        self.connections_opened = 0
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+            self.conn = None
+
+    def _connect(self):
+        self.close()
+        self.conn = HTTPConn(self.port)
+        self.connections_opened += 1
+
+    def request(self, method, path, query=None, key=None, auth=None, headers=None, body=None):
+        target = path
+        if query is not None:
+            q = query if isinstance(query, str) else encode_query(query)
+            target = path + '?' + q
+        hdrs = list(headers or [])
+        if auth is Client.NO_AUTH:
+            pass
+        elif auth is not None:
+            hdrs.append(('Authorization', auth))
+        else:
+            k = key if key is not None else self.key
+            if k is not None:
+                hdrs.append(('Authorization', 'Bearer ' + k))
+        data = HTTPConn.build(method, target, hdrs, body)
+        for attempt in (0, 1):
+            if self.conn is None or self.conn.eof:
+                self._connect()
+            try:
+                self.conn.send_raw(data)
+                resp = self.conn.read_response(method)
+            except (ConnectionClosed, BrokenPipeError, ConnectionResetError):
+                # The server closed an idle keep-alive connection: retry once on a new one.
+                self.close()
+                if attempt:
+                    raise
+                continue
+            if (resp.header('Connection') or '').lower() == 'close':
+                self.close()
+            return resp
+        raise HarnessError('unreachable')
+
+    def get(self, path, query=None, **kw):
+        return self.request('GET', path, query, **kw)
+
+    def delete(self, path, **kw):
+        return self.request('DELETE', path, None, **kw)
+
+    def list(self, query=None, **kw):
+        return self.get('/browser_sessions', query, **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# Daemon
+
+_live = set()
+
+
+def _cleanup_all():
+    for d in list(_live):
+        try:
+            d.kill()
+        finally:
+            d.cleanup()
+
+
+atexit.register(_cleanup_all)
+
+
+class Browserd:
+    """A browserd on its own temporary database. Use as a context manager or call close()."""
+
+    _counter = 0
+
+    def __init__(self):
+        self.bin = browserd_bin()
+        self.tmpdir = tempfile.mkdtemp(prefix='browserd-apitest-')
+        self.db = os.path.join(self.tmpdir, 'browserd.db')
+        self.proc = None
+        self.port = None
+        self.exit_code = None
+        self._stderr_path = os.path.join(self.tmpdir, 'serve.stderr')
+        self._stdout_path = os.path.join(self.tmpdir, 'serve.stdout')
+        _live.add(self)
+
+    # ---- lifecycle
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def stderr_text(self):
+        try:
+            with open(self._stderr_path, 'rb') as f:
+                return f.read().decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+    def stdout_text(self):
+        try:
+            with open(self._stdout_path, 'rb') as f:
+                return f.read().decode('utf-8', 'replace')
+        except OSError:
+            return ''
+
+    def _tail(self, n=4000):
+        t = self.stderr_text()
+        return t[-n:] if t else '(empty)'
+
+    def start(self, timeout=20.0):
+        if not os.path.exists(self.bin):
+            raise HarnessError('browserd binary not found at %s (set BROWSERD_BIN)' % self.bin)
+        last = ''
+        for attempt in range(3):
+            self.port = free_port()
+            out = open(self._stdout_path, 'ab')
+            err = open(self._stderr_path, 'ab')
+            try:
+                self.proc = subprocess.Popen(
+                    [self.bin, '--db', self.db, 'serve', '--api-listen', '127.0.0.1:%d' % self.port],
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+            finally:
+                out.close()
+                err.close()
+            deadline = time.monotonic() + timeout
+            while True:
+                rc = self.proc.poll()
+                if rc is not None:
+                    self.proc = None
+                    last = self._tail()
+                    if 'in use' in last.lower() and attempt < 2:
+                        break  # port race: retry with another port
+                    raise HarnessError('browserd serve exited with %s before answering /healthz; stderr:\n%s'
+                                       % (rc, last))
+                if self._healthz_ok():
+                    return self
+                if time.monotonic() > deadline:
+                    self.kill()
+                    raise HarnessError('browserd did not answer GET /healthz on port %d within %.0fs; stderr:\n%s'
+                                       % (self.port, timeout, self._tail()))
+                time.sleep(0.05)
+        raise HarnessError('could not start browserd: %s' % last)
+
+    def _healthz_ok(self):
+        try:
+            with HTTPConn(self.port, timeout=2.0) as c:
+                r = c.request('GET', '/healthz', [('Connection', 'close')])
+                return r.status == 200
+        except (OSError, ConnectionClosed, HarnessError):
+            return False
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout=15.0):
+        """SIGTERM, wait, and require exit code 0. Returns the exit code."""
+        if self.proc is None:
+            return self.exit_code
+        proc = self.proc
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise HarnessError('browserd did not exit within %.0fs of SIGTERM; stderr:\n%s' % (timeout, self._tail()))
+        self.proc = None
+        self.exit_code = rc
+        if rc != 0:
+            raise HarnessError('browserd exited with %s after SIGTERM (expected 0); stderr:\n%s' % (rc, self._tail()))
+        return rc
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+    def cleanup(self):
+        self.kill()
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        _live.discard(self)
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            self.cleanup()
+
+    # ---- command line
+
+    def cli(self, *args, input=None, check=True, timeout=120):
+        cmd = [self.bin, '--db', self.db] + [str(a) for a in args]
+        p = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           timeout=timeout)
+        p.stdout_text = p.stdout.decode('utf-8', 'replace')
+        p.stderr_text = p.stderr.decode('utf-8', 'replace')
+        if check and p.returncode != 0:
+            raise HarnessError('%s -> exit %d\nstdout: %s\nstderr: %s'
+                               % (' '.join(cmd[1:]), p.returncode, p.stdout_text, p.stderr_text))
+        return p
+
+    def add_customer(self, customer_id=None):
+        if customer_id is None:
+            Browserd._counter += 1
+            customer_id = 'c%d_%s' % (Browserd._counter, secrets.token_hex(4))
+        p = self.cli('customer', 'add', customer_id)
+        if customer_id not in p.stdout_text:
+            raise HarnessError('customer add printed %r, expected the id %r' % (p.stdout_text, customer_id))
+        return customer_id
+
+    def add_key(self, customer_id):
+        p = self.cli('key', 'add', customer_id)
+        m = HEX64.search(p.stdout_text)
+        if not m:
+            raise HarnessError('key add printed no 64-hex key: %r' % p.stdout_text)
+        return m.group(0)
+
+    def list_keys(self, customer_id):
+        p = self.cli('key', 'list', customer_id)
+        rows = []
+        for line in p.stdout_text.splitlines():
+            if line.strip():
+                rows.append(tuple(line.split('\t')))
+        return rows
+
+    def revoke_key(self, key_id):
+        return self.cli('key', 'revoke', key_id)
+
+    def add_zone(self, customer_id, zone):
+        return self.cli('zone', 'add', customer_id, zone)
+
+    @staticmethod
+    def jsonl(records):
+        lines = []
+        for r in records:
+            lines.append(r if isinstance(r, str) else json.dumps(r, ensure_ascii=False, separators=(',', ':')))
+        return ('\n'.join(lines) + '\n').encode('utf-8') if lines else b''
+
+    def import_sessions(self, customer_id, records, check=True):
+        """records: dicts (serialised as JSON objects, key order kept) or raw line strings."""
+        return self.cli('sessions', 'import', customer_id, '-', input=self.jsonl(records), check=check)
+
+    def new_customer(self, records=(), customer_id=None):
+        cid = self.add_customer(customer_id)
+        key = self.add_key(cid)
+        if records:
+            p = self.import_sessions(cid, records)
+            if str(len(records)) not in p.stdout_text:
+                raise HarnessError('import printed %r, expected the count %d' % (p.stdout_text, len(records)))
+        return cid, key
+
+    # ---- HTTP
+
+    def connect(self, timeout=10.0):
+        return HTTPConn(self.port, timeout=timeout)
+
+    def client(self, key=None):
+        return Client(self.port, key)
