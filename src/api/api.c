@@ -126,11 +126,16 @@ static void handle_list(api_job_t *job, const char *customer) {
     }
     session_query_t q;
     char details[256];
-    if (session_query_parse(req->query, req->query_len, &q, details, sizeof details) < 0) {
+    int rc = session_query_parse(req->query, req->query_len, &q, details, sizeof details);
+    if (rc == -ENOMEM) {
+        set_error(job, 500, "Internal error", NULL, 0);
+        return;
+    }
+    if (rc < 0) {
         set_invalid_params(job, details);
         return;
     }
-    int rc = catalog_sync(job->api->catalog, job->api->store);
+    rc = catalog_sync(job->api->catalog, job->api->store);
     if (rc == 0) rc = catalog_list_json(job->api->catalog, customer, &q, &job->body);
     session_query_free(&q);
     if (rc < 0) {

@@ -134,6 +134,19 @@ static void set_url_filter(url_filter_t *f, char *value, size_t len) {
 
 /* Validates one decoded value of a known parameter into q. Takes ownership of `value`.
  * Returns false when the value is invalid (and frees it). */
+/* A '+' written unencoded in a date's offset ("...T02:00:00+02:00" typed into curl) arrives
+ * as a space after decoding. A space can stand nowhere else in a valid date-time, so it is
+ * read as the '+' the user meant instead of refusing the date. */
+static bool parse_date(const char *value, size_t len, bool end_of_day, int64_t *out) {
+    char fixed[128];
+    if (len > 6 && len < sizeof fixed && value[len - 6] == ' ') {
+        memcpy(fixed, value, len);
+        fixed[len - 6] = '+';
+        return time_parse_api_date(fixed, len, end_of_day, out) == 0;
+    }
+    return time_parse_api_date(value, len, end_of_day, out) == 0;
+}
+
 static bool apply_value(session_query_t *q, param_t param, char *value, size_t len) {
     bool ok = true;
     int index;
@@ -163,11 +176,11 @@ static bool apply_value(session_query_t *q, param_t param, char *value, size_t l
         }
         break;
     case PARAM_START_DATE:
-        ok = time_parse_api_date(value, len, false, &q->start_ms) == 0;
+        ok = parse_date(value, len, false, &q->start_ms);
         break;
     case PARAM_END_DATE:
         /* A bare end date includes its whole day. */
-        ok = time_parse_api_date(value, len, true, &q->end_ms) == 0;
+        ok = parse_date(value, len, true, &q->end_ms);
         break;
     case PARAM_SORT:
         index = name_index(sort_names, 3, value, len);

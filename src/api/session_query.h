@@ -39,7 +39,7 @@ typedef struct {
 void session_query_init(session_query_t *q);
 
 /* Parses the raw query string (the part after '?', not decoded; may be empty or NULL).
- * Returns 0 with *q filled, or -1 with `details` set to a short human-readable reason naming
+ * Returns 0 with *q filled, -ENOMEM when out of memory, or -1 with `details` set to a short human-readable reason naming
  * the parameter ("limit: must be an integer from 1 to 100"), in which case *q holds nothing
  * that needs freeing. Unknown parameter names are ignored; known ones given twice, empty, or
  * invalid are errors; percent-encoding and '+' are decoded first. */
