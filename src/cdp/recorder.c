@@ -1,0 +1,110 @@
+#include "cdp/recorder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void recorder_init(recorder_t *r) { memset(r, 0, sizeof *r); }
+
+void recorder_free(recorder_t *r) {
+    free(r->target_url);
+    free(r->end_url);
+    free(r->last_error);
+    recorder_init(r);
+}
+
+bool recorder_is_internal_url(const char *url) {
+    static const char *const prefixes[] = {"about:", "chrome:", "chrome-error:", "chrome-untrusted:",
+                                           "devtools:", "data:"};
+    if (!url || !*url) return true;
+    for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++)
+        if (strncasecmp(url, prefixes[i], strlen(prefixes[i])) == 0) return true;
+    return false;
+}
+
+static const char *str_field(const cJSON *obj, const char *name) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static recorder_doc_request_t *find_doc(recorder_t *r, const char *request_id) {
+    for (size_t i = 0; i < r->ndocs; i++)
+        if (strcmp(r->docs[i].request_id, request_id) == 0) return &r->docs[i];
+    return NULL;
+}
+
+static void forget_doc(recorder_t *r, recorder_doc_request_t *d) {
+    *d = r->docs[--r->ndocs];
+}
+
+/* Remembers a document request so that its failure can be told apart by frame. The table is
+ * small: requests that never finish (the page was closed) are overwritten in turn. */
+static void track_doc(recorder_t *r, const char *request_id, const char *frame_id) {
+    if (strlen(request_id) >= sizeof r->docs[0].request_id || strlen(frame_id) >= sizeof r->docs[0].frame_id)
+        return;
+    recorder_doc_request_t *d = find_doc(r, request_id);
+    if (!d) {
+        if (r->ndocs < RECORDER_MAX_PENDING) d = &r->docs[r->ndocs++];
+        else d = &r->docs[r->next_slot++ % RECORDER_MAX_PENDING];
+    }
+    snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
+    snprintf(d->frame_id, sizeof d->frame_id, "%s", frame_id);
+    d->error[0] = '\0';
+}
+
+static char *dup_or_keep(char *old, const char *s) {
+    char *d = strdup(s);
+    if (!d) return old; /* out of memory: keep the previous value rather than lose both */
+    free(old);
+    return d;
+}
+
+static void on_frame_navigated(recorder_t *r, const cJSON *params) {
+    const cJSON *frame = cJSON_GetObjectItemCaseSensitive(params, "frame");
+    if (!cJSON_IsObject(frame) || cJSON_GetObjectItemCaseSensitive(frame, "parentId")) return;
+    const char *unreachable = str_field(frame, "unreachableUrl");
+    const char *url = unreachable && *unreachable ? unreachable : str_field(frame, "url");
+    if (recorder_is_internal_url(url)) return;
+    r->navigations++;
+    if (!r->target_url) r->target_url = dup_or_keep(NULL, url);
+    r->end_url = dup_or_keep(r->end_url, url);
+    r->last_failed = unreachable && *unreachable;
+    free(r->last_error);
+    r->last_error = NULL;
+    if (r->last_failed) {
+        const char *frame_id = str_field(frame, "id");
+        const char *code = "net::ERR_FAILED";
+        for (size_t i = 0; frame_id && i < r->ndocs; i++)
+            if (strcmp(r->docs[i].frame_id, frame_id) == 0 && r->docs[i].error[0]) code = r->docs[i].error;
+        size_t n = strlen(code) + strlen(url) + 5;
+        r->last_error = malloc(n);
+        if (r->last_error) snprintf(r->last_error, n, "%s at %s", code, url);
+        for (size_t i = 0; frame_id && i < r->ndocs;) {
+            if (strcmp(r->docs[i].frame_id, frame_id) == 0) forget_doc(r, &r->docs[i]);
+            else i++;
+        }
+    }
+    r->changed = true;
+}
+
+void recorder_page_event(recorder_t *r, const char *method, const cJSON *params) {
+    if (!method || !cJSON_IsObject(params)) return;
+    if (strcmp(method, "Page.frameNavigated") == 0) {
+        on_frame_navigated(r, params);
+    } else if (strcmp(method, "Network.requestWillBeSent") == 0) {
+        const char *type = str_field(params, "type");
+        const char *id = str_field(params, "requestId");
+        const char *frame = str_field(params, "frameId");
+        if (type && id && frame && strcmp(type, "Document") == 0) track_doc(r, id, frame);
+    } else if (strcmp(method, "Network.loadingFailed") == 0) {
+        const char *id = str_field(params, "requestId");
+        const char *text = str_field(params, "errorText");
+        recorder_doc_request_t *d = id ? find_doc(r, id) : NULL;
+        if (d && text) snprintf(d->error, sizeof d->error, "%s", text);
+    } else if (strcmp(method, "Network.loadingFinished") == 0) {
+        const char *id = str_field(params, "requestId");
+        recorder_doc_request_t *d = id ? find_doc(r, id) : NULL;
+        if (d) forget_doc(r, d);
+    }
+}

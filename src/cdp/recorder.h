@@ -1,0 +1,51 @@
+/* The recorder: turns the CDP events that browserd's own observer receives from each page
+ * of a session into the navigation fields of the session record, with the contract's
+ * meaning (shared/spec/browser-sessions-api.md, "Navigations"):
+ *   - a navigation is a committed cross-document navigation of a page's main frame, in any
+ *     page or popup (Page.frameNavigated without parentId); same-document changes arrive as
+ *     Page.navigatedWithinDocument and are ignored;
+ *   - a failed navigation commits an error page; it counts, with the URL that was attempted
+ *     (frame.unreachableUrl), and its net::ERR_ code comes from Network.loadingFailed of the
+ *     main frame's document request;
+ *   - internal pages (about:, chrome:, chrome-error:, chrome-untrusted:, devtools:, data:)
+ *     are never counted and never become target_url or end_url.
+ * Pure: no I/O, fed parsed events. Owns its strings; recorder_free releases them. */
+#ifndef BROWSERD_CDP_RECORDER_H
+#define BROWSERD_CDP_RECORDER_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define RECORDER_MAX_PENDING 64
+
+typedef struct {
+    char request_id[64];
+    char frame_id[64];
+    char error[128]; /* "" until Network.loadingFailed */
+} recorder_doc_request_t;
+
+typedef struct {
+    int64_t navigations;
+    char *target_url;  /* first counted navigation, NULL until one */
+    char *end_url;     /* last counted navigation */
+    bool last_failed;  /* the last counted navigation failed */
+    char *last_error;  /* "net::ERR_... at URL" when last_failed */
+    bool changed;      /* set on every change; the caller clears it after saving */
+    /* Document requests in flight (any page; request ids are unique per browser). */
+    recorder_doc_request_t docs[RECORDER_MAX_PENDING];
+    size_t ndocs;
+    size_t next_slot;
+} recorder_t;
+
+void recorder_init(recorder_t *r);
+void recorder_free(recorder_t *r);
+
+/* One event from an observed page session: `method` and its `params` object (may be NULL). */
+void recorder_page_event(recorder_t *r, const char *method, const cJSON *params);
+
+/* True for URLs that are never navigations (about:blank, chrome-error://..., data:...). */
+bool recorder_is_internal_url(const char *url);
+
+#endif

@@ -1,0 +1,154 @@
+/* Navigation semantics of the recorder, fed the CDP events Chromium sends, and the zone
+ * credential formats of the CDP endpoint. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cdp/credentials.h"
+#include "cdp/recorder.h"
+
+static void feed(recorder_t *r, const char *method, const char *params_json) {
+    cJSON *p = cJSON_Parse(params_json);
+    assert_non_null(p);
+    recorder_page_event(r, method, p);
+    cJSON_Delete(p);
+}
+
+static void navigated(recorder_t *r, const char *frame_json) {
+    char buf[1024];
+    snprintf(buf, sizeof buf, "{\"frame\":%s,\"type\":\"Navigation\"}", frame_json);
+    feed(r, "Page.frameNavigated", buf);
+}
+
+static void test_main_frame_navigations_count(void **state) {
+    (void)state;
+    recorder_t r;
+    recorder_init(&r);
+    navigated(&r, "{\"id\":\"F1\",\"loaderId\":\"L0\",\"url\":\"about:blank\"}");
+    assert_int_equal(r.navigations, 0);
+    assert_null(r.target_url);
+    navigated(&r, "{\"id\":\"F1\",\"url\":\"https://a.example/one\"}");
+    navigated(&r, "{\"id\":\"SUB\",\"parentId\":\"F1\",\"url\":\"https://ads.example/frame\"}");
+    feed(&r, "Page.navigatedWithinDocument", "{\"frameId\":\"F1\",\"url\":\"https://a.example/one#x\"}");
+    navigated(&r, "{\"id\":\"F1\",\"url\":\"https://a.example/two\"}");
+    navigated(&r, "{\"id\":\"F1\",\"url\":\"data:text/html,hi\"}");
+    /* a popup's main frame counts as well */
+    navigated(&r, "{\"id\":\"P9\",\"url\":\"https://popup.example/\"}");
+    assert_int_equal(r.navigations, 3);
+    assert_string_equal(r.target_url, "https://a.example/one");
+    assert_string_equal(r.end_url, "https://popup.example/");
+    assert_false(r.last_failed);
+    assert_true(r.changed);
+    recorder_free(&r);
+}
+
+static void test_failed_navigation_counts_with_error(void **state) {
+    (void)state;
+    recorder_t r;
+    recorder_init(&r);
+    feed(&r, "Network.requestWillBeSent",
+         "{\"requestId\":\"R1\",\"frameId\":\"F1\",\"type\":\"Document\",\"request\":{\"url\":\"https://nx.invalid/\"}}");
+    feed(&r, "Network.requestWillBeSent",
+         "{\"requestId\":\"R2\",\"frameId\":\"SUB\",\"type\":\"Document\",\"request\":{\"url\":\"https://x/\"}}");
+    feed(&r, "Network.loadingFailed", "{\"requestId\":\"R2\",\"errorText\":\"net::ERR_CONNECTION_REFUSED\"}");
+    feed(&r, "Network.loadingFailed", "{\"requestId\":\"R1\",\"errorText\":\"net::ERR_NAME_NOT_RESOLVED\"}");
+    navigated(&r, "{\"id\":\"F1\",\"url\":\"chrome-error://chromewebdata/\",\"unreachableUrl\":\"https://nx.invalid/\"}");
+    assert_int_equal(r.navigations, 1);
+    assert_string_equal(r.end_url, "https://nx.invalid/");
+    assert_true(r.last_failed);
+    assert_string_equal(r.last_error, "net::ERR_NAME_NOT_RESOLVED at https://nx.invalid/");
+    /* a later successful navigation clears the failure */
+    navigated(&r, "{\"id\":\"F1\",\"url\":\"https://ok.example/\"}");
+    assert_false(r.last_failed);
+    assert_null(r.last_error);
+    assert_string_equal(r.target_url, "https://nx.invalid/");
+    /* a failure without a known error code still says what failed */
+    navigated(&r, "{\"id\":\"F1\",\"url\":\"chrome-error://chromewebdata/\",\"unreachableUrl\":\"http://down/\"}");
+    assert_string_equal(r.last_error, "net::ERR_FAILED at http://down/");
+    recorder_free(&r);
+}
+
+static void test_internal_urls(void **state) {
+    (void)state;
+    assert_true(recorder_is_internal_url("about:blank"));
+    assert_true(recorder_is_internal_url("about:srcdoc"));
+    assert_true(recorder_is_internal_url("chrome://newtab/"));
+    assert_true(recorder_is_internal_url("chrome-error://chromewebdata/"));
+    assert_true(recorder_is_internal_url("devtools://devtools/x"));
+    assert_true(recorder_is_internal_url("DATA:text/plain,x"));
+    assert_true(recorder_is_internal_url(""));
+    assert_true(recorder_is_internal_url(NULL));
+    assert_false(recorder_is_internal_url("https://example.com/about:blank"));
+    assert_false(recorder_is_internal_url("http://127.0.0.1:8000/"));
+}
+
+static void test_doc_table_is_bounded(void **state) {
+    (void)state;
+    recorder_t r;
+    recorder_init(&r);
+    char buf[200];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(buf, sizeof buf, "{\"requestId\":\"R%d\",\"frameId\":\"F%d\",\"type\":\"Document\"}", i, i);
+        feed(&r, "Network.requestWillBeSent", buf);
+    }
+    assert_true(r.ndocs <= RECORDER_MAX_PENDING);
+    feed(&r, "Network.requestWillBeSent", "{\"requestId\":\"I\",\"frameId\":\"F\",\"type\":\"Image\"}");
+    feed(&r, "Network.loadingFinished", "{\"requestId\":\"R999\"}");
+    assert_true(r.ndocs < RECORDER_MAX_PENDING);
+    recorder_free(&r);
+}
+
+static credentials_result_t basic(const char *user_pass, zone_credentials_t *c) {
+    /* tiny base64 encoder for the test */
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char enc[600] = "Basic ";
+    size_t n = strlen(user_pass), o = 6;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned char)user_pass[i] << 16;
+        if (i + 1 < n) v |= (unsigned char)user_pass[i + 1] << 8;
+        if (i + 2 < n) v |= (unsigned char)user_pass[i + 2];
+        enc[o++] = t[(v >> 18) & 63];
+        enc[o++] = t[(v >> 12) & 63];
+        enc[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
+        enc[o++] = i + 2 < n ? t[v & 63] : '=';
+    }
+    enc[o] = '\0';
+    return credentials_from_basic(enc, o, c);
+}
+
+static void test_credentials(void **state) {
+    (void)state;
+    zone_credentials_t c;
+    assert_int_equal(basic("brd-customer-hl_123-zone-scraping_browser1:pw0", &c), CREDENTIALS_OK);
+    assert_string_equal(c.customer_id, "hl_123");
+    assert_string_equal(c.zone, "scraping_browser1");
+    assert_string_equal(c.password, "pw0");
+    assert_int_equal(basic("customer-default-zone-z1:p:with:colons", &c), CREDENTIALS_OK);
+    assert_string_equal(c.customer_id, "default");
+    assert_string_equal(c.password, "p:with:colons");
+    assert_int_equal(basic("brd-customer-a-zone-b-country-us-session-Xy9:pw", &c), CREDENTIALS_OK);
+    assert_string_equal(c.zone, "b");
+    assert_int_equal(basic("brd-customer-a-zone-b-country:pw", &c), CREDENTIALS_MALFORMED);
+    assert_int_equal(basic("brd-customer-A-zone-b:pw", &c), CREDENTIALS_MALFORMED);
+    assert_int_equal(basic("brd-zone-b:pw", &c), CREDENTIALS_MALFORMED);
+    assert_int_equal(basic("brd-customer-a-zone-:pw", &c), CREDENTIALS_MALFORMED);
+    assert_int_equal(basic("brd-customer-a-zone-b", &c), CREDENTIALS_MALFORMED);
+    assert_int_equal(basic("brd-customer-a-zone-b:", &c), CREDENTIALS_MISSING);
+    assert_int_equal(credentials_from_basic("Bearer abc", 10, &c), CREDENTIALS_MISSING);
+    assert_int_equal(credentials_from_basic("Basic", 5, &c), CREDENTIALS_MISSING);
+    assert_int_equal(credentials_from_basic("Basic !!!", 9, &c), CREDENTIALS_MALFORMED);
+    assert_int_equal(credentials_from_basic("  bAsIc   YTpi  ", 16, &c), CREDENTIALS_MALFORMED); /* "a:b" */
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_main_frame_navigations_count), cmocka_unit_test(test_failed_navigation_counts_with_error),
+        cmocka_unit_test(test_internal_urls),               cmocka_unit_test(test_doc_table_is_bounded),
+        cmocka_unit_test(test_credentials),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
