@@ -34,11 +34,12 @@
 #define KEY_ID_RANDOM_BYTES 6
 #define ZONE_SALT_LEN 16
 #define BUSY_TIMEOUT_MS 5000
-/* Page cache of an ordinary connection, and of the one running a bulk import (negative:
- * KiB). The import touches the whole sessions table and its two indexes; keeping them in
- * memory for the transaction is what makes 1M+ rows take seconds instead of minutes. */
+/* Page cache (KiB) of an ordinary connection, and of one running a bulk import. An import
+ * writes the whole sessions table and its two indexes in one transaction; with the default
+ * cache, pages spill to the WAL and are read back again and again. Measured on 1.2M rows in
+ * random id order: 16 MiB costs a quarter more time, 128 MiB is as fast as 512 MiB. */
 #define CACHE_KIB_DEFAULT 16384
-#define CACHE_KIB_IMPORT 524288
+#define CACHE_KIB_IMPORT 131072
 
 /* ---- schema ---- */
 
