@@ -11,7 +11,20 @@
  * http_respond, even if the client goes away meanwhile (the response is then dropped).
  *
  * Ownership: http_request_t and the strings it points to are owned by the connection and
- * valid until http_respond is called for that request. */
+ * valid until http_respond is called for that request.
+ *
+ * Upgrades (WebSocket): a request with "Connection: upgrade" + "Upgrade" arrives with
+ * `upgrade` set and is, for now, answered like any other (a refused upgrade keeps the
+ * connection in HTTP/1.1). Taking the socket over would be one added function used instead
+ * of http_respond, e.g.
+ *     int http_conn_take_over(http_conn_t *conn, const char *head_101, ws_on_socket_fn cb, void *arg);
+ * It would stop reading and the connection timer, unlink the connection from the server (so
+ * stop no longer waits for it), write the 101 head, and hand the new owner the uv_tcp_t plus
+ * the bytes already read after the request (the connection's unparsed input buffer, which may
+ * hold the first WebSocket frames). The uv_tcp_t is embedded in http_conn_t, so the new owner
+ * would keep the http_conn_t memory alive and release it through a close function the
+ * module provides (the handle can only be freed from its close callback). The parser already
+ * stops at the end of the upgrade request, so nothing after it is misread as HTTP. */
 #ifndef BROWSERD_HTTP_SERVER_H
 #define BROWSERD_HTTP_SERVER_H
 
@@ -42,7 +55,7 @@ typedef struct {
     size_t query_len;
     const http_header_t *headers;
     size_t header_count;
-    const char *body;
+    const char *body;             /* always NUL-terminated; "" when there is none */
     size_t body_len;
     bool keep_alive;              /* the client wants the connection kept open */
     bool upgrade;                 /* a "Connection: upgrade" request (WebSocket) */
@@ -63,14 +76,29 @@ typedef struct {
     unsigned max_connections;    /* default 10000; more are closed at accept */
 } http_server_config_t;
 
-/* Fills the defaults listed above (host and port are left to the caller). */
+/* Fills the defaults listed above (host and port are left to the caller). A field left 0 in
+ * the config given to http_server_start also means its default. */
 void http_server_config_defaults(http_server_config_t *cfg);
 
-/* Binds and listens. Returns 0 or a negative libuv error (e.g. UV_EADDRINUSE). */
+/* Binds and listens, and sets SIGPIPE to ignored (process-wide: libuv writes with writev, and
+ * a peer that went away must not kill the daemon). `host` must be a numeric IPv4/IPv6
+ * address. Returns 0 or a negative libuv error (e.g. UV_EADDRINUSE); on a bind/listen failure
+ * the listener handle is closed and freed by the loop, so run the loop before closing it. */
 int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg, http_handler_fn handler, void *ctx,
                       http_server_t **out);
 /* The port actually bound. */
 int http_server_port(const http_server_t *srv);
+
+/* A snapshot for metrics and tests. Loop thread only. */
+typedef struct {
+    size_t connections;          /* accepted and not yet freed (includes those awaiting a handler) */
+    size_t requests_in_flight;   /* handed to the handler, not yet answered */
+    size_t reads_paused;         /* connections not read for backpressure (input or output backlog) */
+    size_t buffered_input_bytes; /* read from clients, not yet parsed */
+    size_t queued_output_bytes;  /* responses not yet taken by the kernel */
+} http_server_stats_t;
+
+void http_server_get_stats(const http_server_t *srv, http_server_stats_t *out);
 
 /* Stops accepting, lets requests in progress finish and their responses flush, closes idle
  * connections, then calls on_stopped (from the loop) and frees the server. */
@@ -79,7 +107,8 @@ void http_server_stop(http_server_t *srv, void (*on_stopped)(void *arg), void *a
 /* Sends the response for the connection's current request. `body` ownership moves to the
  * server (it is free()d; NULL with len 0 for no body). `extra_headers` is borrowed: zero or
  * more complete "Name: value\r\n" lines, or NULL. Content-Type: application/json and
- * Content-Length are always written; for HEAD the body is not sent. `close_after` forces
+ * Content-Length are always written, except on 1xx, 204 and 304 (RFC 9110 forbids them there;
+ * any body is dropped); for HEAD the body is not sent. `close_after` forces
  * "Connection: close". Must be called exactly once per request, on the loop thread. */
 void http_respond(http_conn_t *conn, int status, const char *extra_headers, char *body, size_t len,
                   bool close_after);
