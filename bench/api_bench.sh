@@ -6,7 +6,8 @@
 #
 # Options: --mix-seconds S (default 30; quick 5), --connections N (default 32),
 #          --build DIR (default build-release), --browserd PATH (bench another binary
-#          instead of DIR/browserd), --keep-db (leave the temp DB and serve log).
+#          instead of DIR/browserd), --keep-db (leave the temp DB and serve log),
+#          --per-shape (also run each shape alone: its own req/s and latency; +3 s a shape).
 #
 # Steps: release build (meson setup build-release --buildtype=release if absent; ninja),
 # generate data into bench/data/ (cached by seed and count), temp DB, import and time it,
@@ -21,7 +22,7 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-QUICK=0 MIX_SECONDS= CONNS=32 BUILD=build-release KEEP_DB=0 BROWSERD=
+QUICK=0 MIX_SECONDS= CONNS=32 BUILD=build-release KEEP_DB=0 BROWSERD= PER_SHAPE=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) QUICK=1 ;;
@@ -30,7 +31,8 @@ while [ $# -gt 0 ]; do
     --build) BUILD=$2; shift ;;
     --browserd) BROWSERD=$(realpath "$2"); shift ;;
     --keep-db) KEEP_DB=1 ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --per-shape) PER_SHAPE=1 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "api_bench: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -39,10 +41,10 @@ done
 SEED_A=1 SEED_B=2
 if [ "$QUICK" = 1 ]; then
     COUNT_A=100000 COUNT_B=20000
-    MIX_SECONDS=${MIX_SECONDS:-5} HEALTHZ_SECONDS=3 UNLOADED_SECONDS=3 WARMUP_SECONDS=2
+    MIX_SECONDS=${MIX_SECONDS:-5} HEALTHZ_SECONDS=3 UNLOADED_SECONDS=3 WARMUP_SECONDS=2 PER_SHAPE_SECONDS=1
 else
     COUNT_A=1000000 COUNT_B=200000
-    MIX_SECONDS=${MIX_SECONDS:-30} HEALTHZ_SECONDS=10 UNLOADED_SECONDS=10 WARMUP_SECONDS=5
+    MIX_SECONDS=${MIX_SECONDS:-30} HEALTHZ_SECONDS=10 UNLOADED_SECONDS=10 WARMUP_SECONDS=5 PER_SHAPE_SECONDS=3
 fi
 TARGET_P99_MS=10
 TARGET_RPS=5000
@@ -187,18 +189,52 @@ MISMATCHES=$(grep -c 'MISMATCH\|ERROR' <<<"$CHECK_REPORT" || true)
 [ "$B_TOTAL" = "$COUNT_B" ] || MISMATCHES=$((MISMATCHES + 1))
 
 # ---------------------------------------------------------------- load phases
+HZ=$(getconf CLK_TCK)
+cpu_snap() { # machine busy jiffies (all cores), browserd jiffies
+    echo "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat)" \
+        "$(awk '{ print $14 + $15 }' "/proc/$SERVE_PID/stat")"
+}
+# run_phase TSV LOAD-ARGS...: runs bench/load (TSV may be -), and sets PH_CPU to where the
+# CPU went meanwhile: browserd, the load driver, and everything else on the machine.
+run_phase() {
+    local tsv=$1; shift
+    local m0 d0 m1 d1 t0 el tsvarg=()
+    [ "$tsv" != - ] && tsvarg=(--tsv "$tsv")
+    read -r m0 d0 < <(cpu_snap)
+    t0=$(now)
+    "$LOAD" --target "$TARGET" --quiet "${tsvarg[@]}" "$@" || FAILURES=$((FAILURES + 1))
+    el=$(secs_since "$t0")
+    read -r m1 d1 < <(cpu_snap)
+    local lcpu=0
+    [ "$tsv" != - ] && lcpu=$(awk -F'\t' '$1 == "RATE" { print $7 }' "$tsv")
+    PH_CPU=$(awk -v m=$((m1 - m0)) -v d=$((d1 - d0)) -v hz="$HZ" -v el="$el" -v l="$lcpu" -v n="$(nproc)" 'BEGIN {
+        b = d / hz / el; t = m / hz / el; lc = l / el; o = t - b - lc; if (o < 0) o = 0
+        printf "CPU used (of %d cores): browserd %.2f, load driver %.2f, other processes %.2f", n, b, lc, o }')
+    PH_OTHER=$(awk -v x="$PH_CPU" 'BEGIN { n = split(x, a, " "); print a[n] }')
+}
 log "warm-up: ${WARMUP_SECONDS}s mix"
-"$LOAD" --target "$TARGET" --key "$KEY_A" --paths "$SHAPES" --connections "$CONNS" --duration "$WARMUP_SECONDS" \
-    --quiet || FAILURES=$((FAILURES + 1))
+run_phase - --key "$KEY_A" --paths "$SHAPES" --connections "$CONNS" --duration "$WARMUP_SECONDS"
 log "unloaded latency: ${UNLOADED_SECONDS}s, 1 connection"
-"$LOAD" --target "$TARGET" --key "$KEY_A" --paths "$SHAPES" --connections 1 --duration "$UNLOADED_SECONDS" \
-    --tsv "$TMP/unloaded.tsv" --quiet || FAILURES=$((FAILURES + 1))
+run_phase "$TMP/unloaded.tsv" --key "$KEY_A" --paths "$SHAPES" --connections 1 --duration "$UNLOADED_SECONDS"
 log "baseline: GET /healthz, ${HEALTHZ_SECONDS}s, $CONNS connections"
-"$LOAD" --target "$TARGET" --key "$KEY_A" --path "healthz=/healthz" --expect '' --connections "$CONNS" \
-    --duration "$HEALTHZ_SECONDS" --tsv "$TMP/healthz.tsv" --quiet || FAILURES=$((FAILURES + 1))
+run_phase "$TMP/healthz.tsv" --key "$KEY_A" --path "healthz=/healthz" --expect '' --connections "$CONNS" \
+    --duration "$HEALTHZ_SECONDS"
+CPU_HEALTHZ=$PH_CPU
 log "mix: ${MIX_SECONDS}s, $CONNS connections"
-"$LOAD" --target "$TARGET" --key "$KEY_A" --paths "$SHAPES" --connections "$CONNS" --duration "$MIX_SECONDS" \
-    --tsv "$TMP/mix.tsv" --quiet || FAILURES=$((FAILURES + 1))
+run_phase "$TMP/mix.tsv" --key "$KEY_A" --paths "$SHAPES" --connections "$CONNS" --duration "$MIX_SECONDS"
+CPU_MIX=$PH_CPU OTHER_MIX=$PH_OTHER
+PER_SHAPE_REPORT=
+if [ "$PER_SHAPE" = 1 ]; then
+    log "per shape: each shape alone, ${PER_SHAPE_SECONDS}s, $CONNS connections"
+    while IFS=$'\t' read -r name path; do
+        case "$name" in '' | '#'*) continue ;; esac
+        run_phase "$TMP/one.tsv" --key "$KEY_A" --path "$name=$path" --connections "$CONNS" \
+            --duration "$PER_SHAPE_SECONDS"
+        PER_SHAPE_REPORT+=$(awk -F'\t' -v n="$name" -v c="$PH_CPU" '
+            $1 == n { p50 = $5 / 1000; p99 = $6 / 1000 } $1 == "RATE" { r = $2 }
+            END { sub(/^CPU used \(of [0-9]+ cores\): /, "", c); printf "%-22s %9.0f %9.3f %9.3f   %s\n", n, r, p50, p99, c }' "$TMP/one.tsv")$'\n'
+    done <"$SHAPES"
+fi
 RSS_KB=$(rss_kb VmRSS)
 HWM_KB=$(rss_kb VmHWM)
 THREADS=$(rss_kb Threads)
@@ -217,7 +253,9 @@ REPORT=$DATA/last_report.txt
     echo
     echo "import:  bench_a $COUNT_A rows in ${IMPORT_A_S} s = $(awk -v n=$COUNT_A -v s="$IMPORT_A_S" 'BEGIN { printf "%.0f", n / s }') rows/s;" \
         "bench_b $COUNT_B rows in ${IMPORT_B_S} s = $(awk -v n=$COUNT_B -v s="$IMPORT_B_S" 'BEGIN { printf "%.0f", n / s }') rows/s"
+    CATALOG_LINE=$(grep -m1 -E 'catalog_loaded|catalog.*(ms|load)' "$TMP/serve.log" || true)
     echo "startup: serve answered /healthz after ${READY_S} s; first list request took ${FIRST_S} s; RSS then $((RSS_READY_KB / 1024)) MiB"
+    [ -n "$CATALOG_LINE" ] && echo "         serve log: $CATALOG_LINE"
     echo
     echo "correctness (first response of each shape vs bench/expected_totals.py):"
     printf "%-22s %10s %10s  %-36s  %s\n" shape total expected "first session_id" verdict
@@ -236,6 +274,17 @@ REPORT=$DATA/last_report.txt
     echo "  mix:     $MIX_RPS req/s ($(errors_of "$TMP/mix.tsv") errors)"
     echo "  healthz: $HEALTHZ_RPS req/s ($(errors_of "$TMP/healthz.tsv") errors) — the HTTP server's own ceiling"
     echo "  mix / healthz = $(awk -v a="$MIX_RPS" -v b="$HEALTHZ_RPS" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+    echo "  during the mix:     $CPU_MIX"
+    echo "  during the healthz: $CPU_HEALTHZ"
+    if awk -v o="$OTHER_MIX" 'BEGIN { exit !(o > 0.2) }'; then
+        echo "  NOTE: other processes took $OTHER_MIX cores during the mix: the machine was shared; the figures are pessimistic"
+    fi
+    if [ -n "$PER_SHAPE_REPORT" ]; then
+        echo
+        echo "each shape alone, $CONNS connections, ${PER_SHAPE_SECONDS}s:"
+        printf "%-22s %9s %9s %9s   %s\n" shape "req/s" "p50 ms" "p99 ms" "CPU (cores)"
+        printf "%s" "$PER_SHAPE_REPORT"
+    fi
     echo "memory after load: VmRSS $((RSS_KB / 1024)) MiB = $((RSS_KB * 1024 / ROWS)) bytes per session ($ROWS sessions);" \
         "peak VmHWM $((HWM_KB / 1024)) MiB; $THREADS threads"
     echo
