@@ -267,8 +267,9 @@ static int pick_members(const cJSON *object, const char *const *names, int count
     for (int i = 0; i < count; i++) found[i] = NULL;
     for (const cJSON *item = object->child; item; item = item->next) {
         int index = -1;
+        size_t key_len = strlen(item->string);
         for (int i = 0; i < count && index < 0; i++)
-            if (strcmp(item->string, names[i]) == 0) index = i;
+            if (strlen(names[i]) == key_len && memcmp(item->string, names[i], key_len) == 0) index = i;
         char shown[48];
         printable_key(item->string, shown);
         if (index < 0) return fail(err, err_cap, "%sunknown key \"%s\"", what, shown);

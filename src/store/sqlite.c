@@ -40,6 +40,7 @@
  * random id order: 16 MiB costs a quarter more time, 128 MiB is as fast as 512 MiB. */
 #define CACHE_KIB_DEFAULT 16384
 #define CACHE_KIB_IMPORT 131072
+#define WAL_SIZE_LIMIT_BYTES (64 * 1024 * 1024)
 
 /* ---- schema ---- */
 
@@ -299,10 +300,14 @@ static int conn_open(const char *path, store_conn_t **out, char *err, size_t err
     }
     sqlite3_finalize(st);
     if (!reason[0]) {
-        char sql[160];
+        /* journal_size_limit: a big import grows the WAL to the size of everything it wrote;
+         * without a limit the file keeps that size for as long as anyone has the database
+         * open (the server). With it, the WAL shrinks back after the next checkpoint. */
+        char sql[200];
         snprintf(sql, sizeof sql,
-                 "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -%d;",
-                 CACHE_KIB_DEFAULT);
+                 "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA cache_size = -%d; "
+                 "PRAGMA journal_size_limit = %d;",
+                 CACHE_KIB_DEFAULT, WAL_SIZE_LIMIT_BYTES);
         exec_sql(c->db, sql, reason, sizeof reason);
     }
     if (reason[0]) {
@@ -445,6 +450,11 @@ int store_open(const char *target, store_t **out, char *err, size_t err_cap) {
     *out = NULL;
     if (!target || !*target) {
         set_err(err, err_cap, "no database given");
+        return -EINVAL;
+    }
+    if (strcmp(target, ":memory:") == 0) {
+        /* Every thread has its own connection, and each would get a database of its own. */
+        set_err(err, err_cap, "an in-memory database cannot be shared between threads; give a file path");
         return -EINVAL;
     }
     if (strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0) {

@@ -245,6 +245,7 @@ static void test_open_errors(void **state) {
     assert_non_null(strstr(err, "unable to open"));
     assert_int_equal(store_open("postgres://localhost/x", &s, err, sizeof err), -EINVAL);
     assert_int_equal(store_open("", &s, err, sizeof err), -EINVAL);
+    assert_int_equal(store_open(":memory:", &s, err, sizeof err), -EINVAL);
 }
 
 /* ---- customers ---- */
