@@ -254,6 +254,29 @@ static void out_json_str(const char *s)
     out_buf[out_len++] = '"';
 }
 
+/* printf is most of the generator's time; the per-row numbers and ids use these. */
+static void out_u64(uint64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    out_reserve((size_t)n);
+    while (n)
+        out_buf[out_len++] = tmp[--n];
+}
+
+static void hex_fixed(char *dst, uint64_t v, int digits)
+{
+    static const char HEX[] = "0123456789abcdef";
+    for (int i = digits - 1; i >= 0; i--) {
+        dst[i] = HEX[v & 0xf];
+        v >>= 4;
+    }
+}
+
 /* ---------------------------------------------------------------- generation */
 
 static int cmp_i64(const void *a, const void *b)
@@ -352,13 +375,39 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
     return era * 146097 + (int64_t)doe - 719468;
 }
 
+/* YYYY-MM-DDTHH:MM:SS.mmmZ; the date part is cached (rows come in time order). */
 static void format_ts(int64_t ms, char *out, size_t cap)
 {
-    time_t secs = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&secs, &tm);
-    snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    static int64_t cached_day = INT64_MIN;
+    static char day_str[48];
+    int64_t secs = ms / 1000, day = secs / 86400, sod = secs % 86400;
+    if (day != cached_day) {
+        time_t t = (time_t)(day * 86400);
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        snprintf(day_str, sizeof day_str, "%04d-%02d-%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+        cached_day = day;
+    }
+    if (cap < 25)
+        return;
+    memcpy(out, day_str, 10);
+    int h = (int)(sod / 3600), m = (int)(sod / 60 % 60), sec = (int)(sod % 60), frac = (int)(ms % 1000);
+    char *p = out + 10;
+    *p++ = 'T';
+    *p++ = (char)('0' + h / 10);
+    *p++ = (char)('0' + h % 10);
+    *p++ = ':';
+    *p++ = (char)('0' + m / 10);
+    *p++ = (char)('0' + m % 10);
+    *p++ = ':';
+    *p++ = (char)('0' + sec / 10);
+    *p++ = (char)('0' + sec % 10);
+    *p++ = '.';
+    *p++ = (char)('0' + frac / 100);
+    *p++ = (char)('0' + frac / 10 % 10);
+    *p++ = (char)('0' + frac % 10);
+    *p++ = 'Z';
+    *p = 0;
 }
 
 int main(int argc, char **argv)
@@ -465,9 +514,17 @@ int main(int argc, char **argv)
         uint64_t ra = rng_next(&rng), rb = rng_next(&rng);
         uint64_t hi = ((uint64_t)start_ms << 16) | 0x7000u | (ra & 0x0fffu);
         uint64_t lo = (rb & UINT64_C(0x3fffffffffffffff)) | UINT64_C(0x8000000000000000);
-        char id[40];
-        snprintf(id, sizeof id, "%08" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%04" PRIx64 "-%012" PRIx64,
-                 hi >> 32, (hi >> 16) & 0xffff, hi & 0xffff, lo >> 48, lo & UINT64_C(0xffffffffffff));
+        char id[37];
+        hex_fixed(id, hi >> 32, 8);
+        id[8] = '-';
+        hex_fixed(id + 9, (hi >> 16) & 0xffff, 4);
+        id[13] = '-';
+        hex_fixed(id + 14, hi & 0xffff, 4);
+        id[18] = '-';
+        hex_fixed(id + 19, lo >> 48, 4);
+        id[23] = '-';
+        hex_fixed(id + 24, lo & UINT64_C(0xffffffffffff), 12);
+        id[36] = 0;
 
         const char *zone = pick_w(&rng, ZONES, COUNT_OF(ZONES));
 
@@ -602,8 +659,13 @@ int main(int argc, char **argv)
 
         /* Emit. */
         format_ts(start_ms, tsbuf, sizeof tsbuf);
-        out_fmt("{\"session_id\":\"%s\",\"api_name\":\"%s\",\"status\":\"%s\",\"target_url\":", id, zone,
-                st == ST_FINISHED ? "finished" : st == ST_FAILED ? "failed" : "running");
+        out_str("{\"session_id\":\"");
+        out_str(id);
+        out_str("\",\"api_name\":\"");
+        out_str(zone);
+        out_str("\",\"status\":\"");
+        out_str(st == ST_FINISHED ? "finished" : st == ST_FAILED ? "failed" : "running");
+        out_str("\",\"target_url\":");
         if (has_url)
             out_json_str(target);
         else
@@ -613,12 +675,24 @@ int main(int argc, char **argv)
             out_json_str(endu);
         else
             out_str("null");
-        out_fmt(",\"navigations\":%" PRId64 ",\"timestamp\":\"%s\",\"duration\":", nav, tsbuf);
-        if (dur_ms < 0)
+        out_str(",\"navigations\":");
+        out_u64((uint64_t)nav);
+        out_str(",\"timestamp\":\"");
+        out_str(tsbuf);
+        out_str("\",\"duration\":");
+        if (dur_ms < 0) {
             out_str("null");
-        else
-            out_fmt("%" PRId64 ".%03" PRId64, dur_ms / 1000, dur_ms % 1000);
-        out_fmt(",\"captcha\":\"%s\",\"bandwidth\":%" PRId64 ",\"error\":", captcha, bw);
+        } else {
+            out_u64((uint64_t)(dur_ms / 1000));
+            char frac[5] = {'.', (char)('0' + dur_ms % 1000 / 100), (char)('0' + dur_ms % 100 / 10),
+                            (char)('0' + dur_ms % 10), 0};
+            out_str(frac);
+        }
+        out_str(",\"captcha\":\"");
+        out_str(captcha);
+        out_str("\",\"bandwidth\":");
+        out_u64((uint64_t)bw);
+        out_str(",\"error\":");
         if (st == ST_FAILED) {
             out_fmt("{\"code\":\"%s\",\"message\":", ECODE_NAMES[ec]);
             out_json_str(msg);
