@@ -141,9 +141,20 @@ static bool is_token(const char *s, size_t len) {
     return true;
 }
 
+/* RFC 9110 5.5: a field value is visible characters, spaces and tabs (and obs-text); a NUL,
+ * CR or LF in it must be refused (the lenient http-parser lets NUL through, and a value with an
+ * embedded NUL would read as a shorter string than its length says). */
+static bool is_field_value(const char *s, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+    }
+    return true;
+}
+
 /* Turns the spans into the public header array; names and values get their NUL and values lose
- * surrounding blanks (http-parser keeps trailing ones). Returns 0, 1 for an invalid header name,
- * or -1 when out of memory. */
+ * surrounding blanks (http-parser keeps trailing ones). Returns 0, 1 for an invalid header name or
+ * value, or -1 when out of memory. */
 static int finish_headers(http_request_parser_t *p) {
     if (p->header_callback == HEADER_CB_FIELD) {
         /* A name without a value: give it an empty one. */
@@ -159,7 +170,8 @@ static int finish_headers(http_request_parser_t *p) {
     char *text = p->header_text.data;
     for (size_t i = 0; i < p->span_count; i++) {
         const http_header_span_t *s = &p->spans[i];
-        if (!is_token(text + s->name_off, s->name_len)) return 1;
+        if (!is_token(text + s->name_off, s->name_len) || !is_field_value(text + s->value_off, s->value_len))
+            return 1;
         char *value = text + s->value_off;
         size_t value_len = s->value_len;
         while (value_len > 0 && is_space_or_tab(value[0])) {
@@ -206,7 +218,7 @@ static int after_headers(http_request_parser_t *p) {
     if (hp->http_major != 1) return fail(p, 400, "unsupported HTTP version");
     int rc = finish_headers(p);
     if (rc < 0) return fail(p, 500, "out of memory");
-    if (rc > 0) return fail(p, 400, "invalid header name");
+    if (rc > 0) return fail(p, 400, "invalid header name or value");
     bool chunked = (hp->flags & F_CHUNKED) != 0;
     bool has_length = hp->content_length != ULLONG_MAX && !chunked;
     if (has_length && hp->content_length > p->max_body_bytes) return fail(p, 413, "Content-Length too large");

@@ -331,6 +331,7 @@ static void test_malformed(void **state) {
         "GET / HTTP/1.1\r\nBad Header: x\r\n\r\n",
         "GET / HTTP/1.1\r\nContent-Length : 5\r\n\r\nabcde",
         "GET / HTTP/1.1\r\n: no name\r\n\r\n",
+        "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n",
         "GET / HTTP/9.9\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
     };
@@ -338,6 +339,15 @@ static void test_malformed(void **state) {
         feed_outcome_t o = feed_all(bad[i], 0, 0);
         if (o.error_status != 400) fail_msg("input %zu: status %d, %zu requests", i, o.error_status, o.count);
     }
+}
+
+/* Found by the fuzzer: the lenient http-parser lets a NUL into a header value. */
+static void test_nul_in_header_value(void **state) {
+    (void)state;
+    static const char input[] = "GET / HTTP/1.1\r\nHost:\0a\r\n\r\n";
+    feed_outcome_t o = feed_pieces(input, sizeof input - 1, NULL, 0, 0, 0);
+    assert_int_equal(o.error_status, 400);
+    assert_int_equal(o.count, 0);
 }
 
 static void test_after_error_nothing_is_consumed(void **state) {
@@ -415,6 +425,7 @@ int main(void) {
         cmocka_unit_test(test_header_limit_long_url_and_many_headers),
         cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_nul_in_header_value),
         cmocka_unit_test(test_after_error_nothing_is_consumed),
         cmocka_unit_test(test_in_progress_and_continue),
         cmocka_unit_test(test_large_body_is_released_between_requests),
