@@ -57,6 +57,12 @@ PREFIX_FILTERS = ['https://', 'http://', 'HTTPS://WWW.', 'https://www.example.co
                   'HTTP://', 'https://www.example.com', 'https://example.com/path@', 'http://[2001:db8::a]']
 
 
+def random_uuid(r):
+    """A version 4 or 7 UUID (variant 10xx), lowercase."""
+    h = '%032x' % r.getrandbits(128)
+    return '%s-%s-%s%s-%s%s-%s' % (h[:8], h[8:12], r.choice('47'), h[13:16], r.choice('89ab'), h[17:20], h[20:])
+
+
 class Gen:
     def __init__(self, rng):
         self.r = rng
@@ -77,8 +83,7 @@ class Gen:
     def sid(self):
         r = self.r
         while True:
-            h = '%032x' % r.getrandbits(128)
-            s = '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+            s = random_uuid(r)
             x = r.random()
             if x < 0.15:
                 s = s.upper()
@@ -318,8 +323,7 @@ class TestCrosscheck(unittest.TestCase):
                 if x < 0.8:
                     sid = rng.choice(all_ids)  # own or the other customer's
                 elif x < 0.95:
-                    h = '%032x' % rng.getrandbits(128)
-                    sid = '%s-%s-%s-%s-%s' % (h[:8], h[8:12], h[12:16], h[16:20], h[20:])
+                    sid = random_uuid(rng)
                 else:
                     sid = rng.choice(all_ids)[:-1]
                 sid = rng.choice([sid, sid.lower(), sid.upper()])
