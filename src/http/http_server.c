@@ -99,7 +99,6 @@ void http_server_config_defaults(http_server_config_t *cfg) {
 }
 
 const char *http_status_reason(int status) {
-    if (status == 422) return "Unprocessable Content"; /* RFC 9110 name */
     const char *reason = http_status_str((enum http_status)status);
     if (!reason || strcmp(reason, "<unknown>") == 0) return "Unknown";
     return reason;
@@ -176,15 +175,19 @@ static void on_write_done(uv_write_t *req, int status) {
     if (c->state == CONN_ACTIVE) conn_pump(c);
 }
 
-/* Queues `head` (copied) and `body` (owned; freed in every case) for writing. */
-static int conn_write(http_conn_t *c, const char *head, size_t head_len, char *body, size_t body_len) {
-    response_write_t *w = malloc(sizeof *w + head_len);
-    if (!w) {
-        free(body);
-        return UV_ENOMEM;
+/* A write request with room for a response head of head_len bytes (plus its NUL). */
+static response_write_t *response_write_new(http_conn_t *c, size_t head_len) {
+    response_write_t *w = malloc(sizeof *w + head_len + 1);
+    if (w) {
+        w->conn = c;
+        w->body = NULL;
     }
-    memcpy(w->head, head, head_len);
-    w->conn = c;
+    return w;
+}
+
+/* Queues w's head and `body` (owned: freed when written, or now on failure) as one write of
+ * two buffers: the body is never copied. Frees w on failure. */
+static int conn_submit_write(http_conn_t *c, response_write_t *w, size_t head_len, char *body, size_t body_len) {
     w->body = body;
     uv_buf_t bufs[2] = {uv_buf_init(w->head, (unsigned)head_len), {.base = body, .len = body_len}};
     int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, bufs, body && body_len ? 2 : 1, on_write_done);
@@ -216,29 +219,27 @@ static int conn_write_response(http_conn_t *c, int status, const char *extra_hea
     /* A header line missing its CRLF would swallow the blank line that ends the head. */
     bool extra_lacks_crlf = extra_len > 0 && (extra_len < 2 || memcmp(extra_headers + extra_len - 2, "\r\n", 2) != 0);
     const char *extra_end = extra_lacks_crlf ? "\r\n" : "";
-    char length_line[96] = "";
+    char length_lines[96] = "";
     if (!no_content)
-        snprintf(length_line, sizeof length_line, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
-    const char *fmt = "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s%s%s\r\n";
+        snprintf(length_lines, sizeof length_lines, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
+    static const char fmt[] = "HTTP/1.1 %d %s\r\n%s%s%s%sDate: %s\r\n\r\n";
     const char *reason = http_status_reason(status);
     const char *date = server_date(c->srv);
-    int head_len = snprintf(NULL, 0, fmt, status, reason, date, length_line, connection_header, extra_headers,
-                            extra_end);
-    char *head = head_len >= 0 ? malloc((size_t)head_len + 1) : NULL;
-    if (!head) {
+    int head_len =
+        snprintf(NULL, 0, fmt, status, reason, length_lines, connection_header, extra_headers, extra_end, date);
+    response_write_t *w = head_len >= 0 ? response_write_new(c, (size_t)head_len) : NULL;
+    if (!w) {
         free(body);
         return UV_ENOMEM;
     }
-    snprintf(head, (size_t)head_len + 1, fmt, status, reason, date, length_line, connection_header, extra_headers,
-             extra_end);
-    if (omit_body) {
+    snprintf(w->head, (size_t)head_len + 1, fmt, status, reason, length_lines, connection_header, extra_headers,
+             extra_end, date);
+    if (omit_body) { /* HEAD: the length of the body, not the body */
         free(body);
         body = NULL;
         len = 0;
     }
-    int rc = conn_write(c, head, (size_t)head_len, body, len);
-    free(head);
-    return rc;
+    return conn_submit_write(c, w, (size_t)head_len, body, len);
 }
 
 /* A response the server makes itself (errors, timeouts), followed by closing. */
@@ -414,7 +415,13 @@ static void conn_update_reading(http_conn_t *c) {
 
 static void conn_send_continue(http_conn_t *c) {
     static const char head[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    if (conn_write(c, head, sizeof head - 1, NULL, 0) < 0) conn_close(c);
+    response_write_t *w = response_write_new(c, sizeof head - 1);
+    if (!w) {
+        conn_close(c);
+        return;
+    }
+    memcpy(w->head, head, sizeof head);
+    if (conn_submit_write(c, w, sizeof head - 1, NULL, 0) < 0) conn_close(c);
 }
 
 static void conn_dispatch(http_conn_t *c) {

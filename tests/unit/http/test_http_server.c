@@ -681,6 +681,22 @@ static void test_request_timeout_gives_408(void **state) {
     assert_int_equal(requests_seen(fx), 0);
 }
 
+/* The timeouts are the client's: a handler slower than both must still be answered. */
+static void test_slow_handler_is_not_timed_out(void **state) {
+    fixture_t *fx = *state;
+    http_server_config_t cfg;
+    http_server_config_defaults(&cfg);
+    cfg.idle_timeout_ms = 50;
+    cfg.request_timeout_ms = 50;
+    fixture_start(fx, &cfg);
+    client_t cl;
+    client_open(&cl, fx->port);
+    client_send_str(&cl, "GET /async?ms=300 HTTP/1.1\r\n\r\n");
+    expect_response(&cl, 200, "\"async\":true");
+    assert_closed_by_server(&cl); /* and then the idle timeout applies again */
+    client_close(&cl);
+}
+
 /* A round trip on a fresh connection: after it, the server has handled every event that
  * reached it before (a RST sent earlier included). */
 static void round_trip(fixture_t *fx) {
@@ -969,6 +985,7 @@ int main(void) {
         SERVER_TEST(test_expect_100_continue),
         SERVER_TEST(test_idle_timeout_closes),
         SERVER_TEST(test_request_timeout_gives_408),
+        SERVER_TEST(test_slow_handler_is_not_timed_out),
         SERVER_TEST(test_client_reset_while_response_pending),
         SERVER_TEST(test_client_half_close_still_gets_answer),
         SERVER_TEST(test_client_close_while_response_pending),
