@@ -169,12 +169,15 @@ static int next_record(void *ctx, session_record_t *rec, char *err, size_t err_c
             return -1;
         }
         src->line_no++;
+        const char *text = src->line;
         size_t len = (size_t)n;
-        if (len > 0 && src->line[len - 1] == '\n') len--;
-        if (is_blank(src->line, len)) continue;
+        if (len > 0 && text[len - 1] == '\n') len--;
+        /* Some editors start a UTF-8 file with a byte order mark; it is not part of the data. */
+        if (src->line_no == 1 && len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) text += 3, len -= 3;
+        if (is_blank(text, len)) continue;
         char reason[400];
         if (len > IMPORT_LINE_MAX) snprintf(reason, sizeof reason, "longer than %d bytes", IMPORT_LINE_MAX);
-        else if (session_import_parse_line(src->line, len, rec, reason, sizeof reason) == 0) return 1;
+        else if (session_import_parse_line(text, len, rec, reason, sizeof reason) == 0) return 1;
         snprintf(err, err_cap, "line %" PRId64 ": %s", src->line_no, reason);
         src->source_failed = true;
         return -1;

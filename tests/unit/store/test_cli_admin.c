@@ -281,8 +281,8 @@ static void test_import(void **state) {
     assert_int_equal(run(fx, "sessions", "import", "acme", path), 1);
     assert_non_null(strstr(fx->err, "browserd: line 1: session_id"));
 
-    /* From stdin. */
-    text[0] = '\0';
+    /* From stdin, with a byte order mark. */
+    strcpy(text, "\xEF\xBB\xBF");
     strcat(text, session_line(100, "failed"));
     strcat(text, session_line(101, "finished"));
     write_text(fx, "stdin.jsonl", text, path, sizeof path);
