@@ -159,6 +159,17 @@ DEL = {'running': rec(uid(0xa9, 1), '2025-12-01T00:00:01.000Z', status='running'
 DEL_B = {'running': rec(uid(0xb9, 1), '2025-12-01T00:00:01.000Z', status='running'),
          'finished': rec(uid(0xb9, 2), '2025-12-01T00:00:02.000Z')}
 
+EDGE_TS = {
+    'pre1970': rec(uid(0xad, 1), '1969-12-31T23:59:59.500Z'),
+    'epoch': rec(uid(0xad, 2), '1970-01-01T00:00:00.000Z'),
+    'far': rec(uid(0xad, 3), '9999-12-31T23:59:59.999Z'),
+    'leap': rec(uid(0xad, 4), '2024-02-29T12:00:00.250Z'),
+}
+
+BIG = [rec(uid(0xae, i), '2025-12-12T00:%02d:%02d.000Z' % (i // 60, i % 60),
+           target='https://www.example.com/' + ('p%03d' % i) * 500, end='https://example.org/?q=' + 'x' * 2000)
+       for i in range(100)]
+
 IMPORT_BASE = [rec(uid(0xaa, 1), '2025-12-01T00:00:01.000Z'), rec(uid(0xaa, 2), '2025-12-01T00:00:02.000Z')]
 
 
@@ -178,7 +189,8 @@ def setUpModule():
                               ('status', STATUS), ('dates', DATES), ('urls', URLS),
                               ('sort', list(SORT.values())), ('case', CASE), ('page', PAGE),
                               ('shape', list(SHAPE.values())), ('idcase', IDCASE), ('del', DEL.values()),
-                              ('del_b', DEL_B.values()), ('imp', IMPORT_BASE), ('empty', [])]:
+                              ('del_b', DEL_B.values()), ('imp', IMPORT_BASE), ('empty', []),
+                              ('edge_ts', EDGE_TS.values()), ('big', BIG)]:
             cid, key = d.new_customer(list(records), customer_id='ct_' + name)
             F.cids[name] = cid
             F.keys[name] = key
@@ -761,6 +773,14 @@ class TestValidation(Base):
         self.assertEqual(self.list('page', 'limit=%31%30')['count'], 10)
         self.assertEqual(self.list('page', 'limit=1%30')['pagination']['limit'], 10)
 
+    def test_bad_percent_encoding_in_value(self):
+        # not valid percent-encoding: the request cannot be understood (400; the spec does not
+        # say whether it is reported as a parameter error or as a malformed request)
+        for q in ['api_name=%zz', 'api_name=%', 'limit=%4', 'target_url=example.com%']:
+            r = self.c.list(q, key=F.keys['page'])
+            self.assertEqual(r.status, 400, '?%s -> %r' % (q, r))
+            self.assertJsonType(r)
+
     def test_percent_decoded_names(self):
         self.assertIds('status', 'st%61tus=failed', [STATUS[2]])
         self.invalid('status', 'status=running&st%61tus=failed', 'status')
@@ -870,6 +890,32 @@ class TestShape(Base):
         for resp, keys in cases:
             self.assertJsonType(resp)
             self.assertEqual([kk for kk, _ in resp.json_pairs()], keys, repr(resp))
+
+
+class TestTimestampEdges(Base):
+    def test_truncation_is_toward_the_past(self):
+        # 1969-12-31T23:59:59.500Z is in the second 23:59:59 (truncating toward zero would
+        # wrongly give 1970-01-01T00:00:00Z)
+        body = self.check(self.c.get('/browser_sessions/' + EDGE_TS['pre1970']['session_id'],
+                                     key=F.keys['edge_ts']), 200)
+        self.assertEqual(body['session']['timestamp'], '1969-12-31T23:59:59Z')
+
+    def test_extreme_years(self):
+        body = self.list('edge_ts', 'order=asc')
+        self.assertEqual([s['timestamp'] for s in body['sessions']],
+                         ['1969-12-31T23:59:59Z', '1970-01-01T00:00:00Z', '2024-02-29T12:00:00Z',
+                          '9999-12-31T23:59:59Z'])
+
+    def test_filters_around_epoch_and_far_future(self):
+        e = EDGE_TS
+        self.assertIds('edge_ts', 'end_date=1969-12-31T23:59:59.500Z', [e['pre1970']])
+        self.assertIds('edge_ts', 'end_date=1969-12-31T23:59:59.499Z', [])
+        self.assertIds('edge_ts', 'start_date=1969-12-31T23:59:59.501Z&end_date=1970-01-01', [e['epoch']])
+        self.assertIds('edge_ts', 'start_date=1969-12-31&end_date=1970-01-01', [e['epoch'], e['pre1970']])
+        self.assertIds('edge_ts', 'start_date=9999-12-31', [e['far']])
+        self.assertIds('edge_ts', 'end_date=9999-12-31T23:59:59.998Z&start_date=2024-02-29', [e['leap']])
+        self.assertIds('edge_ts', 'start_date=2024-02-29T13:00:00%2B01:00&end_date=2024-02-29T12:00:00.250Z',
+                       [e['leap']])
 
 
 # =============================================================================================
@@ -1132,6 +1178,62 @@ class TestProtocol(Base):
         with F.d.connect() as c:
             c.send_raw(req('/browser_sessions?limit=1', F.keys['page'], extra='Cookie: %s\r\n' % ('c' * 4000)))
             self.assertEqual(c.read_response().status, 200)
+
+
+class TestLargeResponses(Base):
+    def test_big_page(self):
+        r = self.c.list('limit=100&order=asc', key=F.keys['big'])
+        self.assertGreater(len(r.body), 400000)
+        self.check(r, 200, {'sessions': [api_view(x) for x in BIG], 'count': 100, 'total': 100,
+                            'pagination': {'offset': 0, 'limit': 100, 'has_more': False, 'next_offset': None}})
+
+    def test_pipelined_big_pages_read_late(self):
+        # the client writes 20 requests and reads nothing until all are sent: the server must
+        # buffer or apply backpressure, and still answer every request in order
+        k = F.keys['big']
+        with F.d.connect(timeout=30) as c:
+            c.send_raw(b''.join(req('/browser_sessions?limit=%d&order=asc' % (81 + i), k) for i in range(20)))
+            time.sleep(0.5)
+            for i in range(20):
+                r = c.read_response()
+                self.assertEqual(r.status, 200)
+                body = r.json()
+                self.assertEqual(body['count'], 81 + i)
+                self.assertEqual([x['session_id'] for x in body['sessions']],
+                                 [x['session_id'] for x in BIG[:81 + i]])
+
+
+class TestConcurrency(Base):
+    def test_parallel_clients_isolated(self):
+        import threading
+        expect = {
+            'iso_a': sorted(r['session_id'] for r in ISO_A),
+            'iso_b': sorted(r['session_id'] for r in ISO_B),
+            'status': sorted(r['session_id'] for r in STATUS),
+            'dates': sorted(r['session_id'] for r in DATES),
+        }
+        errors = []
+
+        def worker(who, n):
+            c = Client(F.d.port, F.keys[who])
+            try:
+                for i in range(n):
+                    r = c.list('limit=100')
+                    got = sorted(s['session_id'] for s in r.json()['sessions']) if r.status == 200 else r.status
+                    if got != expect[who]:
+                        errors.append('%s request %d: %r' % (who, i, got))
+                        return
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append('%s: %r' % (who, e))
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=worker, args=(who, 60)) for who in expect for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
 
 
 # =============================================================================================

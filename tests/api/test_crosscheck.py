@@ -78,6 +78,8 @@ class Gen:
             return r.choice(self.hot) + r.choice([-1, 1, -1000, 1000, 500])
         if x < 0.75:
             return BASE_MS + r.randint(-15, 15) * DAY + r.choice([0, 0, -1, 1, DAY // 2])
+        if x < 0.78:
+            return r.choice([-1, -500, -999, -1000, -1001, 0, 1, 999, -DAY, -DAY - 1]) + r.randint(-2, 2) * 1000
         return BASE_MS + r.randint(-20 * DAY, 20 * DAY)
 
     def sid(self):
@@ -270,47 +272,78 @@ class TestCrosscheck(unittest.TestCase):
     def test_model_self_test(self):
         self.assertTrue(model._self_test())
 
-    def test_list_queries(self):
-        clients = {who: Client(self.d.port, key) for who, key in self.keys.items()}
+    def run_queries(self, n, gen, rng, clients, stats):
         durations = re.compile(r'"duration"\s*:\s*(null|[0-9]+(?:\.[0-9]{1,3})?)\s*[,}]')
         any_duration = re.compile(r'"duration"\s*:')
+        for i in range(n):
+            who = 'a' if rng.random() < 0.75 else 'b'
+            ss = self.sessions[who]
+            qs = gen.query(ss, lambda q: model.list_response(ss, q)[1].get('total', 0))
+            status, want = model.list_response(ss, qs)
+            resp = clients[who].list(qs)
+            target = '/browser_sessions?' + qs
+            if resp.status != status:
+                self.fail_with(who, 'GET', target, resp, status, want, 'model body: %s' % str(want)[:600])
+            ct = (resp.header('Content-Type') or '').split(';')[0].strip()
+            self.assertEqual(ct, 'application/json', target)
+            got = model.parse_strict(resp.text)
+            if status == 400:
+                stats['400'] += 1
+                body = resp.json()
+                if [k for k, _ in got] != ['error', 'details'] or body['error'] != model.INVALID \
+                        or not isinstance(body['details'], str):
+                    self.fail_with(who, 'GET', target, resp, status, want, 'expected an error with details')
+                continue
+            stats['200'] += 1
+            if want['count']:
+                stats['nonempty'] += 1
+            if model.canon(got) != model.canon(want):
+                self.fail_with(who, 'GET', target, resp, status, want, first_difference(resp.json(), want))
+            if len(durations.findall(resp.text)) != len(any_duration.findall(resp.text)):
+                self.fail_with(who, 'GET', target, resp, status, want,
+                               'a duration is not a number with at most 3 decimals')
+
+    def clients(self):
+        return {who: Client(self.d.port, key) for who, key in self.keys.items()}
+
+    def test_list_queries(self):
+        clients = self.clients()
         t0 = time.monotonic()
         stats = {'200': 0, '400': 0, 'nonempty': 0}
         try:
-            for i in range(N_QUERIES):
-                who = 'a' if self.rng.random() < 0.75 else 'b'
-                ss = self.sessions[who]
-                qs = self.gen.query(ss, lambda q: model.list_response(ss, q)[1].get('total', 0))
-                status, want = model.list_response(ss, qs)
-                resp = clients[who].list(qs)
-                target = '/browser_sessions?' + qs
-                if resp.status != status:
-                    self.fail_with(who, 'GET', target, resp, status, want,
-                                   'model body: %s' % str(want)[:600])
-                ct = (resp.header('Content-Type') or '').split(';')[0].strip()
-                self.assertEqual(ct, 'application/json', target)
-                got = model.parse_strict(resp.text)
-                if status == 400:
-                    stats['400'] += 1
-                    body = resp.json()
-                    if [k for k, _ in got] != ['error', 'details'] or body['error'] != model.INVALID \
-                            or not isinstance(body['details'], str):
-                        self.fail_with(who, 'GET', target, resp, status, want, 'expected an error with details')
-                    continue
-                stats['200'] += 1
-                if want['count']:
-                    stats['nonempty'] += 1
-                if model.canon(got) != model.canon(want):
-                    self.fail_with(who, 'GET', target, resp, status, want, first_difference(resp.json(), want))
-                if len(durations.findall(resp.text)) != len(any_duration.findall(resp.text)):
-                    self.fail_with(who, 'GET', target, resp, status, want,
-                                   'a duration is not a number with at most 3 decimals')
+            self.run_queries(N_QUERIES, self.gen, self.rng, clients, stats)
         finally:
             for c in clients.values():
                 c.close()
         sys.stderr.write('crosscheck: %d list queries in %.1fs (%d with 200, %d non-empty, %d with 400)\n'
                          % (N_QUERIES, time.monotonic() - t0, stats['200'], stats['nonempty'], stats['400']))
         self.assertGreater(stats['nonempty'], N_QUERIES // 4, 'the generator produced too few non-empty pages')
+
+    def test_list_queries_with_live_imports(self):
+        """Sessions imported in small batches while the daemon runs (the catalog's incremental
+        path rather than its bulk load) must be visible, in order, at the next request."""
+        rng = random.Random(SEED + 2)
+        gen = Gen(rng)
+        gen.used_ids = self.gen.used_ids
+        clients = self.clients()
+        stats = {'200': 0, '400': 0, 'nonempty': 0}
+        t0 = time.monotonic()
+        n_imported = 0
+        try:
+            for batch in range(20):
+                who = rng.choice(['a', 'b'])
+                new = [gen.session(API_NAMES_A if who == 'a' else API_NAMES_B)
+                       for _ in range(rng.choice([1, 1, 2, 5, 17, 60]))]
+                p = self.d.import_sessions('xc_' + who, [x.import_dict() for x in new])
+                self.assertEqual(p.stdout_text.strip(), str(len(new)))
+                self.sessions[who].extend(new)
+                n_imported += len(new)
+                self.run_queries(40, gen, rng, clients, stats)
+        finally:
+            for c in clients.values():
+                c.close()
+        sys.stderr.write('crosscheck: %d sessions imported live in 20 batches, %d queries in %.1fs\n'
+                         % (n_imported, stats['200'] + stats['400'], time.monotonic() - t0))
 
     def test_get_by_id(self):
         rng = random.Random(SEED + 1)
