@@ -343,6 +343,21 @@ class TestAuthentication(Base):
         self.assert401(self.c.list(key=k), BADKEY, 'key revoked while the daemon runs')
         self.check(self.c.list(key=F.keys['auth']), 200, what='other key still works')
 
+    def test_keys_stored_only_as_hashes(self):
+        # "Keys are stored only as hashes": no key appears in the database files, in hex
+        # (either case) or as raw bytes
+        blobs = b''
+        for suffix in ['', '-wal', '-journal']:
+            path = F.d.db + suffix
+            if os.path.exists(path):
+                with open(path, 'rb') as f:
+                    blobs += f.read()
+        self.assertGreater(len(blobs), 0)
+        for name in ['auth', 'auth_second', 'auth_revoked', 'page']:
+            k = F.keys[name]
+            for needle in [k.encode(), k.upper().encode(), bytes.fromhex(k)]:
+                self.assertNotIn(needle, blobs, 'API key of %s found in the database' % name)
+
     def test_healthz_needs_no_auth(self):
         r = self.c.get('/healthz', auth=Client.NO_AUTH)
         self.check(r, 200, what='GET /healthz')
@@ -947,6 +962,11 @@ class TestGetById(Base):
                     good.replace('-', '_'), 'x' * 36, '-' * 36, '123', '%20%20' + good[2:]]:
             self.check(self.get(bad), 400, BAD_ID, 'GET /browser_sessions/%s' % bad)
 
+    def test_query_string_ignored(self):
+        r = IDCASE[0]
+        self.check(self.get(r['session_id'] + '?x=1&limit=0'), 200, {'session': api_view(r)})
+        self.check(self.c.get('/healthz?probe=1'), 200)
+
     def test_unknown_404(self):
         for sid in [uid(0xee, 3), uid(0xee, 3).upper(), 'DEADBEEF-dead-4eef-8eef-deadbeefdead',
                     IDCASE[0]['session_id'][:-1] + 'e']:
@@ -1140,8 +1160,12 @@ class TestProtocol(Base):
                      b'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n',
                      b'GET /healthz HTTQ/1.1\r\nHost: x\r\n\r\n',
                      b'GET  HTTP/1.1\r\n\r\n',
-                     b'\x00\x01\x02\x03\r\n\r\n']:
-            self.assert_malformed(data)
+                     b'\x00\x01\x02\x03\r\n\r\n',
+                     b'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello',
+                     b'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n',
+                     b'GET /healthz HTTP/1.1\r\nHost: x\r\nBad Name: v\r\n\r\n']:
+            with self.subTest(request=data[:60]):
+                self.assert_malformed(data)
 
     def test_malformed_after_pipelined_good(self):
         self.assert_malformed(req('/healthz') + b'BLAH BLAH\r\n\r\n', before=200)
