@@ -454,6 +454,8 @@ class Browserd:
     # ---- command line
 
     def cli(self, *args, input=None, check=True, timeout=120):
+        if not os.path.exists(self.bin):
+            raise HarnessError('browserd binary not found at %s (set BROWSERD_BIN)' % self.bin)
         cmd = [self.bin, '--db', self.db] + [str(a) for a in args]
         p = subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                            timeout=timeout)

@@ -69,6 +69,8 @@ def main():
         suite.addTests(loader.loadTestsFromName(name))
     tests = list(iter_tests(suite))
 
+    from harness import browserd_bin
+    print('api suite: browserd = %s' % browserd_bin())
     t0 = time.monotonic()
     runner = unittest.TextTestRunner(stream=sys.stdout, verbosity=2 if args.verbose else 1,
                                      resultclass=Result)
