@@ -1316,6 +1316,17 @@ class TestImport(Base):
         body = self.check(self.c.get('/browser_sessions/' + IMPORT_BASE[0]['session_id'], key=F.keys['imp']), 200)
         self.assertEqual(body['session'], api_view(IMPORT_BASE[0]))
 
+    def test_import_from_file(self):
+        cid, key = F.d.new_customer()
+        recs = [rec(uid(0xac, 10 + i), '2025-12-01T00:00:%02d.000Z' % i) for i in range(3)]
+        path = os.path.join(F.d.tmpdir, 'import.jsonl')
+        with open(path, 'wb') as f:
+            f.write(F.d.jsonl(recs))
+        p = F.d.cli('sessions', 'import', cid, path)
+        self.assertEqual(p.stdout_text.strip(), '3')
+        body = self.check(self.c.list('order=asc', key=key), 200)
+        self.assertEqual(body['sessions'], [api_view(r) for r in recs])
+
     def test_import_visible_while_running(self):
         cid, key = F.d.new_customer()
         new = [rec(uid(0xac, 1), '2025-12-01T00:00:01.000Z'), rec(uid(0xac, 2), '2025-12-01T00:00:02.000Z')]
