@@ -33,22 +33,24 @@ typedef struct {
     uint32_t n, cap;
 } rowvec_t;
 
+/* The fields every filter reads come first, so checking a candidate costs one cache line. */
 typedef struct {
     int64_t ts_ms;
+    uint32_t zone;        /* index into customer_t.zones */
+    uint32_t target_host; /* customer host id, 0 = no host */
+    uint32_t end_host;
+    uint32_t target_url;  /* pool ids, 0 = null */
+    uint32_t end_url;
+    uint8_t status;
+    uint8_t captcha;
+    /* -- 32 bytes -- */
     int64_t duration_ms; /* SESSION_DURATION_NULL while running */
     int64_t bandwidth;
     int64_t navigations;
     uint8_t id[16];
     uint32_t id_text;     /* pool id of the id as given when it is not lowercase, else 0 */
-    uint32_t zone;        /* index into customer_t.zones */
-    uint32_t target_url;  /* pool ids, 0 = null */
-    uint32_t end_url;
-    uint32_t target_host; /* customer host id, 0 = no host */
-    uint32_t end_host;
     uint32_t error_code;  /* pool ids, 0 = no error object */
     uint32_t error_message;
-    uint8_t status;
-    uint8_t captcha;
 } crow_t;
 
 typedef struct {
@@ -730,6 +732,9 @@ size_t catalog_size(catalog_t *c) { return atomic_load(&c->total_rows); }
 
 /* ---------------------------------------------------------------- queries ---- */
 
+/* Checks a candidate set already guarantees and that need not be repeated per row. */
+enum { SKIP_ZONE_STATUS = 1, SKIP_WINDOW = 2, SKIP_TARGET = 4, SKIP_END = 8 };
+
 typedef struct {
     const customer_t *c;
     const string_pool_t *pool;
@@ -749,14 +754,19 @@ static bool url_matches(const predicate_t *p, const url_filter_t *f, const uint8
     return url_has_prefix(string_pool_get(p->pool, url), string_pool_len(p->pool, url), f->value, f->len);
 }
 
-static bool row_matches(const predicate_t *p, uint32_t r) {
+static bool row_matches_except(const predicate_t *p, uint32_t r, unsigned skip) {
     const crow_t *w = &p->c->rows[r];
-    if (p->zone >= 0 && w->zone != (uint32_t)p->zone) return false;
-    if (p->status >= 0 && w->status != p->status) return false;
-    if (w->ts_ms < p->lo || w->ts_ms > p->hi) return false;
-    if (!url_matches(p, p->target, p->target_hosts, w->target_url, w->target_host)) return false;
-    return url_matches(p, p->end, p->end_hosts, w->end_url, w->end_host);
+    if (!(skip & SKIP_ZONE_STATUS)) {
+        if (p->zone >= 0 && w->zone != (uint32_t)p->zone) return false;
+        if (p->status >= 0 && w->status != p->status) return false;
+    }
+    if (!(skip & SKIP_WINDOW) && (w->ts_ms < p->lo || w->ts_ms > p->hi)) return false;
+    if (!(skip & SKIP_TARGET) && !url_matches(p, p->target, p->target_hosts, w->target_url, w->target_host))
+        return false;
+    return (skip & SKIP_END) || url_matches(p, p->end, p->end_hosts, w->end_url, w->end_host);
 }
+
+static bool row_matches(const predicate_t *p, uint32_t r) { return row_matches_except(p, r, 0); }
 
 /* Marks the hosts matching a domain filter; returns how many. Hosts are ordered by their
  * reversed name, so those ending with the domain form one range (plus look-alikes such as
@@ -861,7 +871,8 @@ typedef struct {
     const uint8_t *hosts; /* with host lists: the bitset naming them (segments unused) */
     bool by_target_host;
     uint64_t size;
-    bool exact; /* the set is exactly the matching rows */
+    bool exact;    /* the set is exactly the matching rows */
+    unsigned skip; /* SKIP_* checks the set already guarantees */
 } source_t;
 
 static void host_source(const customer_t *c, const uint8_t *bits, bool target, int64_t lo, int64_t hi,
@@ -902,13 +913,14 @@ static void source_each(const customer_t *c, const source_t *s, int64_t lo, int6
 
 typedef struct {
     const predicate_t *p;
+    unsigned skip;
     uint32_t *out;
     uint32_t n;
 } collect_ctx_t;
 
 static bool collect_visit(void *ctx, uint32_t row) {
     collect_ctx_t *cc = ctx;
-    if (row_matches(cc->p, row)) cc->out[cc->n++] = row;
+    if (row_matches_except(cc->p, row, cc->skip)) cc->out[cc->n++] = row;
     return true;
 }
 
@@ -954,6 +966,52 @@ static void walk_order(const predicate_t *p, const segment_t *segs, int nseg, bo
     }
 }
 
+/* The rows of the whole sort order, as segments in the direction of the query. */
+static int sort_order(const customer_t *c, session_sort_t sort, segment_t order[2]) {
+    if (sort == SORT_BANDWIDTH) {
+        order[0] = (segment_t){&c->by_bw, 0, c->by_bw.n};
+        return 1;
+    }
+    if (sort == SORT_DURATION) { /* null durations last in both directions: running rows follow */
+        order[0] = (segment_t){&c->by_dur, 0, c->by_dur.n};
+        order[1] = (segment_t){&c->running, 0, c->running.n};
+        return 2;
+    }
+    order[0] = (segment_t){&c->by_ts, 0, c->by_ts.n};
+    return 1;
+}
+
+/* Given all k matching rows in m (any order), leaves the page at m[0..count). Selecting it
+ * costs about k row reads; walking the sort order and testing membership in a bitmap of the
+ * matches costs about (off + lim) * n / k array reads, far less when the page is near the
+ * start of a large match set. */
+static int page_from_matches(const customer_t *c, const order_t *ord, uint32_t *m, uint32_t k, uint32_t off,
+                             uint32_t lim, page_t *pg) {
+    pg->count = k - off < lim ? k - off : lim;
+    double walk = ((double)off + lim) * (double)c->nrows / (double)k;
+    if (walk * 4 >= (double)k || k < 256) {
+        select_page(m, k, off, lim, ord);
+        memmove(m, m + off, pg->count * sizeof *m);
+        return 0;
+    }
+    uint64_t *bits = calloc((size_t)c->nrows / 64 + 1, sizeof *bits);
+    if (!bits) return -ENOMEM;
+    for (uint32_t i = 0; i < k; i++) bits[m[i] >> 6] |= 1ull << (m[i] & 63);
+    segment_t order[2];
+    int n = sort_order(c, ord->sort, order);
+    uint32_t seen = 0, got = 0;
+    for (int s = 0; s < n && got < pg->count; s++) {
+        const segment_t *g = &order[s];
+        for (uint32_t i = 0; i < g->to && got < pg->count; i++) {
+            uint32_t r = g->vec->v[ord->desc ? g->to - 1 - i : i];
+            if (!((bits[r >> 6] >> (r & 63)) & 1)) continue;
+            if (seen++ >= off) m[got++] = r;
+        }
+    }
+    free(bits);
+    return 0;
+}
+
 static int run_query(const customer_t *c, const string_pool_t *pool, const session_query_t *q, page_t *pg,
                      uint32_t **scratch_out) {
     predicate_t p = {.c = c, .pool = pool, .zone = -1, .status = q->status, .lo = q->start_ms, .hi = q->end_ms,
@@ -993,6 +1051,7 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
     ts_window(base, c, p.lo, p.hi, &s->seg[0].from, &s->seg[0].to);
     s->size = s->seg[0].to - s->seg[0].from;
     s->exact = !has_t && !has_e;
+    s->skip = SKIP_ZONE_STATUS | SKIP_WINDOW;
     const url_filter_t *filters[2] = {&q->target_url, &q->end_url};
     for (int k = 0; k < 2; k++) {
         const url_filter_t *f = filters[k];
@@ -1002,6 +1061,7 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
             s = &sources[nsrc++];
             host_source(c, target ? p.target_hosts : p.end_hosts, target, p.lo, p.hi, s);
             s->exact = !has_zs && !other;
+            s->skip = SKIP_WINDOW | (target ? SKIP_TARGET : SKIP_END);
         } else if (f->kind == URL_FILTER_PREFIX) {
             s = &sources[nsrc++];
             memset(s, 0, sizeof *s);
@@ -1010,6 +1070,7 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
             prefix_range(s->seg[0].vec, c, pool, target, f, &s->seg[0].from, &s->seg[0].to);
             s->size = s->seg[0].to - s->seg[0].from;
             s->exact = !has_zs && !has_window && !other;
+            s->skip = target ? SKIP_TARGET : SKIP_END;
         }
     }
     const source_t *smallest = &sources[0], *exact = NULL;
@@ -1027,15 +1088,11 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
             rc = -ENOMEM;
             goto done;
         }
-        collect_ctx_t cc = {.p = &p, .out = m};
+        collect_ctx_t cc = {.p = &p, .skip = smallest->skip, .out = m};
         source_each(c, smallest, p.lo, p.hi, collect_visit, &cc);
         pg->total = cc.n;
-        if (off < cc.n) {
-            select_page(m, cc.n, off, lim, &ord);
-            pg->count = cc.n - off < lim ? cc.n - off : lim;
-            memmove(m, m + off, pg->count * sizeof *m);
-        }
         pg->rows = m;
+        if (off < cc.n) rc = page_from_matches(c, &ord, m, cc.n, off, lim, pg);
         goto done;
     }
 
@@ -1055,34 +1112,22 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
     }
     bool no_filters = !has_zs && !has_window && !has_t && !has_e;
     segment_t order[2];
-    int norder;
-    if (q->sort == SORT_BANDWIDTH) {
-        order[0] = (segment_t){&c->by_bw, 0, c->by_bw.n};
-        norder = 1;
-    } else if (q->sort == SORT_DURATION) {
-        /* Null durations come last in both directions: the running rows follow. */
-        order[0] = (segment_t){&c->by_dur, 0, c->by_dur.n};
-        order[1] = (segment_t){&c->running, 0, c->running.n};
-        norder = 2;
-    } else {
-        order[0] = sources[0].seg[0]; /* the zone/status array cut to the window */
-        norder = 1;
-    }
+    int norder = sort_order(c, q->sort, order);
+    if (q->sort == SORT_TIMESTAMP) order[0] = sources[0].seg[0]; /* the zone/status array cut to the window */
     uint64_t order_len = 0;
     for (int i = 0; i < norder; i++) order_len += order[i].to - order[i].from;
     if (no_filters) {
-        /* Direct: rank i of the order is a position. */
-        for (uint32_t i = off; i < pg->total && pg->count < lim; i++) {
-            uint64_t k = q->desc && q->sort != SORT_DURATION ? order_len - 1 - i : i;
-            if (q->sort == SORT_DURATION) {
-                /* ascending: by_dur then running; descending: by_dur backwards then running backwards */
-                uint32_t nd = order[0].to;
-                if (i < nd) k = q->desc ? nd - 1 - i : i;
-                else k = nd + (q->desc ? order[1].to - 1 - (i - nd) : i - nd);
-                pg->rows[pg->count++] = k < nd ? order[0].vec->v[k] : order[1].vec->v[k - nd];
-            } else {
-                pg->rows[pg->count++] = order[0].vec->v[order[0].from + k];
+        /* Rank i of the order is a position: segment by segment, each read in the query's
+         * direction (for duration: by_dur, then the running rows with their null durations). */
+        for (uint32_t i = off; pg->count < lim && i < pg->total; i++) {
+            uint32_t k = i;
+            int g = 0;
+            while (k >= order[g].to - order[g].from) {
+                k -= order[g].to - order[g].from;
+                g++;
             }
+            const segment_t *seg = &order[g];
+            pg->rows[pg->count++] = seg->vec->v[q->desc ? seg->to - 1 - k : seg->from + k];
         }
         goto done;
     }
@@ -1090,13 +1135,7 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
      * exact set costs about its size. Take the cheaper. */
     double walk_cost = ((double)off + lim) * (double)order_len / (double)pg->total;
     if (walk_cost <= 2.0 * (double)exact->size) {
-        if (q->desc) {
-            segment_t rev[2];
-            for (int i = 0; i < norder; i++) rev[i] = order[i];
-            walk_order(&p, rev, norder, true, off, lim, pg);
-        } else {
-            walk_order(&p, order, norder, false, off, lim, pg);
-        }
+        walk_order(&p, order, norder, q->desc, off, lim, pg);
         goto done;
     }
     free(pg->rows);
@@ -1107,12 +1146,10 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
             rc = -ENOMEM;
             goto done;
         }
-        collect_ctx_t cc = {.p = &p, .out = m};
+        collect_ctx_t cc = {.p = &p, .skip = exact->skip, .out = m};
         source_each(c, exact, p.lo, p.hi, collect_visit, &cc);
-        select_page(m, cc.n, off, lim, &ord);
-        pg->count = cc.n - off < lim ? cc.n - off : lim;
-        memmove(m, m + off, pg->count * sizeof *m);
         pg->rows = m;
+        rc = page_from_matches(c, &ord, m, cc.n, off, lim, pg);
     }
 done:
     free(bits);

@@ -1,7 +1,6 @@
 #include "json/jsonw.h"
 
-#include <inttypes.h>
-#include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 void jsonw_init(jsonw_t *w, buf_t *out) {
@@ -9,9 +8,18 @@ void jsonw_init(jsonw_t *w, buf_t *out) {
     w->out = out;
 }
 
-static void put(jsonw_t *w, const char *p, size_t n) {
-    if (!w->failed && buf_append(w->out, p, n) < 0) w->failed = 1;
+/* The hot path of every write: room is usually there already, so copy without a call. */
+static inline void put(jsonw_t *w, const char *p, size_t n) {
+    buf_t *b = w->out;
+    if (b->len + n < b->cap) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    if (!w->failed && buf_append(b, p, n) < 0) w->failed = 1;
 }
+
 
 /* Called before every value: writes the separating comma unless a key just preceded it. */
 static void before_value(jsonw_t *w) {
@@ -52,34 +60,46 @@ void jsonw_key(jsonw_t *w, const char *key) {
     w->after_key = true;
 }
 
+/* Bytes that cannot appear raw inside a JSON string: control characters, '"' and '\\'. */
+static const unsigned char needs_escape[256] = {
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+};
+
 static void put_escaped(jsonw_t *w, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    put(w, "\"", 1);
-    size_t run = 0; /* start of the current run of bytes that need no escaping */
+    /* Reserve for the worst case (every byte as \u00XX) once, then write in place. */
+    if (n > (SIZE_MAX - 2) / 6 || buf_reserve(w->out, n * 6 + 2) < 0) {
+        w->failed = 1;
+        return;
+    }
+    if (w->failed) return;
+    char *o = w->out->data + w->out->len;
+    *o++ = '"';
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
-        put(w, s + run, i - run);
-        run = i + 1;
-        char esc[6] = {'\\', 0, 0, 0, 0, 0};
-        size_t len = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        default:
-            esc[1] = 'u'; esc[2] = '0'; esc[3] = '0';
-            esc[4] = hex[c >> 4]; esc[5] = hex[c & 15];
-            len = 6;
+        if (!needs_escape[c]) {
+            *o++ = (char)c;
+            continue;
         }
-        put(w, esc, len);
+        *o++ = '\\';
+        switch (c) {
+        case '"': *o++ = '"'; break;
+        case '\\': *o++ = '\\'; break;
+        case '\n': *o++ = 'n'; break;
+        case '\r': *o++ = 'r'; break;
+        case '\t': *o++ = 't'; break;
+        case '\b': *o++ = 'b'; break;
+        case '\f': *o++ = 'f'; break;
+        default:
+            *o++ = 'u'; *o++ = '0'; *o++ = '0';
+            *o++ = hex[c >> 4]; *o++ = hex[c & 15];
+        }
     }
-    put(w, s + run, n - run);
-    put(w, "\"", 1);
+    *o++ = '"';
+    *o = '\0';
+    w->out->len = (size_t)(o - w->out->data);
 }
 
 void jsonw_string_n(jsonw_t *w, const char *s, size_t n) {
@@ -95,11 +115,23 @@ void jsonw_string(jsonw_t *w, const char *s) {
     jsonw_string_n(w, s, strlen(s));
 }
 
+/* Decimal digits of v into the end of tmp[24]; returns the start. printf costs more than
+ * the rest of a session's serialisation. */
+static char *format_u64(uint64_t v, char tmp[24]) {
+    char *p = tmp + 24;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return p;
+}
+
 void jsonw_int(jsonw_t *w, int64_t v) {
-    char tmp[24];
-    int n = snprintf(tmp, sizeof tmp, "%" PRId64, v);
+    char tmp[25];
+    char *p = format_u64(v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v, tmp + 1);
+    if (v < 0) *--p = '-';
     before_value(w);
-    put(w, tmp, (size_t)n);
+    put(w, p, (size_t)(tmp + 25 - p));
 }
 
 void jsonw_bool(jsonw_t *w, bool v) {
@@ -114,17 +146,17 @@ void jsonw_null(jsonw_t *w) {
 }
 
 void jsonw_seconds_ms(jsonw_t *w, int64_t ms) {
-    char tmp[32];
-    const char *sign = ms < 0 ? "-" : "";
+    char tmp[25];
     uint64_t abs_ms = ms < 0 ? (uint64_t)0 - (uint64_t)ms : (uint64_t)ms;
-    uint64_t whole = abs_ms / 1000, frac = abs_ms % 1000;
-    int n;
-    if (frac == 0) n = snprintf(tmp, sizeof tmp, "%s%" PRIu64, sign, whole);
-    else if (frac % 100 == 0) n = snprintf(tmp, sizeof tmp, "%s%" PRIu64 ".%" PRIu64, sign, whole, frac / 100);
-    else if (frac % 10 == 0) n = snprintf(tmp, sizeof tmp, "%s%" PRIu64 ".%02" PRIu64, sign, whole, frac / 10);
-    else n = snprintf(tmp, sizeof tmp, "%s%" PRIu64 ".%03" PRIu64, sign, whole, frac);
+    unsigned frac = (unsigned)(abs_ms % 1000);
+    char *p = format_u64(abs_ms / 1000, tmp + 1);
+    if (ms < 0) *--p = '-';
     before_value(w);
-    put(w, tmp, (size_t)n);
+    put(w, p, (size_t)(tmp + 25 - p));
+    if (frac == 0) return;
+    char f[4] = {'.', (char)('0' + frac / 100), (char)('0' + frac / 10 % 10), (char)('0' + frac % 10)};
+    size_t n = frac % 100 == 0 ? 2 : frac % 10 == 0 ? 3 : 4; /* trailing zeros dropped */
+    put(w, f, n);
 }
 
 bool jsonw_failed(const jsonw_t *w) { return w->failed != 0; }
