@@ -911,15 +911,86 @@ static void source_each(const customer_t *c, const source_t *s, int64_t lo, int6
             if (!fn(ctx, s->seg[i].vec->v[k])) return;
 }
 
+/* Per-thread scratch memory for queries: candidate lists and bitmaps over row numbers are
+ * reused from one query to the next instead of being allocated (and, at these sizes, mapped
+ * and unmapped) each time. Released when the worker thread exits. */
+typedef struct {
+    uint32_t *rows;
+    size_t rows_cap;
+    uint64_t *bits[2];
+    size_t bits_cap[2];
+} query_scratch_t;
+
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_release(void *p) {
+    query_scratch_t *sc = p;
+    free(sc->rows);
+    free(sc->bits[0]);
+    free(sc->bits[1]);
+    free(sc);
+}
+
+static void scratch_key_init(void) { (void)pthread_key_create(&scratch_key, scratch_release); }
+
+static query_scratch_t *scratch_get(void) {
+    pthread_once(&scratch_once, scratch_key_init);
+    query_scratch_t *sc = pthread_getspecific(scratch_key);
+    if (!sc && (sc = calloc(1, sizeof *sc)) && pthread_setspecific(scratch_key, sc) != 0) {
+        free(sc);
+        sc = NULL;
+    }
+    return sc;
+}
+
+static uint32_t *scratch_rows(query_scratch_t *sc, size_t n) {
+    if (n > sc->rows_cap) {
+        uint32_t *r = realloc(sc->rows, n * sizeof *r);
+        if (!r) return NULL;
+        sc->rows = r;
+        sc->rows_cap = n;
+    }
+    return sc->rows;
+}
+
+/* A zeroed bitmap of `rows` bits. */
+static uint64_t *scratch_bits(query_scratch_t *sc, int which, size_t rows) {
+    size_t words = rows / 64 + 1;
+    if (words > sc->bits_cap[which]) {
+        uint64_t *b = realloc(sc->bits[which], words * sizeof *b);
+        if (!b) return NULL;
+        sc->bits[which] = b;
+        sc->bits_cap[which] = words;
+    }
+    memset(sc->bits[which], 0, words * sizeof *sc->bits[which]);
+    return sc->bits[which];
+}
+
+static inline bool bit_test(const uint64_t *bits, uint32_t r) { return (bits[r >> 6] >> (r & 63)) & 1; }
+static inline void bit_set(uint64_t *bits, uint32_t r) { bits[r >> 6] |= 1ull << (r & 63); }
+
+/* A bitmap of a candidate set costs about its size in sequential reads; checking a row costs
+ * a random memory access. Build one when the set is at most this many times the size of
+ * the set enumerated (tests set it to 0 to exercise the row checks too). */
+static uint64_t filter_budget_factor = 16;
+
+static bool mark_visit(void *ctx, uint32_t row) {
+    bit_set(ctx, row);
+    return true;
+}
+
 typedef struct {
     const predicate_t *p;
-    unsigned skip;
+    unsigned skip;          /* checks that need no row access */
+    const uint64_t *filter; /* rows of other candidate sets (all must be in), or NULL */
     uint32_t *out;
     uint32_t n;
 } collect_ctx_t;
 
 static bool collect_visit(void *ctx, uint32_t row) {
     collect_ctx_t *cc = ctx;
+    if (cc->filter && !bit_test(cc->filter, row)) return true;
     if (row_matches_except(cc->p, row, cc->skip)) cc->out[cc->n++] = row;
     return true;
 }
@@ -985,8 +1056,8 @@ static int sort_order(const customer_t *c, session_sort_t sort, segment_t order[
  * costs about k row reads; walking the sort order and testing membership in a bitmap of the
  * matches costs about (off + lim) * n / k array reads, far less when the page is near the
  * start of a large match set. */
-static int page_from_matches(const customer_t *c, const order_t *ord, uint32_t *m, uint32_t k, uint32_t off,
-                             uint32_t lim, page_t *pg) {
+static int page_from_matches(const customer_t *c, query_scratch_t *sc, const order_t *ord, uint32_t *m,
+                             uint32_t k, uint32_t off, uint32_t lim, page_t *pg) {
     pg->count = k - off < lim ? k - off : lim;
     double walk = ((double)off + lim) * (double)c->nrows / (double)k;
     if (walk * 4 >= (double)k || k < 256) {
@@ -994,9 +1065,10 @@ static int page_from_matches(const customer_t *c, const order_t *ord, uint32_t *
         memmove(m, m + off, pg->count * sizeof *m);
         return 0;
     }
-    uint64_t *bits = calloc((size_t)c->nrows / 64 + 1, sizeof *bits);
+    /* bits[1]: bits[0] may hold the filter the matches were collected with */
+    uint64_t *bits = scratch_bits(sc, 1, c->nrows);
     if (!bits) return -ENOMEM;
-    for (uint32_t i = 0; i < k; i++) bits[m[i] >> 6] |= 1ull << (m[i] & 63);
+    for (uint32_t i = 0; i < k; i++) bit_set(bits, m[i]);
     segment_t order[2];
     int n = sort_order(c, ord->sort, order);
     uint32_t seen = 0, got = 0;
@@ -1004,21 +1076,21 @@ static int page_from_matches(const customer_t *c, const order_t *ord, uint32_t *
         const segment_t *g = &order[s];
         for (uint32_t i = 0; i < g->to && got < pg->count; i++) {
             uint32_t r = g->vec->v[ord->desc ? g->to - 1 - i : i];
-            if (!((bits[r >> 6] >> (r & 63)) & 1)) continue;
+            if (!bit_test(bits, r)) continue;
             if (seen++ >= off) m[got++] = r;
         }
     }
-    free(bits);
     return 0;
 }
 
-static int run_query(const customer_t *c, const string_pool_t *pool, const session_query_t *q, page_t *pg,
-                     uint32_t **scratch_out) {
+/* Fills pg with the total and the page's rows; pg->rows points into per-thread scratch. */
+static int run_query(const customer_t *c, const string_pool_t *pool, const session_query_t *q, page_t *pg) {
     predicate_t p = {.c = c, .pool = pool, .zone = -1, .status = q->status, .lo = q->start_ms, .hi = q->end_ms,
                      .target = &q->target_url, .end = &q->end_url};
     uint8_t *bits = NULL;
     int rc = 0;
-    *scratch_out = NULL;
+    query_scratch_t *sc = scratch_get();
+    if (!sc) return -ENOMEM;
     if (q->api_name) {
         p.zone = find_zone(c, pool, q->api_name);
         if (p.zone < 0) return 0; /* no such zone: nothing matches */
@@ -1082,23 +1154,44 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
     uint32_t off = q->offset, lim = q->limit;
 
     if (!exact) {
-        /* Count by enumerating the smallest candidate set; the matches then give the page. */
-        uint32_t *m = malloc((smallest->size ? smallest->size : 1) * sizeof *m);
+        /* Count by enumerating the smallest candidate set. A filter it does not cover is
+         * checked against a bitmap of another candidate set that covers it, when building
+         * one is cheap (a sequential read of a sorted array, no row access), and against
+         * the row itself otherwise. */
+        unsigned covered = smallest->skip;
+        uint64_t *filter = NULL;
+        uint64_t budget = filter_budget_factor * (smallest->size > 4096 ? smallest->size : 4096);
+        for (int i = 0; i < nsrc; i++) {
+            const source_t *o = &sources[i];
+            if (o == smallest || !(o->skip & ~covered) || o->size > budget) continue;
+            uint64_t *b = scratch_bits(sc, filter ? 1 : 0, c->nrows);
+            if (!b) {
+                rc = -ENOMEM;
+                goto done;
+            }
+            source_each(c, o, p.lo, p.hi, mark_visit, b);
+            if (filter)
+                for (size_t w = 0; w <= c->nrows / 64; w++) filter[w] &= b[w];
+            else
+                filter = b;
+            covered |= o->skip;
+        }
+        uint32_t *m = scratch_rows(sc, smallest->size ? smallest->size : 1);
         if (!m) {
             rc = -ENOMEM;
             goto done;
         }
-        collect_ctx_t cc = {.p = &p, .skip = smallest->skip, .out = m};
+        collect_ctx_t cc = {.p = &p, .skip = covered, .filter = filter, .out = m};
         source_each(c, smallest, p.lo, p.hi, collect_visit, &cc);
         pg->total = cc.n;
         pg->rows = m;
-        if (off < cc.n) rc = page_from_matches(c, &ord, m, cc.n, off, lim, pg);
+        if (off < cc.n) rc = page_from_matches(c, sc, &ord, m, cc.n, off, lim, pg);
         goto done;
     }
 
     pg->total = exact->size;
     if (off >= pg->total) goto done;
-    pg->rows = malloc(lim * sizeof *pg->rows);
+    pg->rows = scratch_rows(sc, lim);
     if (!pg->rows) {
         rc = -ENOMEM;
         goto done;
@@ -1138,10 +1231,8 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
         walk_order(&p, order, norder, q->desc, off, lim, pg);
         goto done;
     }
-    free(pg->rows);
-    pg->rows = NULL;
     {
-        uint32_t *m = malloc((exact->size ? exact->size : 1) * sizeof *m);
+        uint32_t *m = scratch_rows(sc, exact->size ? exact->size : 1);
         if (!m) {
             rc = -ENOMEM;
             goto done;
@@ -1149,7 +1240,7 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
         collect_ctx_t cc = {.p = &p, .skip = exact->skip, .out = m};
         source_each(c, exact, p.lo, p.hi, collect_visit, &cc);
         pg->rows = m;
-        rc = page_from_matches(c, &ord, m, cc.n, off, lim, pg);
+        rc = page_from_matches(c, sc, &ord, m, cc.n, off, lim, pg);
     }
 done:
     free(bits);
@@ -1179,12 +1270,11 @@ static void write_row(const customer_t *c, const string_pool_t *pool, uint32_t r
 
 int catalog_list_json(catalog_t *c, const char *customer_id, const session_query_t *q, buf_t *out) {
     page_t pg = {0};
-    uint32_t *scratch = NULL;
     int rc = 0;
     pthread_rwlock_rdlock(&c->lock);
     const customer_t *cust = find_customer(c, customer_id, NULL);
     if (cust && cust->dirty) rc = -ENOMEM; /* a failed rebuild left the arrays incomplete */
-    else if (cust) rc = run_query(cust, &c->pool, q, &pg, &scratch);
+    else if (cust) rc = run_query(cust, &c->pool, q, &pg);
     jsonw_t w;
     jsonw_init(&w, out);
     jsonw_object_begin(&w);
@@ -1193,8 +1283,6 @@ int catalog_list_json(catalog_t *c, const char *customer_id, const session_query
     for (uint32_t i = 0; i < pg.count; i++) write_row(cust, &c->pool, pg.rows[i], &w);
     jsonw_array_end(&w);
     pthread_rwlock_unlock(&c->lock);
-    free(pg.rows);
-    free(scratch);
     if (rc < 0) return rc;
     bool has_more = (uint64_t)q->offset + pg.count < pg.total;
     jsonw_key(&w, "count");

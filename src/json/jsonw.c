@@ -102,9 +102,38 @@ static void put_escaped(jsonw_t *w, const char *s, size_t n) {
     w->out->len = (size_t)(o - w->out->data);
 }
 
+/* True when no byte of s needs escaping; eight bytes at a time (URLs are long and clean). */
+static bool is_clean(const char *s, size_t n) {
+    const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t x;
+        memcpy(&x, s + i, 8);
+        uint64_t ctl = (x - ones * 0x20) & ~x & highs;          /* a byte < 0x20 */
+        uint64_t q = x ^ (ones * '"'), bs = x ^ (ones * '\\'); /* zero where '"' or '\\' */
+        if (ctl | ((q - ones) & ~q & highs) | ((bs - ones) & ~bs & highs)) return false;
+    }
+    for (; i < n; i++)
+        if (needs_escape[(unsigned char)s[i]]) return false;
+    return true;
+}
+
 void jsonw_string_n(jsonw_t *w, const char *s, size_t n) {
     before_value(w);
-    put_escaped(w, s, n);
+    if (!is_clean(s, n)) {
+        put_escaped(w, s, n);
+        return;
+    }
+    if (n > SIZE_MAX - 3 || buf_reserve(w->out, n + 2) < 0) {
+        w->failed = 1;
+        return;
+    }
+    char *o = w->out->data + w->out->len;
+    o[0] = '"';
+    memcpy(o + 1, s, n);
+    o[n + 1] = '"';
+    o[n + 2] = '\0';
+    w->out->len += n + 2;
 }
 
 void jsonw_string(jsonw_t *w, const char *s) {

@@ -188,6 +188,7 @@ static void check_queries(catalog_t *cat, int rounds) {
         char a[64], b[64];
         random_query(&q, a, b);
         const char *cust = customers[rnd_below(3)];
+        filter_budget_factor = i % 2 ? 16 : 0; /* bitmaps of candidate sets, or row checks */
         buf_t got, want;
         buf_init(&got);
         buf_init(&want);

@@ -58,6 +58,39 @@ static void test_string_escapes(void **state) {
     free(s);
 }
 
+/* Every escapable byte at every position of a long string: the word-at-a-time scan and the
+ * byte-wise tail must both notice it; bytes >= 0x80 and DEL must pass untouched. */
+static void test_escape_at_every_position(void **state) {
+    (void)state;
+    const unsigned char specials[] = {'"', '\\', '\n', 0x01, 0x1f, 0x00};
+    const char *escaped[] = {"\\\"", "\\\\", "\\n", "\\u0001", "\\u001f", "\\u0000"};
+    for (size_t k = 0; k < sizeof specials; k++)
+        for (size_t pos = 0; pos < 41; pos++) {
+            char in[41], want[64];
+            for (size_t i = 0; i < 41; i++) in[i] = (char)(i % 3 == 0 ? 0x7f : i % 3 == 1 ? 0xc3 : 'a' + i % 26);
+            in[pos] = (char)specials[k];
+            size_t o = 0;
+            want[o++] = '"';
+            for (size_t i = 0; i < 41; i++) {
+                if (i == pos) {
+                    memcpy(want + o, escaped[k], strlen(escaped[k]));
+                    o += strlen(escaped[k]);
+                } else {
+                    want[o++] = in[i];
+                }
+            }
+            want[o++] = '"';
+            buf_t b;
+            buf_init(&b);
+            jsonw_t w;
+            jsonw_init(&w, &b);
+            jsonw_string_n(&w, in, sizeof in);
+            assert_int_equal(b.len, o);
+            assert_memory_equal(b.data, want, o);
+            buf_free(&b);
+        }
+}
+
 static void test_seconds_ms(void **state) {
     (void)state;
     const struct { int64_t ms; const char *want; } cases[] = {
@@ -161,6 +194,7 @@ static void test_enum_names(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commas_and_nesting), cmocka_unit_test(test_string_escapes),
+        cmocka_unit_test(test_escape_at_every_position),
         cmocka_unit_test(test_seconds_ms),         cmocka_unit_test(test_int_extremes),
         cmocka_unit_test(test_buf_growth),         cmocka_unit_test(test_record_field_order_and_types),
         cmocka_unit_test(test_enum_names),
