@@ -46,6 +46,7 @@ typedef struct {
     bool headers_done;
     bool message_done;
     bool skip_body;
+    bool response;
 } head_ctx_t;
 
 static int on_head_url(http_parser *hp, const char *at, size_t n) {
@@ -63,6 +64,10 @@ static int on_head_url(http_parser *hp, const char *at, size_t n) {
 static int on_head_headers_complete(http_parser *hp) {
     head_ctx_t *ctx = hp->data;
     ctx->headers_done = true;
+    /* http-parser 2.9 reads a Content-Length body after 1xx, 204 and 304 when one is announced;
+     * RFC 9112 6.3 says these never have a body. */
+    unsigned st = hp->status_code;
+    if (ctx->response && (st / 100 == 1 || st == 204 || st == 304)) return 1;
     return ctx->skip_body ? 1 : 0;
 }
 
@@ -179,6 +184,15 @@ static int split_header(const char *p, const char *end, header_line_t *h) {
     if (stop > p && stop[-1] == '\r') stop--;
     const char *colon = memchr(p, ':', (size_t)(stop - p));
     if (!colon || colon == p) return -1;
+    /* http-parser 2.9 (not built strict) lets spaces into names; a site could read "A B: x"
+     * differently than we do, so only RFC 9110 token characters pass. */
+    static const char tchar_punct[] = "!#$%&'*+-.^_`|~";
+    for (const char *q = p; q < colon; q++) {
+        unsigned char ch = (unsigned char)*q;
+        bool ok = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                  (ch && strchr(tchar_punct, ch));
+        if (!ok) return -1;
+    }
     h->name = p;
     h->name_len = (size_t)(colon - p);
     const char *v = colon + 1, *ve = stop;
@@ -415,7 +429,7 @@ int proxy_http_parse_request(http_parser *hp, const char *head, size_t len, prox
 int proxy_http_parse_response_head(http_parser *hp, const char *head, size_t len, bool skip_body,
                                    proxy_response_t *resp) {
     memset(resp, 0, sizeof *resp);
-    head_ctx_t ctx = {.base = head, .skip_body = skip_body};
+    head_ctx_t ctx = {.base = head, .skip_body = skip_body, .response = true};
     if (run_head(hp, &ctx, head, len) < 0) return -1;
     if (hp->http_major != 1) return -1;
     resp->status = hp->status_code;
