@@ -67,6 +67,14 @@ static void test_prefix_and_order(void **state) {
     assert_true(url_casecmp("ab", 2, "abc", 3) < 0);
     assert_true(url_casecmp("Z", 1, "a", 1) > 0); /* folded: 'z' > 'a' */
     assert_true(url_casecmp("\xc3", 1, "z", 1) > 0);
+    /* long strings: the word-at-a-time prefix skip must not decide on raw bytes */
+    const char *u1 = "https://www.example.com/Products/1", *u2 = "https://www.example.com/products/2";
+    assert_true(url_casecmp(u1, strlen(u1), u2, strlen(u2)) < 0);
+    assert_true(url_casecmp(u2, strlen(u2), u1, strlen(u1)) > 0);
+    const char *u3 = "HTTPS://WWW.EXAMPLE.COM/PRODUCTS/1";
+    assert_int_equal(url_casecmp(u1, strlen(u1), u3, strlen(u3)), 0);
+    assert_true(url_casecmp(u1, 16, u1, 17) < 0);
+    assert_true(url_casecmp("https://www.a.com/z", 19, "https://www.a.com/Y", 19) > 0);
 }
 
 int main(void) {
