@@ -300,6 +300,15 @@ int proxy_http_parse_request(http_parser *hp, const char *head, size_t len, prox
         set_err(err, err_cap, "malformed request line");
         return 400;
     }
+    /* http-parser 2.9 (not built strict) takes "HTJP/1.1" for a version: require the real one,
+     * since the request line goes on to the site as written. */
+    const char *ver = url + url_len;
+    size_t ver_len = (size_t)(eol - ver);
+    if (ver_len && ver[ver_len - 1] == '\r') ver_len--;
+    if (ver_len != 9 || memcmp(ver, " HTTP/1.", 8) != 0 || ver[8] < '0' || ver[8] > '9') {
+        set_err(err, err_cap, "malformed request line (expected \" HTTP/1.x\" after the target)");
+        return 400;
+    }
 
     /* The target. */
     const char *origin = NULL; /* origin-form path+query to send on */

@@ -132,6 +132,8 @@ static void test_request_errors(void **state) {
     expect_status("GET http://h/ HTTP/1.1\r\nHost: a\r\nhost: b\r\n\r\n", 400, "Host");
     expect_status("GET http://h/ HTTP/1.1\r\nX: a\r\n\tb\r\n\r\n", 400, "folding");
     expect_status("GET http://h/ HTTP/2.0\r\n\r\n", 505, "HTTP/1");
+    expect_status("GET http://h/ HTJP/1.1\r\n\r\n", 400, "HTTP/1.x");
+    expect_status("GET http://h/  HTTP/1.1\r\n\r\n", 400, "");
     expect_status("GET http://h/ HTTP/1.1\r\nBad Header: x\r\n\r\n", 400, "malformed");
     expect_status("POST http://h/ HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n", 400, "malformed");
     expect_status("POST http://h/ HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400, "malformed");
