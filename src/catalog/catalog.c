@@ -70,6 +70,10 @@ typedef struct {
     char id[STORE_ID_MAX + 1];
     crow_t *rows;
     uint32_t nrows, rows_cap;
+    /* Columns of what most checks read, beside the rows: a few MB that stay in cache where
+     * random reads of 96-byte rows would each miss it. */
+    int64_t *ts_col;      /* = rows[r].ts_ms */
+    uint32_t *zs_col;     /* = rows[r].zone * 4 + rows[r].status */
     uint32_t *slots; /* open addressing on the session id: row + 1, 0 = empty */
     uint32_t slot_mask;
 
@@ -136,9 +140,8 @@ static int cmp_i64(int64_t a, int64_t b) { return a < b ? -1 : a > b; }
 
 static int key_ts(const customer_t *c, const string_pool_t *pool, uint32_t a, uint32_t b) {
     (void)pool;
-    const crow_t *x = &c->rows[a], *y = &c->rows[b];
-    int r = cmp_i64(x->ts_ms, y->ts_ms);
-    return r ? r : memcmp(x->id, y->id, 16);
+    int r = cmp_i64(c->ts_col[a], c->ts_col[b]);
+    return r ? r : memcmp(c->rows[a].id, c->rows[b].id, 16);
 }
 
 static int key_bw(const customer_t *c, const string_pool_t *pool, uint32_t a, uint32_t b) {
@@ -202,14 +205,14 @@ static void ts_window(const rowvec_t *v, const customer_t *c, int64_t lo, int64_
     uint32_t a = 0, b = v->n;
     while (a < b) {
         uint32_t mid = a + (b - a) / 2;
-        if (c->rows[v->v[mid]].ts_ms < lo) a = mid + 1;
+        if (c->ts_col[v->v[mid]] < lo) a = mid + 1;
         else b = mid;
     }
     *from = a;
     b = v->n;
     while (a < b) {
         uint32_t mid = a + (b - a) / 2;
-        if (c->rows[v->v[mid]].ts_ms <= hi) a = mid + 1;
+        if (c->ts_col[v->v[mid]] <= hi) a = mid + 1;
         else b = mid;
     }
     *to = a;
@@ -266,6 +269,8 @@ static void customer_free(customer_t *c, string_pool_t *pool) {
         string_pool_release(pool, w->error_message);
     }
     free(c->rows);
+    free(c->ts_col);
+    free(c->zs_col);
     free(c->slots);
     rowvec_free(&c->by_ts);
     rowvec_free(&c->by_bw);
@@ -445,9 +450,85 @@ static void rowvec_sort(rowvec_t *v, const customer_t *c, const string_pool_t *p
     qsort_r(v->v, v->n, sizeof *v->v, sort_trampoline, &ctx);
 }
 
+/* Sorting by comparing rows would chase each row (and for URLs its pool entry and string)
+ * through memory on every comparison. Instead an array already in time order is re-sorted
+ * by compact (key, position) pairs: equal keys keep their time order, which gives exactly
+ * the (key, timestamp, id) order of the arrays, without touching a row while sorting. */
+typedef struct {
+    int64_t key;
+    uint32_t pos;
+} keyed_pos_t;
+
+static int keyed_pos_cmp(const void *a, const void *b) {
+    const keyed_pos_t *x = a, *y = b;
+    if (x->key != y->key) return x->key < y->key ? -1 : 1;
+    return x->pos < y->pos ? -1 : x->pos > y->pos;
+}
+
+typedef enum { KEY_BANDWIDTH, KEY_DURATION, KEY_TARGET_URL, KEY_END_URL } row_key_t;
+
+static int rowvec_sort_by_key(rowvec_t *v, const customer_t *c, row_key_t which, const uint32_t *url_rank) {
+    keyed_pos_t *items = malloc(((size_t)v->n + 1) * sizeof *items);
+    uint32_t *sorted = malloc(((size_t)v->n + 1) * sizeof *sorted);
+    if (!items || !sorted) {
+        free(items);
+        free(sorted);
+        return -ENOMEM;
+    }
+    for (uint32_t i = 0; i < v->n; i++) {
+        const crow_t *w = &c->rows[v->v[i]];
+        int64_t key = which == KEY_BANDWIDTH ? w->bandwidth
+                      : which == KEY_DURATION ? w->duration_ms
+                      : url_rank[which == KEY_TARGET_URL ? w->target_url : w->end_url];
+        items[i] = (keyed_pos_t){key, i};
+    }
+    qsort(items, v->n, sizeof *items, keyed_pos_cmp);
+    for (uint32_t i = 0; i < v->n; i++) sorted[i] = v->v[items[i].pos];
+    memcpy(v->v, sorted, (size_t)v->n * sizeof *sorted);
+    free(items);
+    free(sorted);
+    return 0;
+}
+
+static int cmp_pool_url(const void *a, const void *b, void *arg) {
+    const string_pool_t *pool = arg;
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return url_casecmp(string_pool_get(pool, x), string_pool_len(pool, x), string_pool_get(pool, y),
+                       string_pool_len(pool, y));
+}
+
+/* Rank of every URL the customer's rows use, in case-folded order (URLs equal but for case
+ * share a rank), indexed by pool id; each distinct string is compared, not each row. */
+static uint32_t *url_ranks(const customer_t *c, const string_pool_t *pool) {
+    uint32_t *rank = calloc(pool->count + 1, sizeof *rank);
+    uint32_t *ids = malloc(((size_t)c->nrows * 2 + 1) * sizeof *ids);
+    if (!rank || !ids) {
+        free(rank);
+        free(ids);
+        return NULL;
+    }
+    size_t n = 0;
+    for (uint32_t r = 0; r < c->nrows; r++) {
+        uint32_t u[2] = {c->rows[r].target_url, c->rows[r].end_url};
+        for (int k = 0; k < 2; k++)
+            if (u[k] && !rank[u[k]]) {
+                rank[u[k]] = 1;
+                ids[n++] = u[k];
+            }
+    }
+    qsort_r(ids, n, sizeof *ids, cmp_pool_url, (void *)pool);
+    uint32_t r = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i == 0 || cmp_pool_url(&ids[i - 1], &ids[i], (void *)pool) != 0) r++;
+        rank[ids[i]] = r;
+    }
+    free(ids);
+    return rank;
+}
+
 /* Rebuilds every array of a customer from its rows: after a bulk load, sorting once beats
- * a million sorted inserts. Arrays derived from the timestamp order are filled in that
- * order and so need no sort of their own. */
+ * a million sorted inserts. Every array is filled in timestamp order, then re-sorted by its
+ * own key where it has one. */
 static int customer_rebuild(customer_t *c, const string_pool_t *pool) {
     rowvec_t *plain[] = {&c->by_ts, &c->by_bw, &c->by_dur, &c->running, &c->by_target_url, &c->by_end_url,
                          &c->by_status[0], &c->by_status[1], &c->by_status[2]};
@@ -458,17 +539,17 @@ static int customer_rebuild(customer_t *c, const string_pool_t *pool) {
     }
     for (uint32_t h = 1; h < c->hosts_cap; h++) c->hosts[h].target_rows.n = c->hosts[h].end_rows.n = 0;
 
-    if (rowvec_reserve(&c->by_ts, c->nrows) < 0 || rowvec_reserve(&c->by_bw, c->nrows) < 0) return -ENOMEM;
-    for (uint32_t r = 0; r < c->nrows; r++) c->by_ts.v[r] = c->by_bw.v[r] = r;
-    c->by_ts.n = c->by_bw.n = c->nrows;
+    if (rowvec_reserve(&c->by_ts, c->nrows) < 0) return -ENOMEM;
+    for (uint32_t r = 0; r < c->nrows; r++) c->by_ts.v[r] = r;
+    c->by_ts.n = c->nrows;
     rowvec_sort(&c->by_ts, c, pool, key_ts);
-    rowvec_sort(&c->by_bw, c, pool, key_bw);
 
     int rc = 0;
     for (uint32_t i = 0; i < c->by_ts.n; i++) {
         uint32_t r = c->by_ts.v[i];
         const crow_t *w = &c->rows[r];
         zone_t *z = &c->zones[w->zone];
+        rc |= rowvec_push(&c->by_bw, r);
         rc |= rowvec_push(w->duration_ms == SESSION_DURATION_NULL ? &c->running : &c->by_dur, r);
         rc |= rowvec_push(&c->by_status[w->status], r);
         rc |= rowvec_push(&z->all, r);
@@ -479,9 +560,15 @@ static int customer_rebuild(customer_t *c, const string_pool_t *pool) {
         if (w->end_host) rc |= rowvec_push(&c->hosts[w->end_host].end_rows, r);
     }
     if (rc) return -ENOMEM;
-    rowvec_sort(&c->by_dur, c, pool, key_dur);
-    rowvec_sort(&c->by_target_url, c, pool, key_target_url);
-    rowvec_sort(&c->by_end_url, c, pool, key_end_url);
+    uint32_t *rank = url_ranks(c, pool);
+    if (!rank || rowvec_sort_by_key(&c->by_bw, c, KEY_BANDWIDTH, NULL) < 0 ||
+        rowvec_sort_by_key(&c->by_dur, c, KEY_DURATION, NULL) < 0 ||
+        rowvec_sort_by_key(&c->by_target_url, c, KEY_TARGET_URL, rank) < 0 ||
+        rowvec_sort_by_key(&c->by_end_url, c, KEY_END_URL, rank) < 0) {
+        free(rank);
+        return -ENOMEM;
+    }
+    free(rank);
     c->indexed = c->nrows;
     c->broken = false;
     return 0;
@@ -544,6 +631,25 @@ static int row_fill(customer_t *c, string_pool_t *pool, crow_t *w, const session
     return 0;
 }
 
+static int grow_rows(customer_t *c) {
+    uint32_t cap = c->rows_cap ? c->rows_cap * 2 : 1024;
+    crow_t *nr = realloc(c->rows, (size_t)cap * sizeof *nr);
+    if (nr) c->rows = nr;
+    int64_t *nt = realloc(c->ts_col, (size_t)cap * sizeof *nt);
+    if (nt) c->ts_col = nt;
+    uint32_t *nz = realloc(c->zs_col, (size_t)cap * sizeof *nz);
+    if (nz) c->zs_col = nz;
+    if (!nr || !nt || !nz) return -ENOMEM;
+    c->rows_cap = cap;
+    return 0;
+}
+
+static void set_row(customer_t *c, uint32_t r, const crow_t *w) {
+    c->rows[r] = *w;
+    c->ts_col[r] = w->ts_ms;
+    c->zs_col[r] = w->zone * 4 + w->status;
+}
+
 /* Inserts or replaces one session. A new row is indexed at once unless `defer` is set or
  * earlier rows are waiting; then it waits for customer_finish. */
 static int customer_put(customer_t *c, string_pool_t *pool, const session_record_t *rec, bool defer) {
@@ -558,25 +664,19 @@ static int customer_put(customer_t *c, string_pool_t *pool, const session_record
         bool in_arrays = r < c->indexed && !c->broken;
         if (in_arrays) index_remove(c, pool, r);
         row_release_strings(&c->rows[r], pool);
-        c->rows[r] = fresh;
+        set_row(c, r, &fresh);
         if (in_arrays && index_add(c, pool, r) < 0) {
             c->broken = true;
             return -ENOMEM;
         }
         return 0;
     }
-    if (c->nrows == c->rows_cap) {
-        uint32_t cap = c->rows_cap ? c->rows_cap * 2 : 1024;
-        crow_t *nr = realloc(c->rows, (size_t)cap * sizeof *nr);
-        if (!nr) {
-            row_release_strings(&fresh, pool);
-            return -ENOMEM;
-        }
-        c->rows = nr;
-        c->rows_cap = cap;
+    if (c->nrows == c->rows_cap && grow_rows(c) < 0) {
+        row_release_strings(&fresh, pool);
+        return -ENOMEM;
     }
     uint32_t r = c->nrows;
-    c->rows[r] = fresh;
+    set_row(c, r, &fresh);
     c->nrows++;
     if (slots_insert(c, r) < 0) {
         c->nrows--;
@@ -792,12 +892,15 @@ static bool url_matches(const predicate_t *p, const url_filter_t *f, const uint8
 }
 
 static bool row_matches_except(const predicate_t *p, uint32_t r, unsigned skip) {
-    const crow_t *w = &p->c->rows[r];
+    const customer_t *c = p->c;
     if (!(skip & SKIP_ZONE_STATUS)) {
-        if (p->zone >= 0 && w->zone != (uint32_t)p->zone) return false;
-        if (p->status >= 0 && w->status != p->status) return false;
+        uint32_t zs = c->zs_col[r];
+        if (p->zone >= 0 && zs >> 2 != (uint32_t)p->zone) return false;
+        if (p->status >= 0 && (int)(zs & 3) != p->status) return false;
     }
-    if (!(skip & SKIP_WINDOW) && (w->ts_ms < p->lo || w->ts_ms > p->hi)) return false;
+    if (!(skip & SKIP_WINDOW) && (c->ts_col[r] < p->lo || c->ts_col[r] > p->hi)) return false;
+    if ((skip & (SKIP_TARGET | SKIP_END)) == (SKIP_TARGET | SKIP_END)) return true;
+    const crow_t *w = &c->rows[r];
     if (!(skip & SKIP_TARGET) && !url_matches(p, p->target, p->target_hosts, w->target_url, w->target_host))
         return false;
     return (skip & SKIP_END) || url_matches(p, p->end, p->end_hosts, w->end_url, w->end_host);
@@ -1234,7 +1337,9 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
         uint64_t budget = filter_budget_factor * (smallest->size > 4096 ? smallest->size : 4096);
         for (int i = 0; i < nsrc; i++) {
             const source_t *o = &sources[i];
-            if (o == smallest || !(o->skip & ~covered) || o->size > budget) continue;
+            /* zone, status and window are cheap to check from the columns: a bitmap pays
+             * only for a URL filter, whose check reads the row and its string */
+            if (o == smallest || !(o->skip & ~covered & (SKIP_TARGET | SKIP_END)) || o->size > budget) continue;
             uint64_t *b = scratch_bits(sc, filter ? 1 : 0, c->nrows);
             if (!b) {
                 rc = -ENOMEM;
