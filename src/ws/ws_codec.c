@@ -191,6 +191,54 @@ void ws_mask(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t mask[4]
         dst[i] = src[i] ^ m[i & 3];
 }
 
+/* ws_mask that also says whether every output byte is ASCII, so ASCII text (all of what
+ * Chromium's encoder emits, most of what clients send) is validated within the unmasking
+ * pass instead of a second pass over the bytes. */
+static bool mask_ascii(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t mask[4],
+                       size_t offset) {
+    uint8_t m[4] = {mask[offset & 3], mask[(offset + 1) & 3], mask[(offset + 2) & 3],
+                    mask[(offset + 3) & 3]};
+    uint32_t m32;
+    memcpy(&m32, m, 4);
+    size_t i = 0;
+    uint64_t acc = 0;
+#ifdef __SSE2__
+    const __m128i vm = _mm_set1_epi32((int)m32);
+    __m128i vacc = _mm_setzero_si128();
+    for (; i + 64 <= len; i += 64) {
+        __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + i)), vm);
+        __m128i b = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + i + 16)), vm);
+        __m128i c = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + i + 32)), vm);
+        __m128i d = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + i + 48)), vm);
+        _mm_storeu_si128((__m128i *)(dst + i), a);
+        _mm_storeu_si128((__m128i *)(dst + i + 16), b);
+        _mm_storeu_si128((__m128i *)(dst + i + 32), c);
+        _mm_storeu_si128((__m128i *)(dst + i + 48), d);
+        vacc = _mm_or_si128(vacc, _mm_or_si128(_mm_or_si128(a, b), _mm_or_si128(c, d)));
+    }
+    for (; i + 16 <= len; i += 16) {
+        __m128i a = _mm_xor_si128(_mm_loadu_si128((const __m128i *)(src + i)), vm);
+        _mm_storeu_si128((__m128i *)(dst + i), a);
+        vacc = _mm_or_si128(vacc, a);
+    }
+    if (_mm_movemask_epi8(vacc))
+        acc = 0x80;
+#endif
+    const uint64_t m64 = (uint64_t)m32 | ((uint64_t)m32 << 32);
+    for (; i + 8 <= len; i += 8) {
+        uint64_t w;
+        memcpy(&w, src + i, 8);
+        w ^= m64;
+        memcpy(dst + i, &w, 8);
+        acc |= w;
+    }
+    for (; i < len; i++) {
+        dst[i] = src[i] ^ m[i & 3];
+        acc |= dst[i];
+    }
+    return (acc & 0x8080808080808080ull) == 0;
+}
+
 /* ---------------------------------------------------------------------------------------
  * UTF-8 (incremental, so a character may be split across chunks and fragments)
  * ------------------------------------------------------------------------------------- */
@@ -271,8 +319,9 @@ static uint32_t utf8_run(uint32_t st, const uint8_t *s, size_t n) {
 
 enum { PH_HEADER = 0, PH_PAYLOAD, PH_CLOSED, PH_ERROR };
 
-/* Text payloads are unmasked and validated in blocks that stay in L1/L2, so a 20 MB frame
- * fed at once is not streamed through memory twice. */
+/* Text payloads are unmasked in blocks; a block that is not all ASCII is validated by the
+ * DFA right after, while it is still in L1/L2, so a 20 MB frame fed at once is not
+ * streamed through memory twice. */
 #define TEXT_BLOCK (32u * 1024u)
 
 void ws_reader_init(ws_reader_t *r, const ws_reader_config_t *cfg) {
@@ -502,13 +551,16 @@ static bool take_data(ws_reader_t *r, const uint8_t *src, size_t n, ws_event_t *
         else if (dst != src)
             memcpy(dst, src, n);
     } else {
+        /* Unmasked frames (client role) go through the same pass with a zero key. */
+        static const uint8_t no_mask[4] = {0, 0, 0, 0};
+        const uint8_t *key = r->frame_masked ? r->mask : no_mask;
         for (size_t done = 0; done < n;) {
             size_t b = n - done < TEXT_BLOCK ? n - done : TEXT_BLOCK;
-            if (r->frame_masked)
-                ws_mask(dst + done, src + done, b, r->mask, (r->mask_off + done) & 3);
-            else if (dst != src)
-                memcpy(dst + done, src + done, b);
-            r->utf8_state = utf8_run(r->utf8_state, dst + done, b);
+            bool ascii = mask_ascii(dst + done, src + done, b, key, (r->mask_off + done) & 3);
+            /* ASCII keeps an accepting state accepting; anything else needs the DFA (also
+             * an ASCII block after a split character, which the DFA rejects). */
+            if (!ascii || r->utf8_state != U8_ACCEPT)
+                r->utf8_state = utf8_run(r->utf8_state, dst + done, b);
             if (r->utf8_state == U8_REJECT) {
                 set_error(r, ev, WS_CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
                 return false;

@@ -878,6 +878,18 @@ static void test_utf8_across_fragments(void **state) {
     put_frame(s, WS_OP_TEXT, false, "ok\xed", 3, MASK);
     put_frame(s, WS_OP_CONTINUATION, true, "\xa0\x80", 2, MASK);
     expect_error(s, false, WS_CLOSE_INVALID_PAYLOAD);
+    /* A character cut off by an all-ASCII fragment (ASCII blocks skip the DFA only when no
+     * character is pending). */
+    s->len = 0;
+    put_frame(s, WS_OP_TEXT, false, "ab\xc3", 3, MASK);
+    put_frame(s, WS_OP_CONTINUATION, true, "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz", 68,
+              MASK);
+    expect_error(s, false, WS_CLOSE_INVALID_PAYLOAD);
+    s->len = 0;
+    put_frame(s, WS_OP_TEXT, false, "ab\xc3", 3, NULL);
+    put_frame(s, WS_OP_CONTINUATION, false, "z", 1, NULL);
+    put_frame(s, WS_OP_CONTINUATION, true, "\xa9", 1, NULL); /* would complete \xc3 if 'z' were skipped */
+    expect_error(s, true, WS_CLOSE_INVALID_PAYLOAD);
     /* A message that ends in the middle of a character split over fragments. */
     s->len = 0;
     put_frame(s, WS_OP_TEXT, false, "\xf0\x9f", 2, MASK);
