@@ -146,9 +146,20 @@ static inline bool special_byte(uint8_t c) { return c == '"' || c == '\\' || c <
 
 /* p is just past the opening quote. Returns the closing quote, or NULL with *e set.
  * *escaped is set if the string holds an escape. */
-static const uint8_t *scan_string(const uint8_t *p, const uint8_t *end, bool *escaped, scan_err_t *e) {
+static inline __attribute__((always_inline)) const uint8_t *
+scan_string(const uint8_t *p, const uint8_t *end, bool *escaped, scan_err_t *e) {
     for (;;) {
 #ifdef __SSE2__
+        /* Most CDP strings are short (names, ids, URLs): one 16-byte probe first, then the
+         * 64-byte loop for long bodies. */
+        if (end - p >= 16) {
+            unsigned m = special16(_mm_loadu_si128((const __m128i *)p));
+            if (m) {
+                p += __builtin_ctz(m);
+                goto special;
+            }
+            p += 16;
+        }
         while (end - p >= 64) {
             __m128i a = _mm_loadu_si128((const __m128i *)p);
             __m128i b = _mm_loadu_si128((const __m128i *)(p + 16));
