@@ -1,0 +1,308 @@
+/* proxy_bench: what the per-session traffic proxy costs on loopback, measured against the same
+ * origin reached directly in the same run.
+ *
+ *   throughput: a large Content-Length download (default 512 MiB), direct and through the proxy,
+ *               alternated `rounds` times; the ratio of the medians (goal >= 0.9).
+ *   latency:    a small request/response on one keep-alive connection, `requests` times, direct
+ *               and through the proxy; the added median round trip (goal < 0.2 ms).
+ *
+ * One process: the origin is a thread per connection on blocking sockets (answers from memory),
+ * the proxy runs on its libuv loop in a thread, the client is the main thread. Bounded in time:
+ * the whole run is stopped by an alarm after `--limit` seconds (default 300).
+ *
+ * Usage: proxy_bench [--mib N] [--rounds R] [--requests K] [--limit S] */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "proxy/traffic_proxy.h"
+
+static char block[1 << 20]; /* what the origin sends, over and over */
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "proxy_bench: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static bool send_all(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return false;
+        p += k;
+        n -= (size_t)k;
+    }
+    return true;
+}
+
+/* Reads up to the end of a head; leftover bytes after it are returned in *extra. */
+static bool read_head(int fd, char *buf, size_t cap, size_t *head_len, size_t *total) {
+    size_t len = 0;
+    for (;;) {
+        ssize_t k = recv(fd, buf + len, cap - len - 1, 0);
+        if (k <= 0) return false;
+        len += (size_t)k;
+        buf[len] = '\0';
+        char *e = strstr(buf, "\r\n\r\n");
+        if (e) {
+            *head_len = (size_t)(e - buf) + 4;
+            *total = len;
+            return true;
+        }
+        if (len + 1 >= cap) return false;
+    }
+}
+
+/* ---- origin ---------------------------------------------------------------------------------- */
+
+static void *origin_conn(void *arg) {
+    int fd = (int)(intptr_t)arg;
+    char buf[8192];
+    for (;;) {
+        size_t hl, total;
+        if (!read_head(fd, buf, sizeof buf, &hl, &total)) break;
+        char path[256] = "";
+        sscanf(buf, "%*s %255s", path);
+        char *slash = strstr(path, "://");
+        if (slash) slash = strchr(slash + 3, '/'); /* absolute form, should it arrive here */
+        const char *p = slash ? slash : path;
+        if (strncmp(p, "/size/", 6) == 0) {
+            unsigned long long n = strtoull(p + 6, NULL, 10);
+            char head[128];
+            int k = snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n", n);
+            if (!send_all(fd, head, (size_t)k)) break;
+            while (n) {
+                size_t piece = n < sizeof block ? (size_t)n : sizeof block;
+                if (!send_all(fd, block, piece)) goto out;
+                n -= piece;
+            }
+        } else {
+            static const char small[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+            if (!send_all(fd, small, sizeof small - 1)) break;
+        }
+    }
+out:
+    close(fd);
+    return NULL;
+}
+
+static void *origin_accept(void *arg) {
+    int lfd = (int)(intptr_t)arg;
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        pthread_t t;
+        if (pthread_create(&t, NULL, origin_conn, (void *)(intptr_t)fd) == 0) pthread_detach(t);
+        else close(fd);
+    }
+    return NULL;
+}
+
+static int listen_loopback(int *port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) die("socket");
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) < 0 || listen(fd, 64) < 0) die("bind/listen");
+    socklen_t len = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &len);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
+static int connect_loopback(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) < 0) die("connect");
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
+/* ---- the proxy on its loop thread ------------------------------------------------------------------ */
+
+static uv_loop_t loop;
+static uv_async_t stop_async;
+static traffic_proxy_t *proxy;
+static traffic_counts_t final_counts;
+
+static void on_stop(uv_async_t *a) {
+    traffic_proxy_counts(proxy, &final_counts); /* on the loop thread, as the API requires */
+    traffic_proxy_stop(proxy, NULL, NULL);
+    uv_close((uv_handle_t *)a, NULL);
+}
+
+static void *loop_main(void *arg) {
+    (void)arg;
+    uv_run(&loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* ---- measurements ------------------------------------------------------------------------------------ */
+
+/* Downloads `bytes` through `port` (absolute form when via_proxy); returns MB/s. */
+static double download(int port, int origin_port, bool via_proxy, uint64_t bytes) {
+    int fd = connect_loopback(port);
+    char req[256];
+    int n = via_proxy ? snprintf(req, sizeof req, "GET http://127.0.0.1:%d/size/%llu HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+                                 origin_port, (unsigned long long)bytes, origin_port)
+                      : snprintf(req, sizeof req, "GET /size/%llu HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+                                 (unsigned long long)bytes, origin_port);
+    static char buf[256 * 1024];
+    double t0 = now_s();
+    if (!send_all(fd, req, (size_t)n)) die("send");
+    size_t hl, total;
+    if (!read_head(fd, buf, sizeof buf, &hl, &total)) die("read head");
+    uint64_t got = total - hl;
+    while (got < bytes) {
+        ssize_t k = recv(fd, buf, sizeof buf, 0);
+        if (k <= 0) die("download cut short");
+        got += (uint64_t)k;
+    }
+    double dt = now_s() - t0;
+    close(fd);
+    return (double)bytes / dt / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+typedef struct {
+    double median_us, p99_us, mean_us;
+} latency_t;
+
+static latency_t round_trips(int port, int origin_port, bool via_proxy, int count) {
+    int fd = connect_loopback(port);
+    char req[256];
+    int n = via_proxy ? snprintf(req, sizeof req, "GET http://127.0.0.1:%d/small HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n",
+                                 origin_port, origin_port)
+                      : snprintf(req, sizeof req, "GET /small HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n\r\n", origin_port);
+    double *t = malloc(sizeof *t * (size_t)count);
+    char buf[4096];
+    const size_t resp_len = strlen("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    for (int i = -200; i < count; i++) { /* 200 warm-up round trips */
+        double t0 = now_s();
+        if (!send_all(fd, req, (size_t)n)) die("send");
+        size_t got = 0;
+        while (got < resp_len) {
+            ssize_t k = recv(fd, buf, sizeof buf, 0);
+            if (k <= 0) die("round trip cut short");
+            got += (size_t)k;
+        }
+        if (i >= 0) t[i] = (now_s() - t0) * 1e6;
+    }
+    close(fd);
+    double sum = 0;
+    for (int i = 0; i < count; i++) sum += t[i];
+    qsort(t, (size_t)count, sizeof *t, cmp_double);
+    latency_t l = {t[count / 2], t[(int)((double)count * 0.99)], sum / count};
+    free(t);
+    return l;
+}
+
+static void on_alarm(int sig) {
+    (void)sig;
+    static const char msg[] = "proxy_bench: time limit reached\n";
+    write(2, msg, sizeof msg - 1);
+    _exit(2);
+}
+
+int main(int argc, char **argv) {
+    unsigned mib = 512, rounds = 3, requests = 5000, limit = 300;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--mib") == 0) mib = (unsigned)atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--rounds") == 0) rounds = (unsigned)atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--requests") == 0) requests = (unsigned)atoi(argv[i + 1]);
+        else if (strcmp(argv[i], "--limit") == 0) limit = (unsigned)atoi(argv[i + 1]);
+        else {
+            fprintf(stderr, "usage: proxy_bench [--mib N] [--rounds R] [--requests K] [--limit S]\n");
+            return 1;
+        }
+    }
+    if (!mib || !rounds || !requests || rounds > 50) {
+        fprintf(stderr, "proxy_bench: bad arguments\n");
+        return 1;
+    }
+    signal(SIGALRM, on_alarm);
+    alarm(limit);
+    signal(SIGPIPE, SIG_IGN);
+    for (size_t i = 0; i < sizeof block; i++) block[i] = (char)('a' + i % 26);
+
+    int origin_port;
+    int lfd = listen_loopback(&origin_port);
+    pthread_t at;
+    pthread_create(&at, NULL, origin_accept, (void *)(intptr_t)lfd);
+
+    uv_loop_init(&loop);
+    uv_async_init(&loop, &stop_async, on_stop);
+    traffic_proxy_config_t cfg;
+    traffic_proxy_config_defaults(&cfg);
+    static const char *const allow[] = {"127.0.0.0/8"};
+    cfg.allow_private = allow;
+    cfg.allow_private_count = 1;
+    cfg.session_tag = "bench";
+    if (traffic_proxy_start(&loop, &cfg, &proxy) < 0) die("traffic_proxy_start");
+    int proxy_port = traffic_proxy_port(proxy);
+    pthread_t lt;
+    pthread_create(&lt, NULL, loop_main, NULL);
+
+    uint64_t bytes = (uint64_t)mib << 20;
+    double direct[50], via[50];
+    printf("throughput: %u MiB download, %u rounds, direct and through the proxy alternated\n", mib, rounds);
+    for (unsigned r = 0; r < rounds; r++) {
+        direct[r] = download(origin_port, origin_port, false, bytes);
+        via[r] = download(proxy_port, origin_port, true, bytes);
+        printf("  round %u: direct %8.1f MB/s   proxy %8.1f MB/s\n", r + 1, direct[r], via[r]);
+    }
+    qsort(direct, rounds, sizeof *direct, cmp_double);
+    qsort(via, rounds, sizeof *via, cmp_double);
+    double ratio = via[rounds / 2] / direct[rounds / 2];
+    printf("  median: direct %.1f MB/s, proxy %.1f MB/s, ratio %.3f (goal >= 0.9: %s)\n", direct[rounds / 2], via[rounds / 2],
+           ratio, ratio >= 0.9 ? "met" : "NOT met");
+
+    printf("latency: %u small request/response round trips on one keep-alive connection\n", requests);
+    latency_t ld = round_trips(origin_port, origin_port, false, (int)requests);
+    latency_t lp = round_trips(proxy_port, origin_port, true, (int)requests);
+    latency_t ld2 = round_trips(origin_port, origin_port, false, (int)requests);
+    if (ld2.median_us < ld.median_us) ld = ld2;
+    printf("  direct: median %.1f us, p99 %.1f us, mean %.1f us\n", ld.median_us, ld.p99_us, ld.mean_us);
+    printf("  proxy:  median %.1f us, p99 %.1f us, mean %.1f us\n", lp.median_us, lp.p99_us, lp.mean_us);
+    double added = lp.median_us - ld.median_us;
+    printf("  added median latency %.1f us = %.3f ms (goal < 0.2 ms: %s); ratio %.2fx\n", added, added / 1000,
+           added < 200 ? "met" : "NOT met", lp.median_us / ld.median_us);
+
+    uv_async_send(&stop_async);
+    pthread_join(lt, NULL);
+    traffic_counts_t k = final_counts;
+    printf("proxy counted: total %llu bytes, payload %llu, overhead %llu, requests %llu\n", (unsigned long long)k.total_bytes,
+           (unsigned long long)k.payload_bytes, (unsigned long long)k.overhead_bytes, (unsigned long long)k.requests);
+    uv_loop_close(&loop);
+    close(lfd);
+    return 0;
+}
