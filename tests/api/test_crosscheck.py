@@ -38,12 +38,14 @@ API_NAMES_QUERY = sorted(set(API_NAMES_A + API_NAMES_B)) + ['scraping_browser', 
 HOSTS = ['example.com', 'www.example.com', 'EXAMPLE.COM', 'Www.Example.Com', 'Sub.Example.COM',
          'a.b.example.com', 'notexample.com', 'www.notexample.com', 'example.com.evil.net', 'evil.net',
          'example.org', 'shop.example.org', 'EXAMPLE.ORG', '127.0.0.1', '10.0.0.1', '[::1]',
-         '[2001:db8::1]', '[2001:DB8::A]', 'localhost', 'xn--bcher-kva.example', 'com']
+         '[2001:db8::1]', '[2001:DB8::A]', 'localhost', 'xn--bcher-kva.example', 'com',
+         # non-ASCII hosts, lowercase only: ASCII-only vs Unicode case folding is not exercised
+         'b\u00fccher.example', 'www.b\u00fccher.example', '\u00ff.example', 'WWW.b\u00fccher.example']
 SCHEMES = ['https'] * 6 + ['http'] * 3 + ['HTTPS', 'Http']
 USERINFO = ['user@', 'user:pw@', 'example.com@', 'evil.net@', 'User:P%40ss@']
 PORTS = [':80', ':443', ':8080', ':8443', ':1']
 PATHS = ['', '/', '/', '/a', '/abc', '/a/b', '/A/B', '/x?q=1', '/?next=https://example.com/',
-         '/path@evil.net', '/example.com', '#frag', '/search?q=a+b&r=%20', '/%7Euser/']
+         '/path@evil.net', '/example.com', '#frag', '/search?q=a+b&r=%20', '/%7Euser/', '/\u00e4', '/%C3%A4']
 ERROR_CODES = ['session_timeout', 'inactivity_timeout', 'browser_disconnected', 'worker_disconnect',
                'job_killed', 'cdp_error', 'page_navigated_error', 'client_timeout', 'unknown']
 DURATIONS_MS = [0, 1, 999, 1000, 1005, 4350, 45200, 209444, 1000, 60000, 290, 3600000]
@@ -51,10 +53,12 @@ BANDWIDTHS = [0, 1, 1000, 1000, 123456789, 1 << 40, 45678901]
 
 DOMAIN_FILTERS = ['example.com', 'EXAMPLE.com', 'www.example.com', 'sub.example.com', 'b.example.com',
                   'notexample.com', 'evil.net', 'com', 'org', 'example.org', 'ample.com', '127.0.0.1',
-                  'localhost', 'xn--bcher-kva.example', 'example', 'net', 'Example.Org']
+                  'localhost', 'xn--bcher-kva.example', 'example', 'net', 'Example.Org', 'b\u00fccher.example',
+                  '\u00ff.example', 'www.b\u00fccher.example']
 PREFIX_FILTERS = ['https://', 'http://', 'HTTPS://WWW.', 'https://www.example.com/a', 'http://[::1]',
                   'https://user', 'https://example.com', 'http://127.0.0.1:8080/', 'https://example.com/?next=',
-                  'HTTP://', 'https://www.example.com', 'https://example.com/path@', 'http://[2001:db8::a]']
+                  'HTTP://', 'https://www.example.com', 'https://example.com/path@', 'http://[2001:db8::a]',
+                  'https://b\u00fccher', 'https://www.b\u00fccher.example/\u00e4', 'http://\u00ff', 'HTTPS://WWW.B']
 
 
 def random_uuid(r):
