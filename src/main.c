@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 #include "catalog/catalog.h"
+#include "cdp/browser.h"
 #include "cli/admin.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
@@ -184,6 +185,9 @@ cleanup:
 }
 
 int main(int argc, char **argv) {
+    /* Hidden mode: browserd re-executes itself as the supervisor of one Chromium (see
+     * src/cdp/supervisor.h); not a user command, so it bypasses the option parsing below. */
+    if (argc > 1 && strcmp(argv[1], BROWSER_SUPERVISOR_COMMAND) == 0) return browser_supervisor_main(argc, argv);
     signal(SIGPIPE, SIG_IGN); /* a client that goes away must not kill the daemon */
     const char *db = getenv("BROWSERD_DB");
     if (!db || !*db) db = DEFAULT_DB;

@@ -1,0 +1,53 @@
+/* Profile directories of browsers (internal to src/cdp): the temp root's checks, names,
+ * creation under a lock, deletion. Blocking (disk): used by the supervisor process, by
+ * browser_cleanup_stale (startup) and on libuv worker threads, never on the loop thread.
+ *
+ * Layout of one profile, all 0700 and owned by browserd's user:
+ *   ROOT/s-<16 hex>/        the lock: flock(LOCK_EX) held by the supervisor and Chromium
+ *                 data/     --user-data-dir
+ *                 home/     HOME, XDG_CONFIG_HOME (home/.config), XDG_CACHE_HOME (home/.cache),
+ *                           and Chromium's working directory
+ *                 tmp/      TMPDIR
+ * Chromium writes outside --user-data-dir unless told otherwise: crashpad's database goes to
+ * $XDG_CONFIG_HOME/chromium/Crash Reports and the singleton socket to $TMPDIR/
+ * org.chromium.Chromium.XXXXXX, both left behind when Chromium is killed. Pointing HOME, the
+ * XDG dirs and TMPDIR into the profile makes "delete the profile" delete everything. */
+#ifndef BROWSERD_CDP_BROWSER_PROFILE_H
+#define BROWSERD_CDP_BROWSER_PROFILE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define BROWSER_PROFILE_PREFIX "s-"
+#define BROWSER_PROFILE_NAME_LEN 18 /* "s-" + 16 hex digits */
+/* A profile being set up: created, locked, then renamed to its final name, so a concurrent
+ * browser_cleanup_stale never sees an unlocked profile under a final name. */
+#define BROWSER_PROFILE_NEW_PREFIX ".new-"
+
+/* Makes sure root is a directory owned by the effective uid with mode 0700: creates it
+ * (mode 0700) when create is set and it is absent; tightens the mode of our own directory.
+ * Returns 0, -ENOENT (absent and !create), -EPERM (a symlink, not a directory, or owned by
+ * someone else) or another negative errno. */
+int browser_profile_root_check(const char *root, bool create);
+
+/* A fresh random name "s-<16 hex>" into out (cap >= BROWSER_PROFILE_NAME_LEN + 1). */
+int browser_profile_new_name(char *out, size_t cap);
+
+/* Whether name is one browserd creates (final or in-setup form), and which. */
+bool browser_profile_name_is_final(const char *name);
+bool browser_profile_name_is_new(const char *name);
+
+/* Creates dir (= root/<final name>) with its subdirectories, via the in-setup name, and
+ * returns in *lock_fd an O_CLOEXEC descriptor of dir holding flock(LOCK_EX). Fails with -EEXIST
+ * if dir exists (a profile is always fresh). On failure nothing is left behind. */
+int browser_profile_create(const char *dir, int *lock_fd);
+
+/* Deletes dir and everything in it, never following symlinks or crossing mounts. Returns 0
+ * (also when dir does not exist) or the negative errno of the first failure. */
+int browser_profile_remove(const char *dir);
+
+/* For browserd's own cleanup after a lost supervisor: waits up to timeout_ms for the lock
+ * (Chromium's main process may still be dying), then removes dir. */
+int browser_profile_remove_when_unlocked(const char *dir, int timeout_ms);
+
+#endif
