@@ -1,0 +1,272 @@
+/* The warm pool: see browser_pool.h. */
+#include "cdp/browser_pool.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json/cdp_scan.h"
+
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 30000
+
+typedef enum { ENTRY_PROBING, ENTRY_SETUP, ENTRY_READY } entry_state_t;
+
+typedef struct pool_entry {
+    struct pool_entry *prev, *next; /* launch order: the oldest ready one is taken first */
+    browser_pool_t *pool;
+    browser_t *b;
+    entry_state_t state;
+    uint64_t t_launch_ms;
+    bool killed; /* by the ready timeout or stop; its on_exit is still to come */
+} pool_entry_t;
+
+struct browser_pool {
+    uv_loop_t *loop;
+    browser_pool_config_t cfg;
+    pool_entry_t *head, *tail;
+    unsigned count;
+    uv_timer_t timer; /* ready timeouts and backoff, one-shot at the earliest deadline */
+    unsigned failures; /* consecutive browsers lost before ready */
+    uint64_t next_launch_ms;
+    bool stopping, timer_closed;
+    void (*done)(void *);
+    void *done_arg;
+    browser_pool_stats_t st;
+};
+
+static void reschedule(browser_pool_t *p);
+
+static void unlink_entry(browser_pool_t *p, pool_entry_t *e) {
+    if (e->prev) e->prev->next = e->next;
+    else p->head = e->next;
+    if (e->next) e->next->prev = e->prev;
+    else p->tail = e->prev;
+    p->count--;
+    if (e->state == ENTRY_READY) p->st.ready--;
+}
+
+static void mark_ready(browser_pool_t *p, pool_entry_t *e) {
+    e->state = ENTRY_READY;
+    p->st.ready++;
+    p->st.became_ready++;
+    p->failures = 0;
+    int64_t us = (int64_t)(uv_now(p->loop) - e->t_launch_ms) * 1000;
+    browser_stats_t bs;
+    browser_get_stats(e->b, &bs);
+    if (bs.first_message_us >= 0 && !p->cfg.on_setup) us = bs.first_message_us; /* finer clock */
+    p->st.last_ready_us = us;
+    if (p->st.min_ready_us < 0 || us < p->st.min_ready_us) p->st.min_ready_us = us;
+    if (us > p->st.max_ready_us) p->st.max_ready_us = us;
+    p->st.sum_ready_us += us;
+    reschedule(p);
+}
+
+static void on_pooled_message(void *ctx, char *msg, size_t len) {
+    pool_entry_t *e = ctx;
+    browser_pool_t *p = e->pool;
+    if (e->state == ENTRY_PROBING) {
+        cdp_msg_t m;
+        if (cdp_scan(msg, len, &m) == 0 && m.id_is_int && m.id == BROWSER_POOL_PROBE_ID) {
+            bool ok = (m.present & CDP_KEY_RESULT) != 0;
+            free(msg);
+            if (!ok) {
+                fprintf(stderr, "event=browser_pool_probe_failed chromium_pid=%d\n", browser_pid(e->b));
+                e->killed = true;
+                browser_kill(e->b);
+                return;
+            }
+            e->state = ENTRY_SETUP;
+            if (p->cfg.on_setup) p->cfg.on_setup(p->cfg.ctx, p, e->b);
+            else mark_ready(p, e);
+            return;
+        }
+    }
+    if (p->cfg.on_setup_message) p->cfg.on_setup_message(p->cfg.ctx, p, e->b, msg, len);
+    else free(msg);
+}
+
+static void on_stopped_timer_closed(uv_handle_t *h) {
+    browser_pool_t *p = h->data;
+    if (p->done) {
+        void (*done)(void *) = p->done;
+        p->done = NULL;
+        done(p->done_arg);
+    }
+}
+
+static void refill(browser_pool_t *p);
+
+static void on_pooled_exit(void *ctx, int status, int term_signal) {
+    pool_entry_t *e = ctx;
+    browser_pool_t *p = e->pool;
+    bool was_ready = e->state == ENTRY_READY;
+    unlink_entry(p, e);
+    browser_free(e->b);
+    if (!p->stopping) {
+        p->st.lost++;
+        fprintf(stderr, "event=browser_pool_lost state=%s end=%s status=%d signal=%d\n",
+                was_ready ? "ready" : "starting", browser_end_str(status), status, term_signal);
+        if (!was_ready) {
+            /* Never got ready: back off before the next launch. */
+            unsigned shift = p->failures < 9 ? p->failures : 9;
+            uint64_t delay = (uint64_t)BACKOFF_FIRST_MS << shift;
+            if (delay > BACKOFF_MAX_MS) delay = BACKOFF_MAX_MS;
+            p->failures++;
+            p->next_launch_ms = uv_now(p->loop) + delay;
+        }
+    }
+    free(e);
+    if (p->stopping) {
+        /* done() may free the pool: it comes from the timer's close callback. */
+        if (p->count == 0 && !p->timer_closed) {
+            p->timer_closed = true;
+            uv_close((uv_handle_t *)&p->timer, on_stopped_timer_closed);
+        }
+        return;
+    }
+    refill(p);
+}
+
+static int launch_one(browser_pool_t *p) {
+    pool_entry_t *e = calloc(1, sizeof *e);
+    if (!e) return -ENOMEM;
+    e->pool = p;
+    e->state = ENTRY_PROBING;
+    e->t_launch_ms = uv_now(p->loop);
+    browser_callbacks_t cb = {.on_message = on_pooled_message, .on_exit = on_pooled_exit};
+    int rc = browser_launch(p->loop, p->cfg.browser, &cb, e, &e->b);
+    if (rc < 0) {
+        free(e);
+        return rc;
+    }
+    static const char probe[] = "{\"id\":-1,\"method\":\"Browser.getVersion\"}";
+    char *msg = malloc(sizeof probe);
+    if (msg) {
+        memcpy(msg, probe, sizeof probe);
+        rc = (int)browser_send(e->b, msg, sizeof probe - 1);
+    }
+    if (!msg || rc < 0) browser_kill(e->b); /* its on_exit will find it linked */
+    e->prev = p->tail;
+    if (p->tail) p->tail->next = e;
+    else p->head = e;
+    p->tail = e;
+    p->count++;
+    p->st.launched++;
+    return 0;
+}
+
+static void refill(browser_pool_t *p) {
+    if (p->stopping) return;
+    while (p->count < p->cfg.size && uv_now(p->loop) >= p->next_launch_ms) {
+        int rc = launch_one(p);
+        if (rc < 0) {
+            p->st.launch_errors++;
+            unsigned shift = p->failures < 9 ? p->failures : 9;
+            uint64_t delay = (uint64_t)BACKOFF_FIRST_MS << shift;
+            p->failures++;
+            p->next_launch_ms = uv_now(p->loop) + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
+            fprintf(stderr, "event=browser_pool_launch_failed error=\"%s\" retry_ms=%llu\n", strerror(-rc),
+                    (unsigned long long)(p->next_launch_ms - uv_now(p->loop)));
+            break;
+        }
+    }
+    reschedule(p);
+}
+
+static void on_timer(uv_timer_t *t) {
+    browser_pool_t *p = t->data;
+    uint64_t now = uv_now(p->loop);
+    for (pool_entry_t *e = p->head; e; e = e->next)
+        if (e->state != ENTRY_READY && !e->killed && now - e->t_launch_ms >= p->cfg.ready_timeout_ms) {
+            fprintf(stderr, "event=browser_pool_ready_timeout chromium_pid=%d ms=%llu\n", browser_pid(e->b),
+                    (unsigned long long)(now - e->t_launch_ms));
+            e->killed = true;
+            browser_kill(e->b); /* on_exit replaces it */
+        }
+    refill(p);
+}
+
+static void reschedule(browser_pool_t *p) {
+    if (p->stopping) return;
+    uint64_t due = UINT64_MAX;
+    if (p->count < p->cfg.size) due = p->next_launch_ms;
+    for (pool_entry_t *e = p->head; e; e = e->next)
+        if (e->state != ENTRY_READY && !e->killed && e->t_launch_ms + p->cfg.ready_timeout_ms < due)
+            due = e->t_launch_ms + p->cfg.ready_timeout_ms;
+    if (due == UINT64_MAX) {
+        uv_timer_stop(&p->timer);
+        return;
+    }
+    uint64_t now = uv_now(p->loop);
+    uv_timer_start(&p->timer, on_timer, due > now ? due - now : 0, 0);
+}
+
+int browser_pool_new(uv_loop_t *loop, const browser_pool_config_t *cfg, browser_pool_t **out) {
+    *out = NULL;
+    browser_pool_t *p = calloc(1, sizeof *p);
+    if (!p) return -ENOMEM;
+    p->loop = loop;
+    p->cfg = *cfg;
+    if (!p->cfg.size) p->cfg.size = BROWSER_POOL_DEFAULT_SIZE;
+    if (!p->cfg.ready_timeout_ms) p->cfg.ready_timeout_ms = 30000;
+    p->st.last_ready_us = p->st.min_ready_us = -1;
+    uv_timer_init(loop, &p->timer);
+    p->timer.data = p;
+    *out = p;
+    refill(p);
+    return 0;
+}
+
+browser_t *browser_pool_take(browser_pool_t *p, const browser_callbacks_t *cb, void *ctx) {
+    if (p->stopping) return NULL;
+    pool_entry_t *e = p->head;
+    while (e && e->state != ENTRY_READY) e = e->next;
+    if (!e) return NULL;
+    unlink_entry(p, e);
+    browser_t *b = e->b;
+    free(e);
+    browser_set_callbacks(b, cb, ctx);
+    p->st.taken++;
+    /* The replacement is launched from the timer, right after the session got going: its
+     * fork should not delay the caller. */
+    reschedule(p);
+    return b;
+}
+
+void browser_pool_mark_ready(browser_pool_t *p, browser_t *b) {
+    for (pool_entry_t *e = p->head; e; e = e->next)
+        if (e->b == b) {
+            if (e->state == ENTRY_SETUP && !e->killed) mark_ready(p, e);
+            return;
+        }
+}
+
+void browser_pool_stop(browser_pool_t *p, void (*done)(void *arg), void *arg) {
+    if (p->stopping) return;
+    p->stopping = true;
+    p->done = done;
+    p->done_arg = arg;
+    uv_timer_stop(&p->timer);
+    if (p->count == 0) {
+        /* Nothing to wait for: done comes from the close callback, never from this call. */
+        p->timer_closed = true;
+        uv_close((uv_handle_t *)&p->timer, on_stopped_timer_closed);
+        return;
+    }
+    for (pool_entry_t *e = p->head; e; e = e->next) {
+        e->killed = true;
+        browser_kill(e->b);
+    }
+}
+
+void browser_pool_free(browser_pool_t *p) {
+    free(p);
+}
+
+void browser_pool_get_stats(const browser_pool_t *p, browser_pool_stats_t *out) {
+    *out = p->st;
+    out->waiting = p->count;
+}

@@ -1,0 +1,87 @@
+/* A warm pool of pre-launched browsers (`--pool N`), so that a session does not wait for
+ * Chromium's start (a few hundred ms, more under load).
+ *
+ * A pooled browser is "ready" once Chromium answered a first command over the pipe
+ * (Browser.getVersion, id BROWSER_POOL_PROBE_ID) and the optional on_setup hook marked it
+ * ready. Each pooled browser serves exactly one session: browser_pool_take hands it over for
+ * good and starts a replacement. A pooled browser that exits while waiting (crash, killed by
+ * someone) or is not ready within ready_timeout_ms is dropped and replaced; launches that keep
+ * failing are retried with exponential backoff (100 ms doubling up to 30 s), so a broken
+ * Chromium does not turn into a fork loop.
+ *
+ * Message ids used before a client exists (see browser.h for why negative): the pool's probe
+ * uses -1 (ids -1 .. -999 are reserved for the pool); the on_setup hook must use ids
+ * <= BROWSER_POOL_SETUP_ID_MAX. Replies to them arrive before the browser is taken, so they
+ * never reach a client; a client's own ids (>= 1 in every known client) cannot collide either.
+ *
+ * Threading: loop thread only, like browser.h.
+ * Ownership: the pool owns its waiting browsers; a taken browser belongs to the caller (who
+ * browser_frees it after its on_exit). cfg->browser is borrowed and must outlive the pool. */
+#ifndef BROWSERD_CDP_BROWSER_POOL_H
+#define BROWSERD_CDP_BROWSER_POOL_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "cdp/browser.h"
+
+#define BROWSER_POOL_PROBE_ID (-1)
+#define BROWSER_POOL_SETUP_ID_MAX (-1000)
+#define BROWSER_POOL_DEFAULT_SIZE 2
+
+typedef struct browser_pool browser_pool_t;
+
+typedef struct {
+    /* Browsers kept waiting (default BROWSER_POOL_DEFAULT_SIZE; the config field 0 means the
+     * default, use browser_pool_new only when a pool is wanted at all). */
+    unsigned size;
+    /* How each browser is launched; NULL = browser_config_defaults. Borrowed. */
+    const browser_config_t *browser;
+    /* Launch -> ready limit; over it the browser is killed and replaced. Default 30 s. */
+    uint64_t ready_timeout_ms;
+    /* Optional. Called once the browser answered the probe. The hook may send its own setup
+     * commands (ids <= BROWSER_POOL_SETUP_ID_MAX) with browser_send and must call
+     * browser_pool_mark_ready(pool, b) when it is done (from the hook or later). NULL: ready
+     * at once. */
+    void (*on_setup)(void *ctx, browser_pool_t *pool, browser_t *b);
+    /* Optional. Every message from a pooled browser other than the probe's reply (replies to
+     * the hook's commands, events it subscribed to). Ownership of msg moves to the callee.
+     * NULL: such messages are freed. */
+    void (*on_setup_message)(void *ctx, browser_pool_t *pool, browser_t *b, char *msg, size_t len);
+    void *ctx;
+} browser_pool_config_t;
+
+/* Creates the pool and starts filling it. cfg is copied (cfg->browser is borrowed). Returns 0
+ * or -ENOMEM / -EINVAL. */
+int browser_pool_new(uv_loop_t *loop, const browser_pool_config_t *cfg, browser_pool_t **out);
+
+/* A ready browser with its callbacks set to cb/ctx (ownership moves to the caller), and a
+ * replacement launch started; NULL if none is ready (then launch one with browser_launch).
+ * NULL also after browser_pool_stop. */
+browser_t *browser_pool_take(browser_pool_t *pool, const browser_callbacks_t *cb, void *ctx);
+
+/* For on_setup: b (still in the pool) is ready to be taken. Ignored for a browser not in setup. */
+void browser_pool_mark_ready(browser_pool_t *pool, browser_t *b);
+
+/* Kills every waiting browser and launches no more; done(arg) is called (from the loop, never
+ * from inside this call) once they are all gone and cleaned up. Then browser_pool_free. */
+void browser_pool_stop(browser_pool_t *pool, void (*done)(void *arg), void *arg);
+
+/* After done: releases the pool. */
+void browser_pool_free(browser_pool_t *pool);
+
+typedef struct {
+    unsigned waiting;        /* in the pool now, ready or not */
+    unsigned ready;          /* ready now */
+    uint64_t launched;       /* browsers launched, in total */
+    uint64_t became_ready;
+    uint64_t taken;
+    uint64_t lost;           /* exited or timed out while waiting (then replaced) */
+    uint64_t launch_errors;  /* browser_launch itself failed */
+    int64_t last_ready_us;   /* launch -> ready of the latest ready browser; -1 before any */
+    int64_t min_ready_us, max_ready_us;
+    int64_t sum_ready_us;    /* / became_ready = the mean */
+} browser_pool_stats_t;
+void browser_pool_get_stats(const browser_pool_t *pool, browser_pool_stats_t *out);
+
+#endif
