@@ -559,6 +559,10 @@ int browser_launch(uv_loop_t *loop, const browser_config_t *cfg_in, const browse
         .args = args,
         .stdio = stdio,
         .stdio_count = 6,
+        /* A session of its own (setsid): a Ctrl-C or hangup meant for browserd's terminal must
+         * not end every browser behind browserd's back; browserd ends them (browser_kill) or its
+         * death does (the parent-death signal, which does not care about sessions). */
+        .flags = UV_PROCESS_DETACHED,
     };
     b->t_launch_ns = uv_hrtime();
     rc = uv_spawn(loop, &b->proc, &opt);

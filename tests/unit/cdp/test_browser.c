@@ -567,10 +567,13 @@ static void test_launch_version_kill(void **state) {
     assert_int_equal(browser_cleanup_stale(temp_root), 0); /* a live profile is not stale */
     assert_true(path_exists(t->profile));
 
+    uint64_t t0 = uv_hrtime();
     browser_kill(t->b);
     browser_kill(t->b); /* idempotent */
     assert_true(browser_send(t->b, strdup("{}"), 2) == -EPIPE);
     assert_true(run_until(tb_is_exited, t, 10000));
+    fprintf(stderr, "measure: browser_kill -> on_exit (all dead, profile deleted): %.0f ms\n",
+            (double)(uv_hrtime() - t0) / 1e6);
     assert_int_equal(t->status, BROWSER_END_KILLED);
     assert_int_equal(t->sig, 0);
     assert_true(browser_exited(t->b));
@@ -680,8 +683,10 @@ static void test_crash_of_chromium(void **state) {
     tb_t *t;
     launch_ready(&t);
     pid_t pid = browser_pid(t->b);
+    uint64_t t0 = uv_hrtime();
     assert_int_equal(kill(pid, SIGKILL), 0);
     assert_true(run_until(tb_is_exited, t, 10000));
+    fprintf(stderr, "measure: crash -> on_exit: %.0f ms\n", (double)(uv_hrtime() - t0) / 1e6);
     assert_int_equal(t->status, BROWSER_END_CRASHED);
     assert_int_equal(t->sig, SIGKILL);
     assert_nothing_left(pid, t->profile);
@@ -785,6 +790,40 @@ static void test_free_while_running(void **state) {
     assert_nothing_left(pid, profile);
     run_for(50);
     assert_false(t->exited);
+}
+
+/* Killed while still starting (before the supervisor reported Chromium's pid). */
+static void test_kill_during_launch(void **state) {
+    (void)state;
+    tb_t *t = launch();
+    browser_kill(t->b);
+    assert_true(run_until(tb_is_exited, t, 10000));
+    assert_int_equal(t->status, BROWSER_END_KILLED);
+    assert_nothing_left(browser_pid(t->b) > 0 ? browser_pid(t->b) : -1, t->profile);
+}
+
+/* A supervisor that ignores SIGTERM (a stand-in: `exec sleep` with TERM ignored) is SIGKILLed
+ * after kill_timeout_ms, and the browser still ends exactly once, as killed. */
+static void test_kill_escalation(void **state) {
+    (void)state;
+    char script[128];
+    snprintf(script, sizeof script, "%s/deaf-supervisor", base_dir);
+    FILE *f = fopen(script, "w");
+    assert_non_null(f);
+    fputs("#!/bin/bash\ntrap '' TERM\nexec sleep 300\n", f);
+    fclose(f);
+    assert_int_equal(chmod(script, 0755), 0);
+    browser_config_t cfg = test_config();
+    cfg.supervisor_path = script;
+    cfg.kill_timeout_ms = 300;
+    tb_t *t = launch_with(&cfg);
+    run_for(100);
+    uint64_t t0 = uv_hrtime();
+    browser_kill(t->b);
+    assert_true(run_until(tb_is_exited, t, 5000));
+    double ms = (double)(uv_hrtime() - t0) / 1e6;
+    assert_true(ms >= 290);
+    assert_int_equal(t->status, BROWSER_END_KILLED);
 }
 
 /* browserd SIGKILLed: a child process launches a browser and is killed with -9; the supervisor
@@ -1180,6 +1219,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_cleanup_stale),
         T(test_escaped_processes_killed),
         T(test_escaped_processes_outlive_leader),
+        T(test_kill_escalation),
     };
     int failed = cmocka_run_group_tests_name("browser_offline", splitter, NULL, NULL);
     if (access(chromium, X_OK) != 0) {
@@ -1196,6 +1236,7 @@ int main(int argc, char **argv) {
         T(test_message_over_limit),
         T(test_launch_failure),
         T(test_free_while_running),
+        T(test_kill_during_launch),
         T(test_parent_sigkill),
         T(test_pool),
     };
