@@ -272,7 +272,8 @@ REPORT=$DATA/last_report.txt
     echo
     echo "throughput with $CONNS connections:"
     echo "  mix:     $MIX_RPS req/s ($(errors_of "$TMP/mix.tsv") errors)"
-    echo "  healthz: $HEALTHZ_RPS req/s ($(errors_of "$TMP/healthz.tsv") errors) — the HTTP server's own ceiling"
+    echo "  healthz: $HEALTHZ_RPS req/s ($(errors_of "$TMP/healthz.tsv") errors) — the HTTP server's own ceiling;" \
+        "$(awk -F'\t' '$1 == "healthz" { printf "p50 %.3f ms, p99 %.3f ms, max %.3f ms", $5 / 1000, $6 / 1000, $7 / 1000 }' "$TMP/healthz.tsv")"
     echo "  mix / healthz = $(awk -v a="$MIX_RPS" -v b="$HEALTHZ_RPS" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
     echo "  during the mix:     $CPU_MIX"
     echo "  during the healthz: $CPU_HEALTHZ"
