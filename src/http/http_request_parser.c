@@ -212,10 +212,30 @@ static http_method_t method_of(unsigned parser_method) {
     }
 }
 
+/* Keeps the last bytes before the request line's LF (blank lines before a request, which
+ * RFC 9112 allows, are skipped). */
+static void track_request_line(http_request_parser_t *p, const char *data, size_t len) {
+    for (size_t i = 0; i < len && !p->line_done; i++) {
+        char c = data[i];
+        if (c == '\n') {
+            if (p->line_tail_len > 0) p->line_done = true;
+            continue;
+        }
+        if (c == '\r') continue;
+        if (p->line_tail_len == sizeof p->line_tail) {
+            memmove(p->line_tail, p->line_tail + 1, sizeof p->line_tail - 1);
+            p->line_tail_len--;
+        }
+        p->line_tail[p->line_tail_len++] = c;
+    }
+}
+
 /* Checks made once the headers are known, before any of the body is stored. */
 static int after_headers(http_request_parser_t *p) {
     http_parser *hp = &p->parser;
     if (hp->http_major != 1) return fail(p, 400, "unsupported HTTP version");
+    if (p->line_tail_len < 9 || memcmp(p->line_tail + p->line_tail_len - 9, " HTTP/1.", 8) != 0)
+        return fail(p, 400, "malformed request line");
     int rc = finish_headers(p);
     if (rc < 0) return fail(p, 500, "out of memory");
     if (rc > 0) return fail(p, 400, "invalid header name or value");
@@ -336,6 +356,8 @@ void http_request_parser_next(http_request_parser_t *p) {
     p->pause_event = PAUSE_NONE;
     p->started = false;
     p->headers_done = false;
+    p->line_tail_len = 0;
+    p->line_done = false;
     p->request_ready = false;
     p->continue_expected = false;
     memset(&p->request, 0, sizeof p->request);
@@ -358,6 +380,7 @@ http_request_parse_result_t http_request_parser_feed(http_request_parser_t *p, c
         fail(p, 400, "data after a Connection: close request");
         return HTTP_REQUEST_PARSE_ERROR;
     }
+    track_request_line(p, data, len);
     size_t offset = 0;
     /* Never call http_parser_execute with 0 bytes: for http-parser that means end of stream. */
     while (offset < len) {

@@ -67,6 +67,11 @@ typedef struct {
     bool request_ready;
     bool continue_expected;
     bool after_close; /* the last request did not keep the connection alive */
+    /* The last bytes of the request line, to check its protocol name: Debian's lenient
+     * http-parser takes any four letters for "HTTP". */
+    char line_tail[12];
+    uint8_t line_tail_len;
+    bool line_done;
     int error_status;
     const char *error_detail;
     http_request_t request;

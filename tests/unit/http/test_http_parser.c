@@ -334,11 +334,25 @@ static void test_malformed(void **state) {
         "GET / HTTP/1.1\r\nX: a\x01b\r\n\r\n",
         "GET / HTTP/9.9\r\n\r\n",
         "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        /* the lenient http-parser takes any letters for the protocol name */
+        "GET / HTTQ/1.1\r\nHost: x\r\n\r\n",
+        "GET / XXXX/1.1\r\n\r\n",
+        "GET / http/1.1\r\n\r\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         feed_outcome_t o = feed_all(bad[i], 0, 0);
         if (o.error_status != 400) fail_msg("input %zu: status %d, %zu requests", i, o.error_status, o.count);
     }
+    /* the protocol check also holds when the request line arrives a byte at a time, after
+     * blank lines, and for the second request of a pipeline */
+    const char *fine = "\r\nGET / HTTP/1.0\r\n\r\n";
+    size_t cuts[40];
+    for (size_t i = 0; i < strlen(fine) - 1; i++) cuts[i] = i + 1;
+    assert_int_equal(feed_pieces(fine, strlen(fine), cuts, strlen(fine) - 1, 0, 0).error_status, 0);
+    const char *second = "GET / HTTP/1.1\r\n\r\nGET / HTTZ/1.1\r\n\r\n";
+    feed_outcome_t o = feed_all(second, 0, 0);
+    assert_int_equal(o.count, 1);
+    assert_int_equal(o.error_status, 400);
 }
 
 /* Found by the fuzzer: the lenient http-parser lets a NUL into a header value. */
