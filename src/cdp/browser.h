@@ -144,8 +144,10 @@ int64_t browser_send(browser_t *b, char *msg, size_t len);
 /* Bytes queued toward Chromium and not yet written. */
 size_t browser_write_queue_size(const browser_t *b);
 
-/* Stop / restart delivering on_message (e.g. while the client's socket is not draining).
- * Chromium then blocks on a full pipe; nothing is lost. Idempotent. */
+/* Stop / restart reading from Chromium (e.g. while the client's socket is not draining).
+ * Chromium then blocks on a full pipe; nothing is lost. Messages of the read in progress are
+ * still delivered when pausing from inside on_message: at most one read, which the socket's
+ * buffer bounds (~200 KB here). Idempotent. */
 void browser_pause_reading(browser_t *b);
 void browser_resume_reading(browser_t *b);
 
