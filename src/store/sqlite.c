@@ -95,6 +95,10 @@ static const char *const migrations[] = {
     "  updated_ms INTEGER NOT NULL,"
     "  PRIMARY KEY (customer_id, session_key)"
     ");",
+    /* 2: which browserd process runs a session (NULL for imported ones), so that sessions a
+     * stopped process left running can be told from imported running sessions. */
+    "ALTER TABLE sessions ADD COLUMN worker TEXT;"
+    "CREATE INDEX sessions_running_by_worker ON sessions (worker) WHERE status = 0 AND worker IS NOT NULL;",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -121,13 +125,15 @@ typedef enum {
     STMT_SESSION_INSERT,
     STMT_SESSION_UPSERT,
     STMT_SESSIONS_SINCE,
+    STMT_ORPHANS,
+    STMT_ORPHAN_FAIL,
     STMT_COUNT
 } stmt_id_t;
 
 #define SESSION_COLUMNS                                                                        \
     "customer_id, session_key, session_id, api_name, status, target_url, end_url, navigations, " \
-    "timestamp_ms, duration_ms, captcha, bandwidth, error_code, error_message, seq, updated_ms"
-#define SESSION_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16"
+    "timestamp_ms, duration_ms, captcha, bandwidth, error_code, error_message, seq, updated_ms, worker"
+#define SESSION_VALUES "?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17"
 
 static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_BEGIN_IMMEDIATE] = "BEGIN IMMEDIATE",
@@ -157,11 +163,17 @@ static const char *const stmt_sql[STMT_COUNT] = {
         "end_url = excluded.end_url, navigations = excluded.navigations, "
         "timestamp_ms = excluded.timestamp_ms, duration_ms = excluded.duration_ms, "
         "captcha = excluded.captcha, bandwidth = excluded.bandwidth, error_code = excluded.error_code, "
-        "error_message = excluded.error_message, seq = excluded.seq, updated_ms = excluded.updated_ms",
+        "error_message = excluded.error_message, seq = excluded.seq, updated_ms = excluded.updated_ms, "
+        "worker = excluded.worker",
     [STMT_SESSIONS_SINCE] =
         "SELECT customer_id, session_id, api_name, status, target_url, end_url, navigations, "
         "timestamp_ms, duration_ms, captcha, bandwidth, error_code, error_message, seq "
         "FROM sessions WHERE seq > ?1 ORDER BY seq",
+    [STMT_ORPHANS] = "SELECT customer_id, session_key FROM sessions WHERE status = 0 AND worker IS NOT NULL",
+    /* The duration runs to the last time the session was known alive (its last save). */
+    [STMT_ORPHAN_FAIL] = "UPDATE sessions SET status = 2, duration_ms = MAX(0, updated_ms - timestamp_ms), "
+                         "error_code = 'worker_disconnect', error_message = ?3, seq = ?4, worker = NULL "
+                         "WHERE customer_id = ?1 AND session_key = ?2",
 };
 
 /* ---- the store ---- */
@@ -856,7 +868,7 @@ static void bind_text_or_null(sqlite3_stmt *st, int index, const char *text) {
 /* Binds the 16 parameters of STMT_SESSION_INSERT / _UPSERT. Everything is bound STATIC:
  * the caller keeps `r` and `session_key` alive until the statement is reset. */
 static void bind_session(sqlite3_stmt *st, const char *customer_id, const char *session_key,
-                         const session_record_t *r, int64_t seq, int64_t now_ms) {
+                         const session_record_t *r, int64_t seq, int64_t now_ms, const char *worker) {
     sqlite3_bind_text(st, 1, customer_id, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, session_key, UUID_TEXT_LEN, SQLITE_STATIC);
     sqlite3_bind_text(st, 3, r->session_id, UUID_TEXT_LEN, SQLITE_STATIC);
@@ -874,6 +886,7 @@ static void bind_session(sqlite3_stmt *st, const char *customer_id, const char *
     bind_text_or_null(st, 14, r->error_message);
     sqlite3_bind_int64(st, 15, seq);
     sqlite3_bind_int64(st, 16, now_ms);
+    bind_text_or_null(st, 17, worker);
 }
 
 /* The case-insensitive identity of a session: its id in lowercase. */
@@ -922,7 +935,7 @@ int store_sessions_import(store_t *s, const char *customer_id, store_record_sour
         if (result == 0) {
             char session_key[UUID_TEXT_LEN + 1];
             session_key_of(rec.session_id, session_key);
-            bind_session(insert, customer_id, session_key, &rec, seq + 1, now_ms);
+            bind_session(insert, customer_id, session_key, &rec, seq + 1, now_ms, NULL);
             int rc = sqlite3_step(insert);
             if (rc == SQLITE_DONE) {
                 seq++;
@@ -961,6 +974,10 @@ restore_cache:
 }
 
 int store_session_put(store_t *s, const char *customer_id, const session_record_t *rec) {
+    return store_session_save(s, customer_id, rec, NULL);
+}
+
+int store_session_save(store_t *s, const char *customer_id, const session_record_t *rec, const char *worker) {
     char reason[256] = "";
     if (!store_valid_customer_id(customer_id)) return -EINVAL;
     if (record_check(rec, reason, sizeof reason) != 0) {
@@ -991,7 +1008,7 @@ int store_session_put(store_t *s, const char *customer_id, const session_record_
     if (result == 0) {
         char session_key[UUID_TEXT_LEN + 1];
         session_key_of(rec->session_id, session_key);
-        bind_session(upsert, customer_id, session_key, rec, seq, time_now_ms());
+        bind_session(upsert, customer_id, session_key, rec, seq, time_now_ms(), worker);
         rc = sqlite3_step(upsert);
         if (rc == SQLITE_CONSTRAINT_FOREIGNKEY) {
             result = -ENOENT;
@@ -1007,6 +1024,76 @@ int store_session_put(store_t *s, const char *customer_id, const session_record_
     return result;
 failed:
     log_failure("session_put", reason);
+    return -EIO;
+}
+
+int store_sessions_fail_orphans(store_t *s, int64_t *failed) {
+    char reason[256] = "";
+    if (failed) *failed = 0;
+    store_conn_t *c = conn_get(s, reason, sizeof reason);
+    if (!c) goto failed;
+    sqlite3_stmt *list = stmt_get(c, STMT_ORPHANS, reason, sizeof reason);
+    sqlite3_stmt *fail = stmt_get(c, STMT_ORPHAN_FAIL, reason, sizeof reason);
+    sqlite3_stmt *next_seq = stmt_get(c, STMT_CHANGE_SEQ_NEXT, reason, sizeof reason);
+    if (!list || !fail || !next_seq || tx_begin(c, reason, sizeof reason) != 0) goto failed;
+    /* Collect first: updating rows while the statement that lists them is still running would
+     * change what it lists. Orphans are few (at most the sessions of one stopped process). */
+    typedef struct {
+        char customer[STORE_ID_MAX + 1];
+        char key[UUID_TEXT_LEN + 1];
+    } orphan_t;
+    orphan_t *orphans = NULL;
+    size_t n = 0, cap = 0;
+    int rc, result = 0;
+    while ((rc = sqlite3_step(list)) == SQLITE_ROW) {
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            orphan_t *grown = realloc(orphans, cap * sizeof *grown);
+            if (!grown) {
+                result = -ENOMEM;
+                break;
+            }
+            orphans = grown;
+        }
+        snprintf(orphans[n].customer, sizeof orphans[n].customer, "%s", (const char *)sqlite3_column_text(list, 0));
+        snprintf(orphans[n].key, sizeof orphans[n].key, "%s", (const char *)sqlite3_column_text(list, 1));
+        n++;
+    }
+    if (result == 0 && rc != SQLITE_DONE) {
+        snprintf(reason, sizeof reason, "%s", sqlite3_errmsg(c->db));
+        result = -EIO;
+    }
+    sqlite3_reset(list);
+    for (size_t i = 0; result == 0 && i < n; i++) {
+        int64_t seq = 0;
+        if (sqlite3_step(next_seq) != SQLITE_ROW) {
+            snprintf(reason, sizeof reason, "%s", sqlite3_errmsg(c->db));
+            result = -EIO;
+        } else {
+            seq = sqlite3_column_int64(next_seq, 0);
+            (void)sqlite3_step(next_seq);
+        }
+        sqlite3_reset(next_seq);
+        if (result) break;
+        sqlite3_bind_text(fail, 1, orphans[i].customer, -1, SQLITE_STATIC);
+        sqlite3_bind_text(fail, 2, orphans[i].key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(fail, 3, "the browserd process that ran the session stopped before the session ended", -1,
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(fail, 4, seq);
+        if (sqlite3_step(fail) != SQLITE_DONE) {
+            snprintf(reason, sizeof reason, "%s", sqlite3_errmsg(c->db));
+            result = -EIO;
+        }
+        sqlite3_reset(fail);
+    }
+    free(orphans);
+    if (result == 0) result = tx_commit(c, reason, sizeof reason);
+    else tx_rollback(c);
+    if (result == 0 && failed) *failed = (int64_t)n;
+    if (result != 0) log_failure("fail_orphans", reason);
+    return result;
+failed:
+    log_failure("fail_orphans", reason);
     return -EIO;
 }
 

@@ -84,8 +84,18 @@ int store_zone_check(store_t *s, const char *customer_id, const char *zone, cons
 typedef int (*store_record_source)(void *ctx, session_record_t *rec, char *err, size_t err_cap);
 int store_sessions_import(store_t *s, const char *customer_id, store_record_source next, void *ctx,
                           int64_t *imported, char *err, size_t err_cap);
-/* Inserts or replaces one session (the gateway records live sessions this way). */
+/* Inserts or replaces one session, as not run by any browserd process (worker NULL). */
 int store_session_put(store_t *s, const char *customer_id, const session_record_t *rec);
+
+/* Inserts or replaces a session that the browserd process `worker` runs (the gateway saves
+ * live sessions this way, every few seconds while they run: the save time is the last time
+ * the session was known alive). worker may be NULL. */
+int store_session_save(store_t *s, const char *customer_id, const session_record_t *rec, const char *worker);
+
+/* At start: every session still recorded as running by a browserd process (imported
+ * sessions are not) ended with that process. Marks them failed with worker_disconnect, their
+ * duration up to their last save. *failed: how many. */
+int store_sessions_fail_orphans(store_t *s, int64_t *failed);
 
 /* Largest seq so far (0 for an empty store). Cheap: meant to be called per request. */
 int store_change_seq(store_t *s, int64_t *seq);

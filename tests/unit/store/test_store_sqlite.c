@@ -489,6 +489,43 @@ static void test_import_all_or_nothing(void **state) {
     for (int i = 0; i < 10; i++) session_record_free(&recs[i]);
 }
 
+/* Sessions a stopped browserd left running end as worker_disconnect at the next start, with
+ * their duration up to their last save; imported running sessions and ended ones stay. */
+static void test_orphans_fail_at_start(void **state) {
+    fixture_t *fx = *state;
+    char err[512] = "", id_live[37], id_imported[37], id_done[37];
+    assert_int_equal(store_customer_add(fx->store, "acme", err, sizeof err), 0);
+    record_id(id_live, 0x1);
+    record_id(id_imported, 0x2);
+    record_id(id_done, 0x3);
+    session_record_t live = make_record(id_live, "zone1", SESSION_RUNNING, 1);
+    session_record_t imported = make_record(id_imported, "zone1", SESSION_RUNNING, 2);
+    session_record_t done = make_record(id_done, "zone1", SESSION_FINISHED, 3);
+    live.timestamp_ms = time_now_ms() - 5000;
+    assert_int_equal(store_session_save(fx->store, "acme", &live, "host:1234"), 0);
+    assert_int_equal(store_session_put(fx->store, "acme", &imported), 0);
+    assert_int_equal(store_session_save(fx->store, "acme", &done, "host:1234"), 0);
+    int64_t failed = -1, last = 0;
+    assert_int_equal(store_sessions_fail_orphans(fx->store, &failed), 0);
+    assert_int_equal(failed, 1);
+    collector_t got = {0};
+    assert_int_equal(store_sessions_since(fx->store, 3, &last, collect, &got), 0);
+    assert_int_equal(got.count, 1); /* only the orphan changed, with a new seq */
+    const session_record_t *r = &got.records[0];
+    assert_string_equal(r->session_id, id_live);
+    assert_int_equal(r->status, SESSION_FAILED);
+    assert_string_equal(r->error_code, "worker_disconnect");
+    assert_non_null(r->error_message);
+    assert_true(r->duration_ms >= 4900 && r->duration_ms <= 60000); /* up to its save, ~5 s */
+    collector_free(&got);
+    /* nothing left to fail a second time */
+    assert_int_equal(store_sessions_fail_orphans(fx->store, &failed), 0);
+    assert_int_equal(failed, 0);
+    session_record_free(&live);
+    session_record_free(&imported);
+    session_record_free(&done);
+}
+
 static void test_change_feed(void **state) {
     fixture_t *fx = *state;
     char err[512] = "", id_a[37], id_b[37];
@@ -705,6 +742,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_zones, setup, teardown),
         cmocka_unit_test_setup_teardown(test_import_all_or_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_change_feed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_orphans_fail_at_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_query_plans, setup, teardown),
         cmocka_unit_test_setup_teardown(test_statements_prepare, setup, teardown),
