@@ -616,6 +616,7 @@ int browser_pid(const browser_t *b) { return b->chromium_pid; }
 int browser_supervisor_pid(const browser_t *b) { return b->proc.pid; }
 const char *browser_profile_dir(const browser_t *b) { return b->profile; }
 bool browser_exited(const browser_t *b) { return b->exit_reported; }
+bool browser_alive(const browser_t *b) { return !b->killing && !b->proc_exited && !b->cdp_eof && !b->closing; }
 
 void browser_get_stats(const browser_t *b, browser_stats_t *out) {
     out->spawn_us = b->spawn_us;

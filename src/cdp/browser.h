@@ -169,6 +169,9 @@ int browser_supervisor_pid(const browser_t *b);
 const char *browser_profile_dir(const browser_t *b);
 /* Whether on_exit has been called. */
 bool browser_exited(const browser_t *b);
+/* False once the browser is ending (killed, its supervisor exited, or Chromium closed the
+ * pipe): sends fail from then on and on_exit follows. */
+bool browser_alive(const browser_t *b);
 
 typedef struct {
     /* browser_launch -> the supervisor reported Chromium's pid (fork + exec done), in µs;

@@ -223,7 +223,8 @@ int browser_pool_new(uv_loop_t *loop, const browser_pool_config_t *cfg, browser_
 browser_t *browser_pool_take(browser_pool_t *p, const browser_callbacks_t *cb, void *ctx) {
     if (p->stopping) return NULL;
     pool_entry_t *e = p->head;
-    while (e && e->state != ENTRY_READY) e = e->next;
+    /* A ready one whose end is already under way (its on_exit not yet run) is no use. */
+    while (e && (e->state != ENTRY_READY || !browser_alive(e->b))) e = e->next;
     if (!e) return NULL;
     unlink_entry(p, e);
     browser_t *b = e->b;

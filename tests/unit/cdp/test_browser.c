@@ -531,6 +531,7 @@ static void test_launch_version_kill(void **state) {
     assert_true(path_exists(t->profile));
     snprintf(p, sizeof p, "%s/home/.config", t->profile);
     assert_true(path_exists(p));
+    assert_true(browser_alive(t->b));
     assert_int_equal(getpgid(pid), pid);
     int in_group = count_procs(pid, NULL);
     fprintf(stderr, "measure: processes in Chromium's group: %d\n", in_group);
@@ -571,6 +572,7 @@ static void test_launch_version_kill(void **state) {
     browser_kill(t->b);
     browser_kill(t->b); /* idempotent */
     assert_true(browser_send(t->b, strdup("{}"), 2) == -EPIPE);
+    assert_false(browser_alive(t->b));
     assert_true(run_until(tb_is_exited, t, 10000));
     fprintf(stderr, "measure: browser_kill -> on_exit (all dead, profile deleted): %.0f ms\n",
             (double)(uv_hrtime() - t0) / 1e6);
