@@ -17,17 +17,17 @@ count() { passed=$((passed + $1)); failed=$((failed + $2)); }
 build() { # build DIR [meson options...]
   local dir=$1; shift
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@" >"$dir.setup.log" 2>&1 || { cat "$dir.setup.log"; return 1; }
+    meson setup "$dir" "$@" >"/tmp/browserd-$dir.setup.log" 2>&1 || { cat "/tmp/browserd-$dir.setup.log"; return 1; }
   fi
-  ninja -C "$dir" -j2 >"$dir.build.log" 2>&1 || { tail -50 "$dir.build.log"; return 1; }
+  ninja -C "$dir" -j2 >"$dir/test-build.log" 2>&1 || { tail -50 "$dir/test-build.log"; return 1; }
 }
 
 unit() { # unit DIR
-  meson test -C "$1" --suite unit --num-processes 2 --print-errorlogs >"$1.unit.log" 2>&1
-  grep -E '^ *[0-9]+/[0-9]+ ' "$1.unit.log" | sed 's/^/  /'
+  meson test -C "$1" --suite unit --num-processes 2 --print-errorlogs >"$1/test-unit.log" 2>&1
+  grep -E '^ *[0-9]+/[0-9]+ ' "$1/test-unit.log" | sed 's/^/  /'
   read -r p f < <(python3 scripts/count_results.py "$1/meson-logs/testlog.json")
   echo "unit ($1): $p passed, $f failed"
-  [ "$f" -gt 0 ] && grep -B2 -A30 -E 'FAILED|ERROR|runtime error' "$1.unit.log" | head -120
+  [ "$f" -gt 0 ] && grep -B2 -A30 -E "FAILED|ERROR|runtime error" "$1/test-unit.log" | head -120
   count "$p" "$f"
 }
 

@@ -14,11 +14,14 @@
  * before the handler has answered. */
 #include "http/http_server.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "http/http_request_parser.h"
 
@@ -499,6 +502,47 @@ void http_respond(http_conn_t *c, int status, const char *extra_headers, char *b
     else if (!keep_alive) conn_finish(c);
     else conn_pump(c);
     conn_unref(c);
+}
+
+int http_conn_take_over(http_conn_t *c, int *fd_out, char **rest, size_t *rest_len) {
+    *fd_out = -1;
+    *rest = NULL;
+    *rest_len = 0;
+    if (!c || !c->handler_busy) {
+        log_event("take_over_misuse", "http_conn_take_over without a request waiting for it");
+        return -EINVAL;
+    }
+    c->handler_busy = false;
+    int rc = 0;
+    uv_os_fd_t fd;
+    if (c->state == CONN_CLOSED) {
+        rc = -ENOTCONN; /* the client went away while the handler worked */
+    } else if (uv_fileno((uv_handle_t *)&c->tcp, &fd) != 0) {
+        rc = -EBADF;
+    } else {
+        /* The new owner gets its own descriptor of the same socket: closing this handle
+         * (which can only be freed in its close callback) then leaves the socket open. */
+        int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        size_t n = c->in_end - c->in_start;
+        char *copy = n ? malloc(n) : NULL;
+        if (dup_fd < 0 || (n && !copy)) {
+            if (dup_fd >= 0) close(dup_fd);
+            free(copy);
+            rc = dup_fd < 0 ? -errno : -ENOMEM;
+        } else {
+            if (n) memcpy(copy, c->in + c->in_start, n);
+            *fd_out = dup_fd;
+            *rest = copy;
+            *rest_len = n;
+        }
+    }
+    if (c->state != CONN_CLOSED) {
+        uv_read_stop((uv_stream_t *)&c->tcp);
+        conn_drop_input(c);
+        conn_close(c);
+    }
+    conn_unref(c);
+    return rc;
 }
 
 void http_respond_json(http_conn_t *c, int status, const char *extra_headers, const char *json) {

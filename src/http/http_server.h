@@ -14,17 +14,8 @@
  * valid until http_respond is called for that request.
  *
  * Upgrades (WebSocket): a request with "Connection: upgrade" + "Upgrade" arrives with
- * `upgrade` set and is, for now, answered like any other (a refused upgrade keeps the
- * connection in HTTP/1.1). Taking the socket over would be one added function used instead
- * of http_respond, e.g.
- *     int http_conn_take_over(http_conn_t *conn, const char *head_101, ws_on_socket_fn cb, void *arg);
- * It would stop reading and the connection timer, unlink the connection from the server (so
- * stop no longer waits for it), write the 101 head, and hand the new owner the uv_tcp_t plus
- * the bytes already read after the request (the connection's unparsed input buffer, which may
- * hold the first WebSocket frames). The uv_tcp_t is embedded in http_conn_t, so the new owner
- * would keep the http_conn_t memory alive and release it through a close function the
- * module provides (the handle can only be freed from its close callback). The parser already
- * stops at the end of the upgrade request, so nothing after it is misread as HTTP. */
+ * `upgrade` set; the handler either answers it with http_respond (a refused upgrade) or takes
+ * the socket over with http_conn_take_over (see there). */
 #ifndef BROWSERD_HTTP_SERVER_H
 #define BROWSERD_HTTP_SERVER_H
 
@@ -112,6 +103,15 @@ void http_server_stop(http_server_t *srv, void (*on_stopped)(void *arg), void *a
  * "Connection: close". Must be called exactly once per request, on the loop thread. */
 void http_respond(http_conn_t *conn, int status, const char *extra_headers, char *body, size_t len,
                   bool close_after);
+
+/* Takes the connection's socket over instead of responding (a WebSocket upgrade): called once,
+ * in place of http_respond, for the current request. The caller gets its own descriptor of
+ * the socket (close-on-exec, for uv_tcp_open; the caller closes it) and the bytes already read
+ * after the request (malloc'ed, may hold the first WebSocket frames; NULL when none). The
+ * server forgets the connection: it no longer times it out, and stop no longer waits for it.
+ * Nothing is written: the caller sends the 101 response itself. Returns 0, or -ENOTCONN when
+ * the client went away meanwhile, or another negative errno (then *fd_out is -1). */
+int http_conn_take_over(http_conn_t *conn, int *fd_out, char **rest, size_t *rest_len);
 
 /* Convenience: a JSON body from a C string (copied). */
 void http_respond_json(http_conn_t *conn, int status, const char *extra_headers, const char *json);

@@ -47,6 +47,7 @@ struct fixture {
     unsigned requests_seen; /* requests the handler received */
     bool stop_requested;    /* http_server_stop was called (test thread's view) */
     bool stopped;           /* on_stopped was called */
+    bool takeover_failed;   /* "/takeover" could not take the socket over */
 
     /* The one request held by "/hold" until the test releases it (loop thread only). */
     http_conn_t *held_conn;
@@ -156,6 +157,22 @@ static void handler(void *ctx, http_conn_t *conn, const http_request_t *req) {
         char *body = malloc(len);
         memset(body, 'b', len);
         http_respond(conn, 200, NULL, body, len, false);
+    } else if (strcmp(req->path, "/takeover") == 0) {
+        /* A WebSocket-like upgrade: the new owner writes on its own descriptor, bytes already
+         * read after the request included. */
+        int fd = -1;
+        char *rest = NULL;
+        size_t rest_len = 0;
+        if (http_conn_take_over(conn, &fd, &rest, &rest_len) == 0) {
+            char out[256];
+            int n = snprintf(out, sizeof out, "HTTP/1.1 101 Switching Protocols\r\n\r\nrest=%.*s", (int)rest_len,
+                             rest ? rest : "");
+            if (write(fd, out, (size_t)n) != n) fx->takeover_failed = true;
+            close(fd);
+        } else {
+            fx->takeover_failed = true;
+        }
+        free(rest);
     } else if (strcmp(req->path, "/nocontent") == 0) {
         http_respond(conn, 204, NULL, NULL, 0, false);
     } else if (strcmp(req->path, "/bye") == 0) {
@@ -437,6 +454,26 @@ static void test_keep_alive_two_sequential_requests(void **state) {
     expect_response(&cl, 404, "Not found");
     client_close(&cl);
     assert_int_equal(requests_seen(fx), 3);
+}
+
+static void test_take_over_hands_socket_and_unread_bytes(void **state) {
+    fixture_t *fx = *state;
+    fixture_start(fx, NULL);
+    client_t cl;
+    client_open(&cl, fx->port);
+    client_send_str(&cl, "GET /takeover HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+                         "FRAME-BYTES");
+    char got[512];
+    size_t len = 0;
+    for (;;) { /* until the new owner closes its descriptor: the server must not hold it */
+        ssize_t n = read(cl.fd, got + len, sizeof got - 1 - len);
+        if (n <= 0) break;
+        len += (size_t)n;
+    }
+    got[len] = '\0';
+    assert_string_equal(got, "HTTP/1.1 101 Switching Protocols\r\n\r\nrest=FRAME-BYTES");
+    assert_false(fx->takeover_failed);
+    client_close(&cl);
 }
 
 static void test_pipelined_requests_answer_in_order(void **state) {
@@ -977,6 +1014,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         SERVER_TEST(test_keep_alive_two_sequential_requests),
         SERVER_TEST(test_pipelined_requests_answer_in_order),
+        SERVER_TEST(test_take_over_hands_socket_and_unread_bytes),
         SERVER_TEST(test_async_handler_with_pipelined_second_request),
         SERVER_TEST(test_head_has_length_but_no_body),
         SERVER_TEST(test_no_content_has_no_length),
