@@ -319,10 +319,11 @@ static uint32_t utf8_run(uint32_t st, const uint8_t *s, size_t n) {
 
 enum { PH_HEADER = 0, PH_PAYLOAD, PH_CLOSED, PH_ERROR };
 
-/* Text payloads are unmasked in blocks; a block that is not all ASCII is validated by the
- * DFA right after, while it is still in L1/L2, so a 20 MB frame fed at once is not
- * streamed through memory twice. */
-#define TEXT_BLOCK (32u * 1024u)
+/* Payloads are unmasked in blocks that fit L1: a text block that is not all ASCII is
+ * validated by the DFA right after, while still in cache, so a 20 MB frame fed at once is
+ * not streamed through memory twice. */
+#define BLOCK (16u * 1024u)
+#define COPY_FIRST_MIN 2048u
 
 void ws_reader_init(ws_reader_t *r, const ws_reader_config_t *cfg) {
     memset(r, 0, sizeof *r);
@@ -545,25 +546,39 @@ static bool end_frame(ws_reader_t *r, ws_event_t *ev) {
  * which has room, and validates text as it goes. False with *ev filled on invalid UTF-8. */
 static bool take_data(ws_reader_t *r, const uint8_t *src, size_t n, ws_event_t *ev) {
     uint8_t *dst = r->msg + r->msg_len;
-    if (r->msg_op != WS_OP_TEXT) {
-        if (r->frame_masked)
-            ws_mask(dst, src, n, r->mask, r->mask_off);
-        else if (dst != src)
+    bool text = r->msg_op == WS_OP_TEXT;
+    if (!text && !r->frame_masked) {
+        if (dst != src)
             memcpy(dst, src, n);
     } else {
-        /* Unmasked frames (client role) go through the same pass with a zero key. */
+        /* Unmasked text goes through the same pass with a zero key. */
         static const uint8_t no_mask[4] = {0, 0, 0, 0};
         const uint8_t *key = r->frame_masked ? r->mask : no_mask;
+        /* Large chunks: memcpy a block into the message buffer, then unmask it in place
+         * while it is in L1. Measured faster than one load-xor-store pass into the
+         * (usually cache-cold) message buffer, because libc's memcpy writes whole lines
+         * without reading them first. Small chunks take the single pass. */
+        bool copy_first = dst != src && n >= COPY_FIRST_MIN;
         for (size_t done = 0; done < n;) {
-            size_t b = n - done < TEXT_BLOCK ? n - done : TEXT_BLOCK;
-            bool ascii = mask_ascii(dst + done, src + done, b, key, (r->mask_off + done) & 3);
-            /* ASCII keeps an accepting state accepting; anything else needs the DFA (also
-             * an ASCII block after a split character, which the DFA rejects). */
-            if (!ascii || r->utf8_state != U8_ACCEPT)
-                r->utf8_state = utf8_run(r->utf8_state, dst + done, b);
-            if (r->utf8_state == U8_REJECT) {
-                set_error(r, ev, WS_CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
-                return false;
+            size_t b = n - done < BLOCK ? n - done : BLOCK;
+            const uint8_t *from = src + done;
+            if (copy_first) {
+                memcpy(dst + done, from, b);
+                from = dst + done;
+            }
+            size_t off = (r->mask_off + done) & 3;
+            if (!text) {
+                ws_mask(dst + done, from, b, key, off);
+            } else {
+                bool ascii = mask_ascii(dst + done, from, b, key, off);
+                /* ASCII keeps an accepting state accepting; anything else needs the DFA
+                 * (also an ASCII block after a split character, which the DFA rejects). */
+                if (!ascii || r->utf8_state != U8_ACCEPT)
+                    r->utf8_state = utf8_run(r->utf8_state, dst + done, b);
+                if (r->utf8_state == U8_REJECT) {
+                    set_error(r, ev, WS_CLOSE_INVALID_PAYLOAD, "text message is not valid UTF-8");
+                    return false;
+                }
             }
             done += b;
         }
