@@ -20,7 +20,8 @@
  *           "end error ERRNO STEP\n"  setup failed at STEP (root, profile, fork, exec, ...)
  *         An "end" line is written only after every process is dead and the profile is
  *         deleted, so it is the supervisor's promise that the session left nothing behind.
- * Exit status: 0 after an "end exit/signal/killed" line, 1 after "end error", 2 on usage. */
+ * Exit status: 0 after an "end exit/signal/killed" line, 1 after "end error" (or, without any
+ * line, when browserd was already gone at its start), 2 on usage. */
 #ifndef BROWSERD_CDP_SUPERVISOR_H
 #define BROWSERD_CDP_SUPERVISOR_H
 
