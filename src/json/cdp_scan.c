@@ -300,6 +300,10 @@ bool cdp_string_equals(cdp_slice_t contents, const char *lit, size_t lit_len) {
 }
 
 int cdp_string_decode(cdp_slice_t contents, char *out, size_t cap, size_t *out_len) {
+    if (!contents.ptr) {
+        *out_len = 0;
+        return contents.len ? -EINVAL : 0;
+    }
     const uint8_t *p = (const uint8_t *)contents.ptr;
     const uint8_t *end = p + contents.len;
     size_t o = 0;
@@ -588,6 +592,10 @@ static cdp_slice_t string_member(const member_t *m, unsigned bit, bool *escaped,
 }
 
 int cdp_scan(const char *json, size_t len, cdp_msg_t *out) {
+    if (!json) {
+        json = ""; /* an absent message is an empty one, refused below */
+        len = 0;
+    }
     member_t mem[6];
     scan_err_t e = {NULL, NULL};
     memset(out, 0, sizeof *out);
@@ -612,7 +620,11 @@ int cdp_scan(const char *json, size_t len, cdp_msg_t *out) {
 }
 
 int cdp_object_get(const char *obj, size_t len, const char *key, size_t key_len, cdp_value_t *out) {
-    cdp_slice_t k = {key, key_len};
+    if (!obj) {
+        obj = "";
+        len = 0;
+    }
+    cdp_slice_t k = {key ? key : "", key_len};
     member_t m;
     unsigned dup;
     scan_err_t e = {NULL, NULL};

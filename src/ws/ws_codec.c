@@ -591,7 +591,7 @@ static bool take_data(ws_reader_t *r, const uint8_t *src, size_t n, ws_event_t *
 
 size_t ws_reader_feed(ws_reader_t *r, const void *data, size_t len, ws_event_t *ev) {
     const uint8_t *p = data;
-    const uint8_t *end = p + len;
+    const uint8_t *end = len ? p + len : p; /* (NULL, 0) is a valid empty feed */
     memset(ev, 0, sizeof *ev);
     if (r->phase == PH_ERROR) {
         ev->type = WS_EV_ERROR;
@@ -599,7 +599,7 @@ size_t ws_reader_feed(ws_reader_t *r, const void *data, size_t len, ws_event_t *
         ev->reason = r->err_reason;
         return 0;
     }
-    if (r->phase == PH_CLOSED)
+    if (r->phase == PH_CLOSED || len == 0)
         return len;
     for (;;) {
         if (r->phase == PH_HEADER) {
@@ -684,6 +684,13 @@ void ws_reader_direct_commit(ws_reader_t *r, size_t n, ws_event_t *ev) {
     memset(ev, 0, sizeof *ev);
     if (n == 0)
         return;
+    /* A commit that does not fit the lent region is a caller bug; fail the connection
+     * rather than write past the buffer or into the next frame's accounting. */
+    if (r->phase != PH_PAYLOAD || r->frame_op >= 0x8 || n > r->frame_left || !r->msg ||
+        n > r->msg_cap - r->msg_len - 1) {
+        set_error(r, ev, WS_CLOSE_INTERNAL_ERROR, "direct read commit outside the lent buffer");
+        return;
+    }
     uint8_t *at = r->msg + r->msg_len;
     if (!take_data(r, at, n, ev))
         return;

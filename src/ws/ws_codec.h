@@ -76,7 +76,7 @@ enum {
     WS_CLOSE_NO_STATUS = 1005, /* reported for a close frame without a body; never sent */
     WS_CLOSE_INVALID_PAYLOAD = 1007,
     WS_CLOSE_TOO_BIG = 1009,
-    WS_CLOSE_INTERNAL_ERROR = 1011,
+    WS_CLOSE_INTERNAL_ERROR = 1011, /* out of memory, or a misused direct read */
 };
 
 #define WS_DEFAULT_MAX_MESSAGE ((size_t)256 << 20)
@@ -92,7 +92,8 @@ typedef enum {
 /* All-zero is the default configuration: server role, 256 MiB messages, full preallocation. */
 typedef struct {
     ws_role_t role;
-    /* Largest message (sum of its fragments) accepted; larger → error 1009. 0 → default. */
+    /* Largest message (sum of its fragments) accepted; larger → error 1009. 0 → default.
+     * Values above SIZE_MAX / 4 are treated as SIZE_MAX / 4. */
     size_t max_message_size;
     /* Upper bound of what is allocated from a declared frame length before the bytes have
      * arrived (the buffer then grows as they do). 0 → no bound: a single-frame message is
@@ -184,7 +185,8 @@ size_t ws_reader_feed(ws_reader_t *r, const void *data, size_t len, ws_event_t *
  * accounts for the n bytes written there (n ≤ *cap), unmasking and validating them in
  * place, and reports an event like ws_reader_feed (a completed message, or an error).
  * Only `min_size` and larger regions are offered, so small frames keep using one read
- * buffer. Any other call on the reader between the two invalidates the region. */
+ * buffer. Any other call on the reader between the two invalidates the region; a commit
+ * larger than the region lent is refused as an error (1011). */
 uint8_t *ws_reader_direct_buf(ws_reader_t *r, size_t min_size, size_t *cap);
 void ws_reader_direct_commit(ws_reader_t *r, size_t n, ws_event_t *ev);
 

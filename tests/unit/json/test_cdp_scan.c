@@ -311,6 +311,11 @@ static void test_invalid_structure(void **state) {
     expect_invalid("{\"a\":1/*c*/}", "comment");
     expect_invalid_n("{}\0", 3, "trailing NUL");
     expect_invalid_n("{\"a\":1\0}", 8, "NUL inside");
+    cdp_msg_t m;
+    assert_int_equal(cdp_scan(NULL, 0, &m), -EINVAL);
+    cdp_value_t v;
+    assert_int_equal(cdp_object_get(NULL, 0, "a", 1, &v), -EINVAL);
+    assert_int_equal(cdp_object_get("{\"\":1}", 6, NULL, 0, &v), 0);
 }
 
 static void test_invalid_literals_and_numbers(void **state) {

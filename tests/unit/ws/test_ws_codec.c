@@ -1117,6 +1117,8 @@ static void test_backpressure(void **state) {
     assert_int_equal(off, rest);
     assert_int_equal(ws_reader_feed(&r, copy + off, 0, &ev), 0);
     assert_int_equal(ev.type, WS_EV_NONE);
+    assert_int_equal(ws_reader_feed(&r, NULL, 0, &ev), 0);
+    assert_int_equal(ev.type, WS_EV_NONE);
     /* Paused in the middle of a fragmented message: state survives across calls. */
     s->len = 0;
     put_frame(s, WS_OP_BINARY, false, "ab", 2, MASK);
@@ -1233,6 +1235,16 @@ static void test_prealloc_and_direct_read(void **state) {
     hl = ws_frame_header(h, WS_OP_PING, true, 4, MASK);
     ws_reader_feed(&r, h, hl, &ev);
     assert_null(ws_reader_direct_buf(&r, 1, &cap));
+    ws_reader_free(&r);
+    /* Committing more than was lent fails the connection instead of overrunning. */
+    ws_reader_init(&r, NULL);
+    hl = ws_frame_header(h, WS_OP_BINARY, true, 8, MASK);
+    ws_reader_feed(&r, h, hl, &ev);
+    assert_non_null(ws_reader_direct_buf(&r, 1, &cap));
+    assert_int_equal(cap, 8);
+    ws_reader_direct_commit(&r, 9, &ev);
+    assert_int_equal(ev.type, WS_EV_ERROR);
+    assert_int_equal(ev.close_code, WS_CLOSE_INTERNAL_ERROR);
     ws_reader_free(&r);
     free(plain);
     free(wire);
