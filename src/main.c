@@ -5,11 +5,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "api/api.h"
 #include "catalog/catalog.h"
 #include "cdp/browser.h"
+#include "cdp/gateway.h"
 #include "cli/admin.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
@@ -17,6 +19,7 @@
 
 #define DEFAULT_DB "./browserd.db"
 #define DEFAULT_API_LISTEN "127.0.0.1:8080"
+#define DEFAULT_CDP_LISTEN "127.0.0.1:9222"
 #define DEFAULT_CUSTOMER "default"
 #define DEFAULT_ZONE "scraping_browser1"
 
@@ -28,11 +31,21 @@ static void usage(FILE *out) {
             "with the Browser Sessions API (GET /browser_sessions).\n"
             "\n"
             "Commands:\n"
-            "  serve [--api-listen HOST:PORT]\n"
-            "      Run the daemon. The API listens on HOST:PORT (default " DEFAULT_API_LISTEN ").\n"
+            "  serve [OPTIONS]\n"
+            "      Run the daemon: the REST API, and the CDP endpoint where Puppeteer and Playwright\n"
+            "      connect (ws://brd-customer-<ID>-zone-<ZONE>:<PASSWORD>@HOST:PORT), each connection a\n"
+            "      fresh headless Chromium, every session recorded.\n"
             "      On a fresh database it first creates customer '" DEFAULT_CUSTOMER "', its zone\n"
             "      '" DEFAULT_ZONE "' and an API key, and prints them once on stdout.\n"
-            "      SIGTERM or SIGINT stops it gracefully.\n"
+            "      SIGTERM or SIGINT stops it gracefully (running sessions end as worker_disconnect).\n"
+            "        --api-listen HOST:PORT   REST API (default " DEFAULT_API_LISTEN ")\n"
+            "        --cdp-listen HOST:PORT   CDP endpoint (default " DEFAULT_CDP_LISTEN "; 'off' disables it)\n"
+            "        --chromium PATH          browser binary (default /usr/bin/chromium)\n"
+            "        --pool N                 browsers kept launched and waiting (default 2)\n"
+            "        --max-sessions N         concurrent sessions; more clients wait (default 10)\n"
+            "        --queue-timeout SEC      longest wait for a browser, then 503 (default 30)\n"
+            "        --session-timeout SEC    longest session (default 3600)\n"
+            "        --idle-timeout SEC       longest time without CDP traffic (default 300)\n"
             "%s"
             "\n"
             "Options:\n"
@@ -43,6 +56,10 @@ static void usage(FILE *out) {
             "Environment (each the twin of an option; the option wins):\n"
             "  BROWSERD_DB          --db\n"
             "  BROWSERD_API_LISTEN  --api-listen\n"
+            "  BROWSERD_CDP_LISTEN  --cdp-listen\n"
+            "  BROWSERD_CHROMIUM    --chromium\n"
+            "  BROWSERD_POOL        --pool\n"
+            "  BROWSERD_MAX_SESSIONS, BROWSERD_QUEUE_TIMEOUT, BROWSERD_SESSION_TIMEOUT, BROWSERD_IDLE_TIMEOUT\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
@@ -74,12 +91,14 @@ static int parse_listen(const char *s, char *host, size_t host_cap, int *port) {
 typedef struct {
     uv_signal_t sigint, sigterm;
     http_server_t *api_server;
+    gateway_t *gateway;
+    int running; /* parts still stopping */
     bool stopping;
 } daemon_t;
 
-static void on_api_stopped(void *arg) {
+static void on_part_stopped(void *arg) {
     daemon_t *d = arg;
-    d->api_server = NULL;
+    if (--d->running > 0) return;
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
 }
@@ -89,7 +108,29 @@ static void on_signal(uv_signal_t *h, int signum) {
     if (d->stopping) return;
     d->stopping = true;
     fprintf(stderr, "event=stopping signal=%s\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    http_server_stop(d->api_server, on_api_stopped, d);
+    /* Sessions end first (their records are saved through the store, which stays open). */
+    d->running = d->gateway ? 2 : 1;
+    if (d->gateway) gateway_stop(d->gateway, on_part_stopped, d);
+    http_server_stop(d->api_server, on_part_stopped, d);
+}
+
+/* "SEC" as a number of seconds (fractions allowed, for tests) into milliseconds. */
+static int parse_seconds(const char *s, uint64_t *ms) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v > 0) || v > 31536000) return -1;
+    *ms = (uint64_t)(v * 1000.0 + 0.5);
+    return 0;
+}
+
+static int parse_count(const char *s, unsigned min, unsigned max, unsigned *out) {
+    char *end;
+    errno = 0;
+    unsigned long v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || *s == '-' || v < min || v > max) return -1;
+    *out = (unsigned)v;
+    return 0;
 }
 
 /* On a fresh database: the default customer, zone and key, printed once. */
@@ -111,21 +152,69 @@ static int bootstrap(store_t *store) {
     return 0;
 }
 
+static const char *env_or(const char *name, const char *fallback) {
+    const char *v = getenv(name);
+    return v && *v ? v : fallback;
+}
+
 static int serve(const char *db, int argc, char **argv) {
-    const char *listen = getenv("BROWSERD_API_LISTEN");
-    if (!listen || !*listen) listen = DEFAULT_API_LISTEN;
+    const char *listen = env_or("BROWSERD_API_LISTEN", DEFAULT_API_LISTEN);
+    const char *cdp_listen = env_or("BROWSERD_CDP_LISTEN", DEFAULT_CDP_LISTEN);
+    const char *chromium = env_or("BROWSERD_CHROMIUM", NULL);
+    const char *pool = env_or("BROWSERD_POOL", NULL), *max_sessions = env_or("BROWSERD_MAX_SESSIONS", NULL);
+    const char *queue_timeout = env_or("BROWSERD_QUEUE_TIMEOUT", NULL);
+    const char *session_timeout = env_or("BROWSERD_SESSION_TIMEOUT", NULL);
+    const char *idle_timeout = env_or("BROWSERD_IDLE_TIMEOUT", NULL);
+    struct {
+        const char *name;
+        const char **value;
+    } options[] = {
+        {"--api-listen", &listen},         {"--cdp-listen", &cdp_listen},           {"--chromium", &chromium},
+        {"--pool", &pool},                 {"--max-sessions", &max_sessions},       {"--queue-timeout", &queue_timeout},
+        {"--session-timeout", &session_timeout}, {"--idle-timeout", &idle_timeout},
+    };
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--api-listen") == 0 && i + 1 < argc) listen = argv[++i];
-        else if (strncmp(argv[i], "--api-listen=", 13) == 0) listen = argv[i] + 13;
-        else {
+        bool known = false;
+        for (size_t k = 0; k < sizeof options / sizeof *options && !known; k++) {
+            size_t n = strlen(options[k].name);
+            if (strcmp(argv[i], options[k].name) == 0 && i + 1 < argc) {
+                *options[k].value = argv[++i];
+                known = true;
+            } else if (strncmp(argv[i], options[k].name, n) == 0 && argv[i][n] == '=') {
+                *options[k].value = argv[i] + n + 1;
+                known = true;
+            }
+        }
+        if (!known) {
             fprintf(stderr, "browserd: serve: unknown or incomplete option '%s' (see browserd --help)\n", argv[i]);
             return 2;
         }
     }
-    char host[256];
-    int port;
+    char host[256], cdp_host[256];
+    int port, cdp_port = 0;
     if (parse_listen(listen, host, sizeof host, &port) < 0) {
         fprintf(stderr, "browserd: --api-listen: expected HOST:PORT, got '%s'\n", listen);
+        return 2;
+    }
+    bool cdp_on = strcmp(cdp_listen, "off") != 0;
+    if (cdp_on && parse_listen(cdp_listen, cdp_host, sizeof cdp_host, &cdp_port) < 0) {
+        fprintf(stderr, "browserd: --cdp-listen: expected HOST:PORT or off, got '%s'\n", cdp_listen);
+        return 2;
+    }
+    gateway_config_t gcfg;
+    gateway_config_defaults(&gcfg);
+    gcfg.chromium_path = chromium;
+    if ((pool && parse_count(pool, 0, 64, &gcfg.pool_size) < 0) ||
+        (max_sessions && parse_count(max_sessions, 1, 100000, &gcfg.max_sessions) < 0) ||
+        (queue_timeout && parse_seconds(queue_timeout, &gcfg.queue_timeout_ms) < 0) ||
+        (session_timeout && parse_seconds(session_timeout, &gcfg.session_timeout_ms) < 0) ||
+        (idle_timeout && parse_seconds(idle_timeout, &gcfg.idle_timeout_ms) < 0)) {
+        fprintf(stderr, "browserd: serve: --pool takes 0..64, --max-sessions 1..100000, timeouts a number of "
+                        "seconds > 0\n");
+        return 2;
+    }
+    if (chromium && access(chromium, X_OK) != 0) {
+        fprintf(stderr, "browserd: --chromium: %s is not an executable file\n", chromium);
         return 2;
     }
 
@@ -142,6 +231,14 @@ static int serve(const char *db, int argc, char **argv) {
         goto cleanup;
     }
     if (bootstrap(store) < 0) goto cleanup;
+    int64_t orphans = 0;
+    if (store_sessions_fail_orphans(store, &orphans) == 0 && orphans > 0)
+        fprintf(stderr, "event=orphans_failed sessions=%lld reason=worker_disconnect\n", (long long)orphans);
+    char temp_root[512];
+    if (cdp_on && browser_default_temp_root(temp_root, sizeof temp_root) == 0) {
+        int removed = browser_cleanup_stale(temp_root);
+        if (removed > 0) fprintf(stderr, "event=stale_profiles_removed count=%d\n", removed);
+    }
     catalog = catalog_new();
     if (!catalog) goto cleanup;
     /* The first load happens before the loop runs, so it may block. */
@@ -154,7 +251,19 @@ static int serve(const char *db, int argc, char **argv) {
     fprintf(stderr, "event=catalog_loaded sessions=%zu ms=%lld\n", catalog_size(catalog),
             (long long)(time_now_ms() - t0));
 
-    api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog};
+    if (cdp_on) {
+        gcfg.loop = loop;
+        gcfg.store = store;
+        gcfg.catalog = catalog;
+        gcfg.host = cdp_host;
+        gcfg.port = cdp_port;
+        rc = gateway_start(&gcfg, &d.gateway);
+        if (rc < 0) {
+            fprintf(stderr, "browserd: cannot listen on %s: %s\n", cdp_listen, uv_strerror(rc));
+            goto cleanup;
+        }
+    }
+    api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .gateway = d.gateway};
     if (api_new(&acfg, &api) < 0) goto cleanup;
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);
@@ -172,11 +281,23 @@ static int serve(const char *db, int argc, char **argv) {
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     fprintf(stderr, "event=listening api=http://%s%s%s:%d db=%s\n", strchr(host, ':') ? "[" : "", host,
             strchr(host, ':') ? "]" : "", http_server_port(d.api_server), db);
+    if (d.gateway)
+        fprintf(stderr, "event=listening cdp=ws://%s:%d pool=%u max_sessions=%u\n", cdp_host, gateway_port(d.gateway),
+                gcfg.pool_size, gcfg.max_sessions);
     uv_run(loop, UV_RUN_DEFAULT);
     fprintf(stderr, "event=stopped\n");
     exit_code = 0;
 
 cleanup:
+    if (d.gateway && !d.stopping) { /* started, but the API could not: stop it again */
+        d.running = 1;
+        d.stopping = true;
+        uv_signal_init(loop, &d.sigint);
+        uv_signal_init(loop, &d.sigterm);
+        gateway_stop(d.gateway, on_part_stopped, &d);
+        uv_run(loop, UV_RUN_DEFAULT);
+    }
+    gateway_free(d.gateway);
     uv_loop_close(loop);
     api_free(api);
     catalog_free(catalog);

@@ -16,6 +16,7 @@ struct api {
     uv_loop_t *loop;
     store_t *store;
     catalog_t *catalog;
+    gateway_t *gateway;
 };
 
 #define BEARER_CHALLENGE "WWW-Authenticate: Bearer\r\n"
@@ -34,6 +35,10 @@ typedef struct {
     int status;
     const char *extra_headers;
     buf_t body;
+    /* DELETE of an existing session: ended on the loop thread, where sessions live */
+    bool kill;
+    char customer[STORE_ID_MAX + 1];
+    uint8_t session[16];
 } api_job_t;
 
 int api_new(const api_config_t *cfg, api_t **out) {
@@ -42,6 +47,7 @@ int api_new(const api_config_t *cfg, api_t **out) {
     api->loop = cfg->loop;
     api->store = cfg->store;
     api->catalog = cfg->catalog;
+    api->gateway = cfg->gateway;
     *out = api;
     return 0;
 }
@@ -171,8 +177,11 @@ static void handle_one(api_job_t *job, const char *customer, const char *id_text
         return;
     }
     if (is_delete) {
-        /* No browser runs in this process yet (the CDP gateway comes next), so no session can
-         * be ended here: a session recorded as running belongs to no live browser of ours. */
+        /* Whether it runs is known only on the loop thread, which owns the sessions: decided
+         * in job_done. The 409 body is ready for the case it does not. */
+        job->kill = true;
+        memcpy(job->session, id, 16);
+        snprintf(job->customer, sizeof job->customer, "%s", customer);
         set_error(job, 409, "Session is not running", id_text, id_len);
         return;
     }
@@ -208,6 +217,13 @@ static void job_work(uv_work_t *work) {
 static void job_done(uv_work_t *work, int status) {
     api_job_t *job = work->data;
     if (status != 0) set_error(job, 500, "Internal error", NULL, 0);
+    if (status == 0 && job->kill && job->api->gateway &&
+        gateway_kill_session(job->api->gateway, job->customer, job->session) == 0) {
+        buf_free(&job->body);
+        http_respond(job->conn, 204, NULL, NULL, 0, false);
+        free(job);
+        return;
+    }
     if (job->status == 500 && job->body.len == 0) buf_append_str(&job->body, "{\"error\":\"Internal error\"}");
     size_t len;
     char *body = buf_steal(&job->body, &len);

@@ -11,6 +11,7 @@
 #include <uv.h>
 
 #include "catalog/catalog.h"
+#include "cdp/gateway.h"
 #include "http/http_server.h"
 #include "store/store.h"
 
@@ -20,6 +21,7 @@ typedef struct {
     uv_loop_t *loop;
     store_t *store;
     catalog_t *catalog;
+    gateway_t *gateway; /* may be NULL (no CDP endpoint): no session runs here then */
 } api_config_t;
 
 int api_new(const api_config_t *cfg, api_t **out);

@@ -1,0 +1,51 @@
+/* The CDP gateway: the endpoint Puppeteer and Playwright connect to. Every WebSocket upgrade
+ * (on any path) with valid zone credentials becomes one browser session: a fresh Chromium
+ * (from the warm pool when one is ready), relayed message for message, observed by browserd's
+ * own invisible CDP session, and recorded in the store and the catalog (running, with current
+ * values every few seconds, then its end). See docs/gateway.md.
+ *
+ * Threading: loop thread only. Store writes go to worker threads.
+ * Ownership: the store and catalog are borrowed and must outlive the gateway. */
+#ifndef BROWSERD_CDP_GATEWAY_H
+#define BROWSERD_CDP_GATEWAY_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "catalog/catalog.h"
+#include "store/store.h"
+
+typedef struct gateway gateway_t;
+
+typedef struct {
+    uv_loop_t *loop;
+    store_t *store;
+    catalog_t *catalog;
+    const char *host;            /* numeric listen address */
+    int port;                    /* 0 = any free port */
+    const char *chromium_path;   /* NULL = /usr/bin/chromium */
+    unsigned pool_size;          /* warm browsers; 0 = no pool (launch per session) */
+    unsigned max_sessions;       /* concurrent sessions; further clients wait in a queue */
+    uint64_t queue_timeout_ms;   /* then 503 and a session failed with client_timeout */
+    uint64_t session_timeout_ms; /* session_timeout */
+    uint64_t idle_timeout_ms;    /* inactivity_timeout: no CDP message either way */
+    uint64_t save_interval_ms;   /* how stale a running session's record may get */
+    const char *worker_id;       /* this process, for the store (worker_disconnect) */
+} gateway_config_t;
+
+void gateway_config_defaults(gateway_config_t *cfg);
+
+int gateway_start(const gateway_config_t *cfg, gateway_t **out);
+int gateway_port(const gateway_t *gw);
+
+/* Ends a running session of this customer with job_killed (the DELETE of the API): 0, or
+ * -ENOENT when no such session runs in this process. */
+int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t id[16]);
+
+/* Stops: no new sessions, waiting clients get 503, running sessions end with
+ * worker_disconnect (their clients get a close frame), the pool is emptied; done(arg) once
+ * every browser is gone and every record saved. Then gateway_free. */
+void gateway_stop(gateway_t *gw, void (*done)(void *arg), void *arg);
+void gateway_free(gateway_t *gw);
+
+#endif

@@ -1,0 +1,142 @@
+#include "cdp/observer.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cdp/browser_pool.h"
+
+/* Setup command ids: the attach, then one id per later command, counting down. */
+#define ID_ATTACH (BROWSER_POOL_SETUP_ID_MAX)
+#define ID_AUTO_ATTACH (BROWSER_POOL_SETUP_ID_MAX - 1)
+
+void observer_init(observer_t *o, browser_t *b, void (*on_ready)(void *ctx), void *ctx) {
+    memset(o, 0, sizeof *o);
+    o->browser = b;
+    o->next_id = BROWSER_POOL_SETUP_ID_MAX - 2;
+    o->on_ready = on_ready;
+    o->ctx = ctx;
+    recorder_init(&o->recorder);
+}
+
+void observer_free(observer_t *o) { recorder_free(&o->recorder); }
+
+void observer_set_ready_callback(observer_t *o, void (*on_ready)(void *ctx), void *ctx) {
+    o->on_ready = on_ready;
+    o->ctx = ctx;
+}
+
+static int send_command(observer_t *o, int64_t id, const char *session, const char *method, const char *params) {
+    char buf[512];
+    int n;
+    if (session && *session)
+        n = snprintf(buf, sizeof buf, "{\"id\":%lld,\"sessionId\":\"%s\",\"method\":\"%s\",\"params\":%s}",
+                     (long long)id, session, method, params ? params : "{}");
+    else
+        n = snprintf(buf, sizeof buf, "{\"id\":%lld,\"method\":\"%s\",\"params\":%s}", (long long)id, method,
+                     params ? params : "{}");
+    if (n < 0 || (size_t)n >= sizeof buf) return -1;
+    char *msg = malloc((size_t)n + 1);
+    if (!msg) return -1;
+    memcpy(msg, buf, (size_t)n + 1);
+    return browser_send(o->browser, msg, (size_t)n) < 0 ? -1 : 0;
+}
+
+int observer_start(observer_t *o) {
+    return send_command(o, ID_ATTACH, NULL, "Target.attachToBrowserTarget", NULL);
+}
+
+bool observer_owns_session(const observer_t *o, const char *id, size_t len) {
+    if (!len || len > OBSERVER_SESSION_ID_MAX) return false;
+    if (strlen(o->root_session) == len && memcmp(o->root_session, id, len) == 0) return true;
+    for (size_t i = 0; i < o->npages; i++)
+        if (strlen(o->pages[i]) == len && memcmp(o->pages[i], id, len) == 0) return true;
+    return false;
+}
+
+static void add_page(observer_t *o, const char *session_id) {
+    if (strlen(session_id) > OBSERVER_SESSION_ID_MAX || o->npages == OBSERVER_MAX_PAGES) return;
+    snprintf(o->pages[o->npages++], OBSERVER_SESSION_ID_MAX + 1, "%s", session_id);
+    send_command(o, o->next_id--, session_id, "Page.enable", NULL);
+    send_command(o, o->next_id--, session_id, "Network.enable", NULL);
+}
+
+static void remove_page(observer_t *o, const char *session_id) {
+    for (size_t i = 0; i < o->npages; i++)
+        if (strcmp(o->pages[i], session_id) == 0) {
+            memcpy(o->pages[i], o->pages[--o->npages], sizeof o->pages[i]);
+            return;
+        }
+}
+
+static void on_reply(observer_t *o, int64_t id, const char *msg, size_t len, const cdp_msg_t *scan) {
+    if (scan->error.ptr && (id == ID_ATTACH || id == ID_AUTO_ATTACH)) {
+        fprintf(stderr, "event=observer_setup_failed id=%lld reply=%.*s\n", (long long)id, (int)(len > 300 ? 300 : len),
+                msg);
+        o->failed = true;
+        o->ready = true; /* the session still works; it just cannot see navigations */
+        if (o->on_ready) o->on_ready(o->ctx);
+        return;
+    }
+    if (id == ID_ATTACH) {
+        cdp_value_t v;
+        if (scan->result.ptr && cdp_object_get(scan->result.ptr, scan->result.len, "sessionId", 9, &v) == 0 &&
+            v.type == CDP_T_STRING && !v.escaped && v.str.len <= OBSERVER_SESSION_ID_MAX) {
+            memcpy(o->root_session, v.str.ptr, v.str.len);
+            o->root_session[v.str.len] = '\0';
+            send_command(o, o->next_id--, o->root_session, "Target.setDiscoverTargets", "{\"discover\":true}");
+            send_command(o, ID_AUTO_ATTACH, o->root_session, "Target.setAutoAttach",
+                         "{\"autoAttach\":true,\"waitForDebuggerOnStart\":false,\"flatten\":true}");
+        }
+    } else if (id == ID_AUTO_ATTACH) {
+        o->ready = true;
+        if (o->on_ready) o->on_ready(o->ctx);
+    }
+}
+
+static void on_event(observer_t *o, const char *msg, size_t len, const cdp_msg_t *scan, bool in_root) {
+    (void)len;
+    char method[96];
+    if (!scan->method.ptr || scan->method_escaped || scan->method.len >= sizeof method) return;
+    memcpy(method, scan->method.ptr, scan->method.len);
+    method[scan->method.len] = '\0';
+    /* Only a handful of event kinds matter; the rest (most of Network.*) is dropped unparsed. */
+    bool wanted = strcmp(method, "Page.frameNavigated") == 0 || strcmp(method, "Network.requestWillBeSent") == 0 ||
+                  strcmp(method, "Network.loadingFailed") == 0 || strcmp(method, "Network.loadingFinished") == 0 ||
+                  (in_root && (strcmp(method, "Target.attachedToTarget") == 0 ||
+                               strcmp(method, "Target.detachedFromTarget") == 0));
+    if (!wanted || !scan->params.ptr) return;
+    cJSON *params = cJSON_ParseWithLength(scan->params.ptr, scan->params.len);
+    if (!params) return;
+    (void)msg;
+    if (in_root && strcmp(method, "Target.attachedToTarget") == 0) {
+        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(params, "sessionId");
+        const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(info, "type");
+        if (cJSON_IsString(sid) && cJSON_IsString(type) && strcmp(type->valuestring, "page") == 0)
+            add_page(o, sid->valuestring);
+    } else if (in_root && strcmp(method, "Target.detachedFromTarget") == 0) {
+        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(params, "sessionId");
+        if (cJSON_IsString(sid)) remove_page(o, sid->valuestring);
+    } else if (!in_root) {
+        recorder_page_event(&o->recorder, method, params);
+    }
+    cJSON_Delete(params);
+}
+
+bool observer_consume(observer_t *o, const char *msg, size_t len, const cdp_msg_t *scan) {
+    bool has_session = scan->session_id.ptr != NULL;
+    bool ours = has_session && observer_owns_session(o, scan->session_id.ptr, scan->session_id.len);
+    if (scan->id_is_int && scan->id <= BROWSER_POOL_SETUP_ID_MAX && (!has_session || ours)) {
+        on_reply(o, scan->id, msg, len, scan);
+        return true;
+    }
+    if (!ours) return false;
+    if (!(scan->present & CDP_KEY_ID)) {
+        bool in_root = strlen(o->root_session) == scan->session_id.len &&
+                       memcmp(o->root_session, scan->session_id.ptr, scan->session_id.len) == 0;
+        on_event(o, msg, len, scan, in_root);
+    }
+    return true;
+}
