@@ -143,7 +143,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 TARGET=127.0.0.1:$PORT
 log "starting browserd serve on $TARGET"
 T_SERVE=$(now)
-"$BROWSERD" --db "$DB" serve --api-listen "$TARGET" >"$TMP/serve.log" 2>&1 &
+"$BROWSERD" --db "$DB" serve --api-listen "$TARGET" --cdp-listen off >"$TMP/serve.log" 2>&1 &
 SERVE_PID=$!
 ready=0
 for _ in $(seq $((READY_TIMEOUT * 10))); do

@@ -378,7 +378,8 @@ class Browserd:
             err = open(self._stderr_path, 'ab')
             try:
                 self.proc = subprocess.Popen(
-                    [self.bin, '--db', self.db, 'serve', '--api-listen', '127.0.0.1:%d' % self.port],
+                    [self.bin, '--db', self.db, 'serve', '--api-listen', '127.0.0.1:%d' % self.port,
+                     '--cdp-listen', 'off'],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
             finally:
                 out.close()
