@@ -15,6 +15,7 @@
 #include "cli/admin.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
+#include "proxy/traffic_proxy.h"
 #include "store/store.h"
 
 #define DEFAULT_DB "./browserd.db"
@@ -46,6 +47,10 @@ static void usage(FILE *out) {
             "        --queue-timeout SEC      longest wait for a browser, then 503 (default 30)\n"
             "        --session-timeout SEC    longest session (default 3600)\n"
             "        --idle-timeout SEC       longest time without CDP traffic (default 300)\n"
+            "        --upstream-proxy URL     send browser traffic through http://[user:pass@]host:port\n"
+            "                                 (zones can have their own: browserd zone set-proxy)\n"
+            "        --allow-private CIDR     let browsers reach this private/loopback range (repeatable;\n"
+            "                                 by default private, loopback and link-local addresses are refused)\n"
             "%s"
             "\n"
             "Options:\n"
@@ -60,6 +65,8 @@ static void usage(FILE *out) {
             "  BROWSERD_CHROMIUM    --chromium\n"
             "  BROWSERD_POOL        --pool\n"
             "  BROWSERD_MAX_SESSIONS, BROWSERD_QUEUE_TIMEOUT, BROWSERD_SESSION_TIMEOUT, BROWSERD_IDLE_TIMEOUT\n"
+            "  BROWSERD_UPSTREAM_PROXY  --upstream-proxy\n"
+            "  BROWSERD_ALLOW_PRIVATE   --allow-private (comma-separated)\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
@@ -165,6 +172,19 @@ static int serve(const char *db, int argc, char **argv) {
     const char *queue_timeout = env_or("BROWSERD_QUEUE_TIMEOUT", NULL);
     const char *session_timeout = env_or("BROWSERD_SESSION_TIMEOUT", NULL);
     const char *idle_timeout = env_or("BROWSERD_IDLE_TIMEOUT", NULL);
+    const char *upstream = env_or("BROWSERD_UPSTREAM_PROXY", NULL);
+    /* --allow-private repeats; the environment twin is a comma-separated list */
+    enum { MAX_ALLOW = 64 };
+    const char *allow[MAX_ALLOW];
+    size_t nallow = 0;
+    char allow_env[1024] = "";
+    const char *ae = env_or("BROWSERD_ALLOW_PRIVATE", NULL);
+    if (ae) {
+        snprintf(allow_env, sizeof allow_env, "%s", ae);
+        for (char *save = NULL, *tok = strtok_r(allow_env, ",", &save); tok && nallow < MAX_ALLOW;
+             tok = strtok_r(NULL, ",", &save))
+            allow[nallow++] = tok;
+    }
     struct {
         const char *name;
         const char **value;
@@ -172,9 +192,18 @@ static int serve(const char *db, int argc, char **argv) {
         {"--api-listen", &listen},         {"--cdp-listen", &cdp_listen},           {"--chromium", &chromium},
         {"--pool", &pool},                 {"--max-sessions", &max_sessions},       {"--queue-timeout", &queue_timeout},
         {"--session-timeout", &session_timeout}, {"--idle-timeout", &idle_timeout},
+        {"--upstream-proxy", &upstream},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
+        if (strcmp(argv[i], "--allow-private") == 0 && i + 1 < argc) {
+            if (nallow == MAX_ALLOW) {
+                fprintf(stderr, "browserd: serve: at most %d --allow-private ranges\n", MAX_ALLOW);
+                return 2;
+            }
+            allow[nallow++] = argv[++i];
+            continue;
+        }
         for (size_t k = 0; k < sizeof options / sizeof *options && !known; k++) {
             size_t n = strlen(options[k].name);
             if (strcmp(argv[i], options[k].name) == 0 && i + 1 < argc) {
@@ -213,6 +242,22 @@ static int serve(const char *db, int argc, char **argv) {
                         "seconds > 0\n");
         return 2;
     }
+    char perr[256];
+    for (size_t k = 0; k < nallow; k++) {
+        traffic_cidr_t cidr;
+        if (traffic_proxy_parse_cidr(allow[k], &cidr, perr, sizeof perr) < 0) {
+            fprintf(stderr, "browserd: --allow-private %s: %s\n", allow[k], perr);
+            return 2;
+        }
+    }
+    traffic_upstream_t up;
+    if (upstream && traffic_proxy_parse_upstream(upstream, &up, perr, sizeof perr) < 0) {
+        fprintf(stderr, "browserd: --upstream-proxy: %s (expected http://[user:pass@]host:port)\n", perr);
+        return 2;
+    }
+    gcfg.allow_private = allow;
+    gcfg.allow_private_count = nallow;
+    gcfg.upstream_proxy = upstream;
     if (chromium && access(chromium, X_OK) != 0) {
         fprintf(stderr, "browserd: --chromium: %s is not an executable file\n", chromium);
         return 2;

@@ -21,6 +21,7 @@ typedef struct pool_entry {
     entry_state_t state;
     uint64_t t_launch_ms;
     bool killed; /* by the ready timeout or stop; its on_exit is still to come */
+    void *data;  /* from prepare_launch */
 } pool_entry_t;
 
 struct browser_pool {
@@ -105,6 +106,7 @@ static void on_pooled_exit(void *ctx, int status, int term_signal) {
     bool was_ready = e->state == ENTRY_READY;
     unlink_entry(p, e);
     browser_free(e->b);
+    if (e->data && p->cfg.release_launch) p->cfg.release_launch(p->cfg.ctx, e->data);
     if (!p->stopping) {
         p->st.lost++;
         fprintf(stderr, "event=browser_pool_lost state=%s end=%s status=%d signal=%d\n",
@@ -137,8 +139,16 @@ static int launch_one(browser_pool_t *p) {
     e->state = ENTRY_PROBING;
     e->t_launch_ms = uv_now(p->loop);
     browser_callbacks_t cb = {.on_message = on_pooled_message, .on_exit = on_pooled_exit};
-    int rc = browser_launch(p->loop, p->cfg.browser, &cb, e, &e->b);
+    browser_config_t cfg;
+    if (p->cfg.browser) cfg = *p->cfg.browser;
+    else browser_config_defaults(&cfg);
+    if (p->cfg.prepare_launch && p->cfg.prepare_launch(p->cfg.ctx, &cfg, &e->data) < 0) {
+        free(e);
+        return -EAGAIN;
+    }
+    int rc = browser_launch(p->loop, &cfg, &cb, e, &e->b);
     if (rc < 0) {
+        if (e->data && p->cfg.release_launch) p->cfg.release_launch(p->cfg.ctx, e->data);
         free(e);
         return rc;
     }
@@ -221,6 +231,14 @@ int browser_pool_new(uv_loop_t *loop, const browser_pool_config_t *cfg, browser_
 }
 
 browser_t *browser_pool_take(browser_pool_t *p, const browser_callbacks_t *cb, void *ctx) {
+    void *data = NULL;
+    browser_t *b = browser_pool_take_data(p, cb, ctx, &data);
+    if (data && p->cfg.release_launch) p->cfg.release_launch(p->cfg.ctx, data);
+    return b;
+}
+
+browser_t *browser_pool_take_data(browser_pool_t *p, const browser_callbacks_t *cb, void *ctx, void **data) {
+    *data = NULL;
     if (p->stopping) return NULL;
     pool_entry_t *e = p->head;
     /* A ready one whose end is already under way (its on_exit not yet run) is no use. */
@@ -228,6 +246,7 @@ browser_t *browser_pool_take(browser_pool_t *p, const browser_callbacks_t *cb, v
     if (!e) return NULL;
     unlink_entry(p, e);
     browser_t *b = e->b;
+    *data = e->data;
     free(e);
     browser_set_callbacks(b, cb, ctx);
     p->st.taken++;

@@ -48,6 +48,14 @@ typedef struct {
      * the hook's commands, events it subscribed to). Ownership of msg moves to the callee.
      * NULL: such messages are freed. */
     void (*on_setup_message)(void *ctx, browser_pool_t *pool, browser_t *b, char *msg, size_t len);
+    /* Optional. Called before each launch with a copy of the browser config that it may
+     * change (e.g. extra_args; what they point to must stay valid until the call returns,
+     * which the launch copies); *data is kept with the browser and handed to whoever takes
+     * it (browser_pool_take_data). A negative return skips this launch (retried later). The
+     * gateway gives every browser its own traffic proxy this way. */
+    int (*prepare_launch)(void *ctx, browser_config_t *cfg, void **data);
+    /* Optional. Releases the data of a browser that leaves the pool without being taken. */
+    void (*release_launch)(void *ctx, void *data);
     void *ctx;
 } browser_pool_config_t;
 
@@ -59,6 +67,8 @@ int browser_pool_new(uv_loop_t *loop, const browser_pool_config_t *cfg, browser_
  * replacement launch started; NULL if none is ready (then launch one with browser_launch).
  * NULL also after browser_pool_stop. */
 browser_t *browser_pool_take(browser_pool_t *pool, const browser_callbacks_t *cb, void *ctx);
+/* The same, also handing over the data prepare_launch gave the browser (NULL if none). */
+browser_t *browser_pool_take_data(browser_pool_t *pool, const browser_callbacks_t *cb, void *ctx, void **data);
 
 /* For on_setup: b (still in the pool) is ready to be taken. Ignored for a browser not in setup. */
 void browser_pool_mark_ready(browser_pool_t *pool, browser_t *b);

@@ -27,6 +27,7 @@
 #include "http/http_server.h"
 #include "json/cdp_scan.h"
 #include "json/jsonw.h"
+#include "proxy/traffic_proxy.h"
 #include "ws/ws_codec.h"
 
 #define READ_BUF_SIZE (64 * 1024)
@@ -37,8 +38,17 @@
 typedef struct session session_t;
 typedef struct waiter waiter_t;
 
+/* A browser's traffic proxy, and the Chromium arguments that point the browser at it (kept
+ * here because the launch borrows them). Made before the browser, so before its session. */
+typedef struct {
+    traffic_proxy_t *proxy;
+    char proxy_arg[64];
+    const char *args[2];
+} browser_net_t;
+
 struct gateway {
     gateway_config_t cfg;
+    traffic_proxy_config_t proxy_cfg;
     char host[64];
     char worker[128];
     http_server_t *http;
@@ -61,6 +71,7 @@ struct waiter {
     const http_request_t *req;
     zone_credentials_t cred;
     char accept[WS_ACCEPT_LEN + 1];
+    char upstream[1024];
     int64_t arrived_ms;
     uv_timer_t timer;
     waiter_t *prev, *next;
@@ -90,6 +101,7 @@ struct session {
     bool browser_paused;
     observer_t observer;
     bool observer_live;
+    browser_net_t *net;
 
     uv_timer_t session_timer, idle_timer, save_timer;
     int timers_open;
@@ -123,6 +135,7 @@ void gateway_config_defaults(gateway_config_t *cfg) {
     cfg->session_timeout_ms = 60 * 60 * 1000;
     cfg->idle_timeout_ms = 5 * 60 * 1000;
     cfg->save_interval_ms = 2000;
+    cfg->guard_private = true;
 }
 
 /* ---------------------------------------------------------------- records ---- */
@@ -139,6 +152,11 @@ static void record_of(const session_t *s, session_record_t *r) {
     r->duration_ms = s->ended ? s->end_ms - s->start_ms : SESSION_DURATION_NULL;
     r->captcha = CAPTCHA_NONE;
     r->bandwidth = 0;
+    if (s->net) {
+        traffic_counts_t c;
+        traffic_proxy_counts(s->net->proxy, &c);
+        r->bandwidth = (int64_t)c.total_bytes;
+    }
     r->error_code = s->ended && s->status == SESSION_FAILED ? (char *)s->error_code : NULL;
     r->error_message = r->error_code ? s->error_message : NULL;
 }
@@ -339,6 +357,43 @@ static void close_client_with(session_t *s, uint16_t code, const char *reason) {
 
 static void on_timer_closed(uv_handle_t *h) { session_unref(h->data); }
 
+static int net_create(gateway_t *gw, browser_net_t **out) {
+    browser_net_t *n = calloc(1, sizeof *n);
+    if (!n) return -ENOMEM;
+    int rc = traffic_proxy_start(gw->cfg.loop, &gw->proxy_cfg, &n->proxy);
+    if (rc < 0) {
+        free(n);
+        return rc;
+    }
+    snprintf(n->proxy_arg, sizeof n->proxy_arg, "--proxy-server=http://127.0.0.1:%d", traffic_proxy_port(n->proxy));
+    n->args[0] = n->proxy_arg;
+    /* Chromium bypasses the proxy for loopback unless told not to: everything goes through. */
+    n->args[1] = "--proxy-bypass-list=<-loopback>";
+    *out = n;
+    return 0;
+}
+
+static void net_free_after_stop(void *arg) { free(arg); }
+
+static void net_release(browser_net_t *n) {
+    if (n) traffic_proxy_stop(n->proxy, net_free_after_stop, n);
+}
+
+static int pool_prepare_launch(void *ctx, browser_config_t *cfg, void **data) {
+    browser_net_t *n;
+    int rc = net_create(ctx, &n);
+    if (rc < 0) return rc;
+    cfg->extra_args = n->args;
+    cfg->extra_arg_count = 2;
+    *data = n;
+    return 0;
+}
+
+static void pool_release_launch(void *ctx, void *data) {
+    (void)ctx;
+    net_release(data);
+}
+
 static void session_free(session_t *s) {
     gateway_t *gw = s->gw;
     for (session_t **p = &gw->sessions; *p; p = &(*p)->next)
@@ -351,6 +406,7 @@ static void session_free(session_t *s) {
     if (s->observer_live) observer_free(&s->observer);
     free(s->error_message);
     if (s->browser) browser_free(s->browser);
+    net_release(s->net);
     free(s);
     gateway_maybe_stopped(gw);
 }
@@ -448,6 +504,23 @@ static void fill_session_id(session_t *s, jsonw_t *w) {
     jsonw_object_end(w);
 }
 
+static void fill_bandwidth(session_t *s, jsonw_t *w) {
+    traffic_counts_t c = {0};
+    if (s->net) traffic_proxy_counts(s->net->proxy, &c);
+    jsonw_key(w, "result");
+    jsonw_object_begin(w);
+    jsonw_key(w, "bandwidth");
+    jsonw_object_begin(w);
+    jsonw_key(w, "total");
+    jsonw_int(w, (int64_t)c.total_bytes);
+    jsonw_key(w, "payload_bytes");
+    jsonw_int(w, (int64_t)c.payload_bytes);
+    jsonw_key(w, "overhead_bytes");
+    jsonw_int(w, (int64_t)c.overhead_bytes);
+    jsonw_object_end(w);
+    jsonw_object_end(w);
+}
+
 static void fill_negative_id_error(session_t *s, jsonw_t *w) {
     (void)s;
     jsonw_key(w, "error");
@@ -483,6 +556,11 @@ static void on_client_message(session_t *s, char *data, size_t len) {
     }
     if (cdp_string_equals(m.method, "Browser.getSessionId", 20)) {
         reply_to_client(s, &m, fill_session_id);
+        free(data);
+        return;
+    }
+    if (cdp_string_equals(m.method, "Browser.getBandwidth", 20)) {
+        reply_to_client(s, &m, fill_bandwidth);
         free(data);
         return;
     }
@@ -677,7 +755,8 @@ static void respond_error(http_conn_t *conn, int status, const char *extra, cons
 }
 
 /* Takes the socket over, answers 101, and relays from now on. */
-static void session_start(gateway_t *gw, http_conn_t *conn, const zone_credentials_t *cred, const char *accept) {
+static void session_start(gateway_t *gw, http_conn_t *conn, const zone_credentials_t *cred, const char *accept,
+                          const char *upstream) {
     session_t *s = calloc(1, sizeof *s);
     int fd = -1;
     char *rest = NULL;
@@ -723,14 +802,28 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const zone_credentia
     uv_buf_t hb = uv_buf_init(head, (unsigned)hn);
     uv_try_write((uv_stream_t *)&s->client, &hb, 1); /* a fresh socket takes 130 bytes at once */
 
-    browser_t *b = gw->pool ? browser_pool_take(gw->pool, &session_browser_callbacks, s) : NULL;
-    if (!b && browser_launch(gw->cfg.loop, &gw->browser_cfg, &session_browser_callbacks, s, &b) < 0) {
-        free(rest);
-        s->browser_gone = true;
-        session_end(s, SESSION_FAILED, "unknown", "no browser could be started", WS_CLOSE_INTERNAL_ERROR,
-                    "no browser could be started");
-        return;
+    void *pooled_net = NULL;
+    browser_t *b = gw->pool ? browser_pool_take_data(gw->pool, &session_browser_callbacks, s, &pooled_net) : NULL;
+    s->net = pooled_net;
+    if (!b) {
+        browser_config_t bcfg = gw->browser_cfg;
+        if (net_create(gw, &s->net) == 0) {
+            bcfg.extra_args = s->net->args;
+            bcfg.extra_arg_count = 2;
+        }
+        if (!s->net || browser_launch(gw->cfg.loop, &bcfg, &session_browser_callbacks, s, &b) < 0) {
+            free(rest);
+            s->browser_gone = true;
+            session_end(s, SESSION_FAILED, "unknown", "no browser could be started", WS_CLOSE_INTERNAL_ERROR,
+                        "no browser could be started");
+            return;
+        }
     }
+    /* The zone's own upstream proxy, else the default one: known only now. */
+    char perr[256];
+    const char *up = upstream && *upstream ? upstream : gw->cfg.upstream_proxy;
+    if (traffic_proxy_set_upstream(s->net->proxy, up, perr, sizeof perr) < 0)
+        fprintf(stderr, "event=upstream_proxy_invalid session=%s zone=%s detail=\"%s\"\n", s->id_text, s->zone, perr);
     s->browser = b;
     s->refs++; /* until on_browser_exit */
     observer_init(&s->observer, b, on_observer_ready, s);
@@ -825,11 +918,12 @@ static void admit_waiters(gateway_t *gw) {
         waiter_t *w = gw->queue_head;
         uv_timer_stop(&w->timer);
         zone_credentials_t cred = w->cred;
-        char accept[WS_ACCEPT_LEN + 1];
+        char accept[WS_ACCEPT_LEN + 1], upstream[1024];
         memcpy(accept, w->accept, sizeof accept);
+        memcpy(upstream, w->upstream, sizeof upstream);
         http_conn_t *conn = w->conn;
         waiter_release(w);
-        session_start(gw, conn, &cred, accept);
+        session_start(gw, conn, &cred, accept, upstream);
     }
 }
 
@@ -841,12 +935,14 @@ typedef struct {
     const http_request_t *req;
     zone_credentials_t cred;
     char accept[WS_ACCEPT_LEN + 1];
+    char upstream[1024];
     int rc;
 } auth_job_t;
 
 static void auth_work(uv_work_t *w) {
     auth_job_t *j = w->data;
-    j->rc = store_zone_check(j->gw->cfg.store, j->cred.customer_id, j->cred.zone, j->cred.password);
+    j->rc = store_zone_authorize(j->gw->cfg.store, j->cred.customer_id, j->cred.zone, j->cred.password, j->upstream,
+                                 sizeof j->upstream);
 }
 
 static void auth_done(uv_work_t *w, int status) {
@@ -861,7 +957,7 @@ static void auth_done(uv_work_t *w, int status) {
     } else if (j->rc < 0) {
         respond_error(j->conn, 503, NULL, "Credentials could not be checked");
     } else if (gw->active < gw->cfg.max_sessions && !gw->queue_head) {
-        session_start(gw, j->conn, &j->cred, j->accept);
+        session_start(gw, j->conn, &j->cred, j->accept, j->upstream);
     } else {
         waiter_t *wt = calloc(1, sizeof *wt);
         if (!wt) {
@@ -872,6 +968,7 @@ static void auth_done(uv_work_t *w, int status) {
             wt->req = j->req;
             wt->cred = j->cred;
             memcpy(wt->accept, j->accept, sizeof wt->accept);
+            memcpy(wt->upstream, j->upstream, sizeof wt->upstream);
             wt->arrived_ms = time_now_ms();
             uv_timer_init(gw->cfg.loop, &wt->timer);
             wt->timer.data = wt;
@@ -883,6 +980,7 @@ static void auth_done(uv_work_t *w, int status) {
         }
     }
     explicit_bzero(j->cred.password, sizeof j->cred.password);
+    explicit_bzero(j->upstream, sizeof j->upstream);
     free(j);
 }
 
@@ -1025,6 +1123,16 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     }
     browser_config_defaults(&gw->browser_cfg);
     if (cfg->chromium_path) gw->browser_cfg.chromium_path = cfg->chromium_path;
+    traffic_proxy_config_defaults(&gw->proxy_cfg);
+    gw->proxy_cfg.guard_private = cfg->guard_private;
+    gw->proxy_cfg.allow_private = cfg->allow_private;
+    gw->proxy_cfg.allow_private_count = cfg->allow_private_count;
+    char perr[256];
+    if (traffic_proxy_config_check(&gw->proxy_cfg, perr, sizeof perr) < 0) {
+        fprintf(stderr, "browserd: traffic settings: %s\n", perr);
+        free(gw);
+        return -EINVAL;
+    }
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);
     hcfg.host = gw->host;
@@ -1035,7 +1143,11 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
         return rc;
     }
     if (cfg->pool_size > 0) {
-        browser_pool_config_t pcfg = {.size = cfg->pool_size, .browser = &gw->browser_cfg};
+        browser_pool_config_t pcfg = {.size = cfg->pool_size,
+                                      .browser = &gw->browser_cfg,
+                                      .prepare_launch = pool_prepare_launch,
+                                      .release_launch = pool_release_launch,
+                                      .ctx = gw};
         rc = browser_pool_new(cfg->loop, &pcfg, &gw->pool);
         if (rc < 0) gw->pool = NULL; /* sessions then launch their own browser */
     }

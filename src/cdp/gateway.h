@@ -31,6 +31,11 @@ typedef struct {
     uint64_t idle_timeout_ms;    /* inactivity_timeout: no CDP message either way */
     uint64_t save_interval_ms;   /* how stale a running session's record may get */
     const char *worker_id;       /* this process, for the store (worker_disconnect) */
+    /* Traffic: every browser goes through a proxy of its own session (bandwidth, guard). */
+    bool guard_private;                 /* refuse private destinations (default true) */
+    const char *const *allow_private;   /* CIDRs opened anyway (borrowed) */
+    size_t allow_private_count;
+    const char *upstream_proxy;         /* default upstream for zones without one; NULL = direct */
 } gateway_config_t;
 
 void gateway_config_defaults(gateway_config_t *cfg);

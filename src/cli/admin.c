@@ -10,6 +10,7 @@
 
 #include "core/timeutil.h"
 #include "store/session_import.h"
+#include "proxy/traffic_proxy.h"
 #include "store/store.h"
 
 #define EXIT_OK 0
@@ -25,6 +26,9 @@ const char *cli_admin_usage(void) {
            "  key list CUSTOMER_ID              list keys, oldest first: <key_id> TAB <created> TAB <active|revoked>\n"
            "  key revoke KEY_ID                 revoke a key; prints the key id\n"
            "  zone add CUSTOMER_ID ZONE         add a zone (ZONE: [a-z0-9_]{1,64}); prints its password (shown only this once)\n"
+           "  zone set-proxy CUSTOMER_ID ZONE URL\n"
+           "                                    send the zone's browser traffic through an upstream proxy\n"
+           "                                    (http://[user:pass@]host:port; 'none' removes it); prints it, password hidden\n"
            "  sessions import CUSTOMER_ID FILE  import session records, one JSON object a line (FILE or - for stdin),\n"
            "                                    all or nothing; prints the number imported (see docs/import.md)\n";
 }
@@ -142,6 +146,30 @@ static int zone_add(store_t *s, const char *customer_id, const char *zone) {
     return finish_output();
 }
 
+/* Prints what was set: the URL without its password, which stays out of terminals and logs. */
+static int zone_set_proxy(store_t *s, const char *customer_id, const char *zone, const char *url) {
+    bool clear = strcmp(url, "none") == 0;
+    int rc = store_zone_set_upstream(s, customer_id, zone, clear ? NULL : url);
+    if (rc == -ENOENT) {
+        message("no zone \"%s\" for customer \"%s\"", zone, customer_id);
+        return EXIT_FAILED;
+    }
+    if (rc != 0) {
+        message("could not set the upstream proxy: %s", strerror(-rc));
+        return EXIT_FAILED;
+    }
+    if (clear) {
+        printf("none\n");
+    } else {
+        traffic_upstream_t up;
+        char err[256];
+        if (traffic_proxy_parse_upstream(url, &up, err, sizeof err) == 0)
+            printf("http://%s%s%s:%u\n", up.has_credentials ? up.user : "", up.has_credentials ? ":***@" : "", up.host,
+                   (unsigned)up.port);
+    }
+    return finish_output();
+}
+
 typedef struct {
     FILE *in;
     char *line; /* getline's buffer, reused for every line */
@@ -218,13 +246,14 @@ static int check_customer_arg(const char *customer_id) {
 int cli_admin_run(const char *db_path, int argc, char **argv) {
     if (argc < 1 || !argv || !argv[0]) return usage_error("no command given");
     const char *noun = argv[0], *verb = argc >= 2 ? argv[1] : "";
-    enum { CUSTOMER_ADD, KEY_ADD, KEY_LIST, KEY_REVOKE, ZONE_ADD, SESSIONS_IMPORT } command;
+    enum { CUSTOMER_ADD, KEY_ADD, KEY_LIST, KEY_REVOKE, ZONE_ADD, ZONE_SET_PROXY, SESSIONS_IMPORT } command;
     int want_args; /* after noun and verb */
     if (strcmp(noun, "customer") == 0 && strcmp(verb, "add") == 0) command = CUSTOMER_ADD, want_args = 1;
     else if (strcmp(noun, "key") == 0 && strcmp(verb, "add") == 0) command = KEY_ADD, want_args = 1;
     else if (strcmp(noun, "key") == 0 && strcmp(verb, "list") == 0) command = KEY_LIST, want_args = 1;
     else if (strcmp(noun, "key") == 0 && strcmp(verb, "revoke") == 0) command = KEY_REVOKE, want_args = 1;
     else if (strcmp(noun, "zone") == 0 && strcmp(verb, "add") == 0) command = ZONE_ADD, want_args = 2;
+    else if (strcmp(noun, "zone") == 0 && strcmp(verb, "set-proxy") == 0) command = ZONE_SET_PROXY, want_args = 3;
     else if (strcmp(noun, "sessions") == 0 && strcmp(verb, "import") == 0) command = SESSIONS_IMPORT, want_args = 2;
     else if (argc >= 2) return usage_error("unknown command \"%s %s\"", noun, verb);
     else return usage_error("unknown command \"%s\"", noun);
@@ -238,12 +267,19 @@ int cli_admin_run(const char *db_path, int argc, char **argv) {
     case KEY_ADD:
     case KEY_LIST:
     case ZONE_ADD:
+    case ZONE_SET_PROXY:
     case SESSIONS_IMPORT: rc = check_customer_arg(args[0]); break;
     case KEY_REVOKE:
         if (!valid_key_id_text(args[0])) rc = usage_error("invalid key id \"%s\" (expected key_ and 12 hex digits)", args[0]);
         break;
     }
-    if (rc == EXIT_OK && command == ZONE_ADD && !store_valid_zone_name(args[1]))
+    if (rc == EXIT_OK && command == ZONE_SET_PROXY && strcmp(args[2], "none") != 0) {
+        traffic_upstream_t up;
+        char err[256];
+        if (traffic_proxy_parse_upstream(args[2], &up, err, sizeof err) < 0)
+            rc = usage_error("invalid upstream proxy URL: %s (expected http://[user:pass@]host:port, or none)", err);
+    }
+    if (rc == EXIT_OK && (command == ZONE_ADD || command == ZONE_SET_PROXY) && !store_valid_zone_name(args[1]))
         rc = usage_error("invalid zone name \"%s\" (expected [a-z0-9_]{1,64})", args[1]);
     if (rc == EXIT_OK && command == SESSIONS_IMPORT && args[1][0] == '\0') rc = usage_error("empty file name");
     if (rc == EXIT_OK && (!db_path || !*db_path)) rc = usage_error("no database given (--db)");
@@ -257,6 +293,7 @@ int cli_admin_run(const char *db_path, int argc, char **argv) {
     case KEY_LIST: rc = key_list(store, args[0]); break;
     case KEY_REVOKE: rc = key_revoke(store, args[0]); break;
     case ZONE_ADD: rc = zone_add(store, args[0], args[1]); break;
+    case ZONE_SET_PROXY: rc = zone_set_proxy(store, args[0], args[1], args[2]); break;
     case SESSIONS_IMPORT: rc = sessions_import(store, args[0], args[1]); break;
     }
     store_close(store);

@@ -1543,6 +1543,22 @@ int traffic_proxy_config_check(const traffic_proxy_config_t *cfg, char *err, siz
     return rc;
 }
 
+int traffic_proxy_set_upstream(traffic_proxy_t *p, const char *url, char *err, size_t err_cap) {
+    if (!url || !*url) {
+        p->has_upstream = false;
+        return 0;
+    }
+    traffic_upstream_t up;
+    proxy_host_t host;
+    if (traffic_proxy_parse_upstream(url, &up, err, err_cap) < 0 ||
+        proxy_guard_parse_host(up.host, strlen(up.host), &host, err, err_cap) < 0)
+        return -EINVAL;
+    p->upstream = up;
+    p->upstream_host = host;
+    p->has_upstream = true;
+    return 0;
+}
+
 static void on_listener_closed_after_failure(uv_handle_t *h) { free(h->data); }
 
 int traffic_proxy_start(uv_loop_t *loop, const traffic_proxy_config_t *cfg, traffic_proxy_t **out) {

@@ -156,4 +156,10 @@ void traffic_proxy_get_stats(const traffic_proxy_t *proxy, traffic_proxy_stats_t
  * callbacks, then calls on_stopped(arg) from the loop. Call once. */
 void traffic_proxy_stop(traffic_proxy_t *proxy, void (*on_stopped)(void *arg), void *arg);
 
+/* Sends the traffic of connections opened from now on through another upstream proxy
+ * ("http://user:pass@host:port"), or directly with NULL. A pooled browser's proxy exists
+ * before its session (and so its zone) is known; the zone's upstream is set when the
+ * session starts. Returns 0 or -EINVAL with a reason in err. */
+int traffic_proxy_set_upstream(traffic_proxy_t *proxy, const char *url, char *err, size_t err_cap);
+
 #endif

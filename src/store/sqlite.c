@@ -122,6 +122,7 @@ typedef enum {
     STMT_KEY_AUTHENTICATE,
     STMT_ZONE_INSERT,
     STMT_ZONE_CHECK,
+    STMT_ZONE_SET_UPSTREAM,
     STMT_SESSION_INSERT,
     STMT_SESSION_UPSERT,
     STMT_SESSIONS_SINCE,
@@ -154,7 +155,8 @@ static const char *const stmt_sql[STMT_COUNT] = {
     [STMT_KEY_AUTHENTICATE] = "SELECT customer_id, key_hash, revoked_ms FROM api_keys WHERE key_hash = ?1",
     [STMT_ZONE_INSERT] = "INSERT INTO zones (customer_id, name, salt, password_hash, created_ms) "
                          "VALUES (?1, ?2, ?3, ?4, ?5)",
-    [STMT_ZONE_CHECK] = "SELECT salt, password_hash FROM zones WHERE customer_id = ?1 AND name = ?2",
+    [STMT_ZONE_CHECK] = "SELECT salt, password_hash, upstream_proxy FROM zones WHERE customer_id = ?1 AND name = ?2",
+    [STMT_ZONE_SET_UPSTREAM] = "UPDATE zones SET upstream_proxy = ?3 WHERE customer_id = ?1 AND name = ?2",
     [STMT_SESSION_INSERT] = "INSERT INTO sessions (" SESSION_COLUMNS ") VALUES (" SESSION_VALUES ")",
     [STMT_SESSION_UPSERT] =
         "INSERT INTO sessions (" SESSION_COLUMNS ") VALUES (" SESSION_VALUES ") "
@@ -803,6 +805,12 @@ int store_zone_add(store_t *s, const char *customer_id, const char *zone,
 }
 
 int store_zone_check(store_t *s, const char *customer_id, const char *zone, const char *password) {
+    return store_zone_authorize(s, customer_id, zone, password, NULL, 0);
+}
+
+int store_zone_authorize(store_t *s, const char *customer_id, const char *zone, const char *password,
+                         char *upstream, size_t upstream_cap) {
+    if (upstream && upstream_cap) upstream[0] = '\0';
     if (!customer_id || !zone || !password) return -ENOENT;
     char reason[256] = "";
     store_conn_t *c = conn_get(s, reason, sizeof reason);
@@ -826,10 +834,35 @@ int store_zone_check(store_t *s, const char *customer_id, const char *zone, cons
             result = -EIO;
         } else {
             result = CRYPTO_memcmp(stored, hash, SHA256_LEN) == 0 ? 0 : -EACCES;
+            const unsigned char *up = sqlite3_column_text(st, 2);
+            if (result == 0 && up && upstream && upstream_cap) snprintf(upstream, upstream_cap, "%s", up);
         }
     } else if (rc != SQLITE_DONE) {
         log_failure("zone_check", sqlite3_errmsg(c->db));
         result = -EIO;
+    }
+    sqlite3_reset(st);
+    return result;
+}
+
+int store_zone_set_upstream(store_t *s, const char *customer_id, const char *zone, const char *url) {
+    char reason[256] = "";
+    store_conn_t *c = conn_get(s, reason, sizeof reason);
+    sqlite3_stmt *st = c ? stmt_get(c, STMT_ZONE_SET_UPSTREAM, reason, sizeof reason) : NULL;
+    if (!st) {
+        log_failure("zone_set_upstream", reason);
+        return -EIO;
+    }
+    sqlite3_bind_text(st, 1, customer_id, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, zone, -1, SQLITE_STATIC);
+    if (url && *url) sqlite3_bind_text(st, 3, url, -1, SQLITE_STATIC);
+    else sqlite3_bind_null(st, 3);
+    int rc = sqlite3_step(st), result = 0;
+    if (rc != SQLITE_DONE) {
+        log_failure("zone_set_upstream", sqlite3_errmsg(c->db));
+        result = -EIO;
+    } else if (sqlite3_changes(c->db) == 0) {
+        result = -ENOENT;
     }
     sqlite3_reset(st);
     return result;

@@ -73,6 +73,13 @@ int store_zone_add(store_t *s, const char *customer_id, const char *zone,
 /* 0 when customer, zone and password match; -ENOENT for an unknown customer or zone;
  * -EACCES for a wrong password. Constant-time in the password's content. */
 int store_zone_check(store_t *s, const char *customer_id, const char *zone, const char *password);
+/* The same check; on success also copies the zone's upstream proxy URL ("" when it has none). */
+int store_zone_authorize(store_t *s, const char *customer_id, const char *zone, const char *password,
+                         char *upstream, size_t upstream_cap);
+/* Sets (url) or clears (NULL or "") the upstream proxy of a zone: its sessions' traffic then
+ * goes through it. The URL is stored as given (it carries credentials browserd must send).
+ * -ENOENT for an unknown customer or zone. */
+int store_zone_set_upstream(store_t *s, const char *customer_id, const char *zone, const char *url);
 
 /* ---- sessions ---- */
 /* Imports sessions for one existing customer in one transaction: all or nothing.
