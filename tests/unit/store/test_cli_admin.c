@@ -211,13 +211,27 @@ static void test_customers_keys_zones(void **state) {
     assert_non_null(strstr(fx->err, "already exists"));
     assert_int_equal(run(fx, "zone", "add", "nobody", "zone1"), 1);
 
+    /* zone set-proxy: validated before the database is touched, printed without the password */
+    assert_int_equal(run(fx, "zone", "set-proxy", "acme", "zone1", "http://user:secret@127.0.0.1:3128"), 0);
+    assert_string_equal(fx->out, "http://user:***@127.0.0.1:3128\n");
+    assert_int_equal(run(fx, "zone", "set-proxy", "acme", "zone1", "socks5://h:1"), 2);
+    assert_string_equal(fx->out, "");
+    assert_int_equal(run(fx, "zone", "set-proxy", "acme", "nozone", "http://h:1"), 1);
+    assert_non_null(strstr(fx->err, "no zone"));
+    assert_int_equal(run(fx, "zone", "set-proxy", "acme", "zone1"), 2);
+
     /* What the commands printed works against the store. */
     store_t *s = NULL;
     char err[256], customer[33];
     assert_int_equal(store_open(fx->db, &s, err, sizeof err), 0);
     assert_int_equal(store_key_authenticate(s, key, 64, customer), -ENOENT); /* revoked: it was key 1 */
     assert_int_equal(store_zone_check(s, "acme", "zone1", password), 0);
+    char upstream[128];
+    assert_int_equal(store_zone_authorize(s, "acme", "zone1", password, upstream, sizeof upstream), 0);
+    assert_string_equal(upstream, "http://user:secret@127.0.0.1:3128");
     store_close(s);
+    assert_int_equal(run(fx, "zone", "set-proxy", "acme", "zone1", "none"), 0);
+    assert_string_equal(fx->out, "none\n");
 }
 
 static int64_t stored_sessions(fixture_t *fx) {

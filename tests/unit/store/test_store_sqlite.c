@@ -393,6 +393,22 @@ static void test_zones(void **state) {
     assert_int_equal(store_zone_check(fx->store, "acme", "zone2", password), -ENOENT);
     assert_int_equal(store_zone_check(fx->store, "nobody", "zone1", password), -ENOENT);
 
+    /* A zone's upstream proxy: set, read back on a successful check only, cleared. */
+    char upstream[256] = "stale";
+    assert_int_equal(store_zone_authorize(fx->store, "acme", "zone1", password, upstream, sizeof upstream), 0);
+    assert_string_equal(upstream, "");
+    assert_int_equal(store_zone_set_upstream(fx->store, "acme", "zone1", "http://u:p@127.0.0.1:3128"), 0);
+    assert_int_equal(store_zone_authorize(fx->store, "acme", "zone1", password, upstream, sizeof upstream), 0);
+    assert_string_equal(upstream, "http://u:p@127.0.0.1:3128");
+    assert_int_equal(store_zone_authorize(fx->store, "acme", "zone1", wrong, upstream, sizeof upstream), -EACCES);
+    assert_string_equal(upstream, ""); /* nothing of the zone leaks to a wrong password */
+    assert_int_equal(store_zone_authorize(fx->store, "other", "zone1", password2, upstream, sizeof upstream), 0);
+    assert_string_equal(upstream, ""); /* the other customer's zone of the same name has none */
+    assert_int_equal(store_zone_set_upstream(fx->store, "acme", "nozone", "http://h:1"), -ENOENT);
+    assert_int_equal(store_zone_set_upstream(fx->store, "acme", "zone1", NULL), 0);
+    assert_int_equal(store_zone_authorize(fx->store, "acme", "zone1", password, upstream, sizeof upstream), 0);
+    assert_string_equal(upstream, "");
+
     sqlite3 *db = raw_open(fx->path);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM zones WHERE length(salt) = 16 AND length(password_hash) = 32 "
                                  "AND upstream_proxy IS NULL"),
