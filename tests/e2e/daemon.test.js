@@ -1,0 +1,109 @@
+'use strict';
+// browserd itself going away mid-session: SIGKILL (the supervisors clean up; the next start
+// fails the orphaned session with worker_disconnect) and SIGTERM (graceful: close frames,
+// worker_disconnect records, waiting clients get 503).
+const assert = require('node:assert/strict');
+const { e2e, checkRecord, waitFor, sleep, requireClient, wsConnect, wsClosed, cdpCall } = require('./harness');
+
+const puppeteer = requireClient('puppeteer-core');
+
+async function connect(ctx, d) {
+  const browser = await puppeteer.connect({ browserWSEndpoint: d.wsEndpoint(), protocolTimeout: 20000 });
+  ctx.defer(() => browser.disconnect());
+  const state = { disconnected: false };
+  browser.on('disconnected', () => {
+    state.disconnected = true;
+  });
+  const page = await browser.newPage();
+  const { sessionId } = await (await page.createCDPSession()).send('Browser.getSessionId');
+  return { browser, page, sessionId, state };
+}
+
+e2e('browserd SIGKILLed mid-session: the client is cut off, no Chromium or profile survives, and the restart fails the session with worker_disconnect (duration up to its last save)', { timeout: 90000 }, async (ctx) => {
+  const d = await ctx.daemon({ pool: 1 });
+  const site = await ctx.pages();
+  const from = Date.now();
+  const s = await connect(ctx, d);
+  await s.page.goto(site.url('/p/1'));
+  await s.page.goto(site.url('/p/2'));
+  await sleep(2600); // past the first periodic save (every 2 s)
+  const running = await d.session(s.sessionId);
+  assert.equal(running.status, 'running');
+  assert.equal(running.navigations, 2);
+  assert.ok(d.chromiumMains().length >= 2, 'the session\'s browser and a pooled one');
+
+  const killAt = Date.now();
+  d.signal('SIGKILL');
+  const exit = await d.waitExit(5000);
+  assert.equal(exit.signal, 'SIGKILL');
+  await waitFor(() => s.state.disconnected, { timeout: 8000, what: 'the client to see the connection close' });
+  // the supervisors notice browserd's death and take everything with them
+  const left = await d.waitClean(10000);
+  assert.deepEqual(left, { processes: [], profiles: [] }, 'nothing of the killed daemon survives');
+
+  const d2 = await ctx.restart(d);
+  assert.match(d2.log, /event=orphans_failed sessions=1\b/);
+  const rec = await d2.session(s.sessionId);
+  checkRecord(rec, { from, to: Date.now(), minDuration: 1.9, maxDuration: (killAt - from) / 1000 });
+  assert.equal(rec.status, 'failed');
+  assert.equal(rec.error.code, 'worker_disconnect');
+  assert.equal(rec.navigations, 2);
+  assert.equal(rec.target_url, site.url('/p/1'));
+  assert.equal(rec.end_url, site.url('/p/2'));
+  assert.deepEqual(await d2.sessions('status=running'), []);
+
+  // the restarted daemon serves sessions as usual
+  const again = await connect(ctx, d2);
+  await again.page.goto(site.url('/p/3'));
+  await again.browser.close();
+  const rec2 = await d2.ended(again.sessionId);
+  assert.equal(rec2.status, 'finished');
+  assert.equal(rec2.end_url, site.url('/p/3'));
+});
+
+e2e('browserd SIGTERMed with live sessions: close frames (1001 worker_disconnect), a waiting client gets 503, exit 0, records failed with worker_disconnect, nothing left', { timeout: 90000 }, async (ctx) => {
+  const d = await ctx.daemon({ pool: 1, args: ['--max-sessions', '2'] });
+  const site = await ctx.pages();
+  const from = Date.now();
+  const s = await connect(ctx, d);
+  const sOpened = Date.now(); // after its upgrade
+  await s.page.goto(site.url('/p/1'));
+  const rawFrom = Date.now();
+  const { ws } = await wsConnect(d.wsEndpoint());
+  const rawOpened = Date.now();
+  const rawClosed = wsClosed(ws);
+  const rawId = (await cdpCall(ws, 1, 'Browser.getSessionId')).result.sessionId;
+  // a third client waits for a slot (queue timeout 30 s by default)
+  const waiting = wsConnect(d.wsEndpoint(), { timeout: 20000 });
+  await sleep(300);
+
+  const termAt = Date.now();
+  d.signal('SIGTERM');
+  const { code, reason } = await rawClosed;
+  assert.equal(code, 1001, 'going away');
+  assert.match(reason, /worker_disconnect/);
+  const w = await waiting;
+  assert.equal(w.status, 503, 'the waiting client');
+  await waitFor(() => s.state.disconnected, { timeout: 8000, what: 'puppeteer to be disconnected' });
+  const exit = await d.waitExit(10000);
+  const exitedAt = Date.now();
+  assert.deepEqual(exit, { code: 0, signal: null }, 'a clean exit');
+  assert.match(d.log, /event=stopped/);
+  const left = await d.waitClean(8000);
+  assert.deepEqual(left, { processes: [], profiles: [] });
+
+  // the records were saved at the stop (the next start finds no orphan)
+  const d2 = await ctx.restart(d);
+  assert.doesNotMatch(d2.log, /orphans_failed/);
+  // each lasted from its upgrade to the stop
+  for (const [id, navs, earliest, opened] of [[s.sessionId, 1, from, sOpened], [rawId, 0, rawFrom, rawOpened]]) {
+    const rec = await d2.session(id);
+    checkRecord(rec, { from, to: Date.now(), minDuration: (termAt - opened) / 1000, maxDuration: (exitedAt - earliest) / 1000 });
+    assert.equal(rec.status, 'failed');
+    assert.equal(rec.error.code, 'worker_disconnect');
+    assert.equal(rec.navigations, navs);
+  }
+  // only the two sessions: the client that never got a browser is not one
+  const all = await d2.api('GET', '/browser_sessions');
+  assert.equal(all.json.total, 2);
+});
