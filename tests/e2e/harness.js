@@ -340,16 +340,23 @@ class Daemon {
     }
     this.proc = spawn(cmd, argv, { env, stdio: ['ignore', 'pipe', 'pipe'] });
     this.pid = this.proc.pid;
-    const logFd = fs.openSync(this.logPath, 'a');
+    // (the supervisors inherit browserd's stderr and may still write after browserd died)
+    const toLog = (d) => {
+      try {
+        fs.appendFileSync(this.logPath, d);
+      } catch {
+        // the root is gone (teardown): only the in-memory copy is kept
+      }
+    };
     let stdout = '';
     this.proc.stdout.on('data', (d) => {
       stdout += d.toString();
-      fs.writeSync(logFd, d);
+      toLog(d);
     });
     this.proc.stderr.on('data', (d) => {
       this.log += d.toString();
       if (this.log.length > 1 << 20) this.log = this.log.slice(-(1 << 19));
-      fs.writeSync(logFd, d);
+      toLog(d);
     });
     this.exitPromise = new Promise((resolve) => {
       this.proc.on('exit', (code, signal) => {
@@ -357,7 +364,6 @@ class Daemon {
         resolve(this.exited);
       });
     });
-    this.exitPromise.then(() => setTimeout(() => fs.closeSync(logFd), 200));
 
     await waitFor(
       async () => {
@@ -581,6 +587,27 @@ class Ctx {
       }
     }
     const problems = [];
+    // While the daemons still run and the clients are gone: no session may still be running,
+    // and no browser but the warm pool's may be left (the daemon's stop would hide such a leak).
+    for (const d of this.daemons) {
+      if (!d.running || failed) continue;
+      const pool = d.opts.pool ?? 0;
+      let state;
+      try {
+        state = await waitFor(
+          async () => {
+            const running = (await d.sessions('status=running')).map((x) => x.session_id);
+            const mains = d.chromiumMains().length;
+            const profiles = d.profiles().length;
+            const st = { running, mains, profiles };
+            return !running.length && mains <= pool && profiles <= pool ? st : (state = st, null);
+          },
+          { timeout: 8000, interval: 200, what: 'sessions to end and their browsers to go' },
+        );
+      } catch (e) {
+        problems.push(`after the test, with the clients gone (pool ${pool}): ${JSON.stringify(state)}: ${e.message}`);
+      }
+    }
     for (const d of this.daemons) {
       try {
         await d.stop();

@@ -2,7 +2,7 @@
 // Playwright (connectOverCDP) against browserd: a session whose last navigation fails
 // (failed / page_navigated_error), and one whose failed navigations are followed by a good one.
 const assert = require('node:assert/strict');
-const { e2e, checkRecord, waitFor, requireClient, canIsolateDns, freePort } = require('./harness');
+const { e2e, checkRecord, waitFor, requireClient, canIsolateDns, fakeDns, freePort } = require('./harness');
 
 const { chromium } = requireClient('playwright-core');
 const noDns = !canIsolateDns() && 'needs root for a private resolver (unshare -m): no DNS query may leave the machine';
@@ -61,6 +61,7 @@ e2e('playwright over http:// (discovery): link, form post, redirect, same-docume
   // 8: the last navigation fails (name not resolved; the private resolver says NXDOMAIN)
   const bad = 'http://no-such-host.invalid/some/path?q=1';
   await assert.rejects(page.goto(bad), /net::ERR_NAME_NOT_RESOLVED/);
+  assert.ok((await fakeDns()).queries.includes('no-such-host.invalid'), 'the lookup went to the private resolver');
   const closingAt = Date.now();
   await browser.close(); // for a connected browser: disconnects (the client closes the WebSocket)
   await waitFor(() => disconnected, { timeout: 5000, what: 'the disconnect' });
