@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests (cmocka) on a normal build and on an ASan+UBSan build,
 # the API contract and cross-check tests (real HTTP against a running browserd) on both
-# builds, and a short run of every fuzz target. Ends with "N passed, N failed".
+# builds, the end-to-end tests (Puppeteer and Playwright through browserd's CDP gateway to a
+# real Chromium) on the normal build, and a short run of every fuzz target. Ends with
+# "N passed, N failed".
 # Usage: scripts/test.sh [--quick]   (--quick: normal build only, no fuzzing)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -50,6 +52,30 @@ api() { # api BIN LABEL
   count "$p" "$f"
 }
 
+e2e() { # e2e BIN
+  local out
+  out=$(mktemp)
+  tests/e2e/run.sh "$1" >"$out" 2>&1
+  grep -E '^(not )?ok |^e2e: run time' "$out" | sed 's/^/  /'
+  local line
+  line=$(grep -E '^e2e: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
+  if [ -z "$line" ]; then
+    tail -40 "$out"
+    rm -f "$out"
+    echo "e2e: the suite did not finish"
+    count 0 1
+    return
+  fi
+  local p f
+  p=$(echo "$line" | sed -E 's/e2e: ([0-9]+) passed.*/\1/')
+  f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')
+  # the failures in full (node's TAP report of each failed test)
+  [ "$f" -gt 0 ] && awk '/^not ok /{p=1} /^ok /{p=0} p' "$out" | grep -vE '^# event=' | head -150
+  rm -f "$out"
+  echo "e2e: $p passed, $f failed"
+  count "$p" "$f"
+}
+
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 
@@ -58,6 +84,8 @@ if build build; then
   unit build
   note "API tests (normal build)"
   api build/browserd normal
+  note "end-to-end tests (normal build: Puppeteer and Playwright, real Chromium)"
+  e2e build/browserd
 else
   count 0 1
 fi
