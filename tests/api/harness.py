@@ -310,6 +310,128 @@ class Client:
 
 
 # --------------------------------------------------------------------------------------------
+# WebSocket (the CDP endpoint), minimal: text frames, close, ping/pong
+
+
+class WebSocket:
+    def __init__(self, port, user, password, path='/', timeout=30.0):
+        import base64
+        self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+        self.buf = b''
+        self.closed = None  # (code, reason) once a close frame arrived, or 'eof'
+        self.next_id = 1
+        key = base64.b64encode(os.urandom(16)).decode()
+        cred = base64.b64encode(('%s:%s' % (user, password)).encode()).decode()
+        self.sock.sendall(('GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n'
+                           'Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n'
+                           'Authorization: Basic %s\r\n\r\n' % (path, port, key, cred)).encode())
+        while b'\r\n\r\n' not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise HarnessError('CDP endpoint closed during the handshake: %r' % self.buf)
+            self.buf += chunk
+        head, self.buf = self.buf.split(b'\r\n\r\n', 1)
+        self.status = int(head.split(b' ', 2)[1])
+        self.head = head.decode('latin-1')
+        if self.status != 101:
+            self.sock.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def _send_frame(self, opcode, payload):
+        mask = os.urandom(4)
+        n = len(payload)
+        hdr = bytes([0x80 | opcode])
+        if n < 126:
+            hdr += bytes([0x80 | n])
+        elif n < 65536:
+            hdr += bytes([0x80 | 126]) + n.to_bytes(2, 'big')
+        else:
+            hdr += bytes([0x80 | 127]) + n.to_bytes(8, 'big')
+        body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+        self.sock.sendall(hdr + mask + body)
+
+    def send_text(self, text):
+        self._send_frame(0x1, text.encode())
+
+    def send_close(self, code=1000):
+        try:
+            self._send_frame(0x8, code.to_bytes(2, 'big'))
+        except OSError:
+            pass
+
+    def _need(self, n):
+        while len(self.buf) < n:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionClosed('eof')
+            self.buf += chunk
+
+    def recv(self):
+        """The next text message (str), or None once the connection is closed."""
+        message = b''
+        while True:
+            try:
+                self._need(2)
+                b0, b1 = self.buf[0], self.buf[1]
+                n, off = b1 & 0x7f, 2
+                if n == 126:
+                    self._need(4)
+                    n, off = int.from_bytes(self.buf[2:4], 'big'), 4
+                elif n == 127:
+                    self._need(10)
+                    n, off = int.from_bytes(self.buf[2:10], 'big'), 10
+                self._need(off + n)
+            except (ConnectionClosed, ConnectionResetError):
+                self.closed = self.closed or 'eof'
+                return None
+            payload, self.buf = self.buf[off:off + n], self.buf[off + n:]
+            opcode = b0 & 0x0f
+            if opcode == 0x8:
+                code = int.from_bytes(payload[:2], 'big') if len(payload) >= 2 else None
+                self.closed = (code, payload[2:].decode('utf-8', 'replace'))
+                return None
+            if opcode == 0x9:
+                self._send_frame(0xA, payload)
+                continue
+            if opcode == 0xA:
+                continue
+            message += payload
+            if b0 & 0x80:
+                return message.decode('utf-8')
+
+    def cdp(self, method, params=None, session_id=None):
+        """Sends a CDP command and returns its response object (events are skipped)."""
+        mid = self.next_id
+        self.next_id += 1
+        msg = {'id': mid, 'method': method, 'params': params or {}}
+        if session_id:
+            msg['sessionId'] = session_id
+        self.send_text(json.dumps(msg))
+        while True:
+            text = self.recv()
+            if text is None:
+                raise HarnessError('CDP connection closed waiting for %s: %r' % (method, self.closed))
+            obj = json.loads(text)
+            if obj.get('id') == mid:
+                return obj
+
+    def wait_closed(self, timeout=15.0):
+        """Reads until the server closes; True when it did within `timeout`."""
+        self.sock.settimeout(timeout)
+        try:
+            while self.recv() is not None:
+                pass
+        except socket.timeout:
+            return False
+        return True
+
+
+# --------------------------------------------------------------------------------------------
 # Daemon
 
 _live = set()
@@ -368,18 +490,22 @@ class Browserd:
         t = self.stderr_text()
         return t[-n:] if t else '(empty)'
 
-    def start(self, timeout=20.0):
+    def start(self, timeout=20.0, cdp=False, extra=()):
+        """Starts `serve`. The CDP endpoint is off unless cdp=True (then on a free port,
+        self.cdp_port); `extra` are more serve options (e.g. ['--pool', '0'])."""
         if not os.path.exists(self.bin):
             raise HarnessError('browserd binary not found at %s (set BROWSERD_BIN)' % self.bin)
         last = ''
         for attempt in range(3):
             self.port = free_port()
+            self.cdp_port = free_port() if cdp else None
+            cdp_args = ['--cdp-listen', '127.0.0.1:%d' % self.cdp_port] if cdp else ['--cdp-listen', 'off']
             out = open(self._stdout_path, 'ab')
             err = open(self._stderr_path, 'ab')
             try:
                 self.proc = subprocess.Popen(
-                    [self.bin, '--db', self.db, 'serve', '--api-listen', '127.0.0.1:%d' % self.port,
-                     '--cdp-listen', 'off'],
+                    [self.bin, '--db', self.db, 'serve', '--api-listen', '127.0.0.1:%d' % self.port]
+                    + cdp_args + [str(x) for x in extra],
                     stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
             finally:
                 out.close()
@@ -495,7 +621,12 @@ class Browserd:
         return self.cli('key', 'revoke', key_id)
 
     def add_zone(self, customer_id, zone):
-        return self.cli('zone', 'add', customer_id, zone)
+        """Returns the zone's password (printed once)."""
+        p = self.cli('zone', 'add', customer_id, zone)
+        words = p.stdout_text.split()
+        if not words:
+            raise HarnessError('zone add printed nothing')
+        return words[-1]
 
     @staticmethod
     def jsonl(records):

@@ -17,7 +17,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-MODULES = ['test_contract', 'test_crosscheck']
+MODULES = ['test_contract', 'test_live', 'test_crosscheck']
 
 
 class Result(unittest.TextTestResult):
