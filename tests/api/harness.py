@@ -455,13 +455,15 @@ class Browserd:
 
     def __init__(self):
         self.bin = browserd_bin()
-        self.tmpdir = tempfile.mkdtemp(prefix='browserd-apitest-')
+        self.tmpdir = tempfile.mkdtemp(prefix=os.environ.get('API_TMP_PREFIX', 'bdt-'))
         self.db = os.path.join(self.tmpdir, 'browserd.db')
         self.proc = None
         self.port = None
         self.exit_code = None
         self._stderr_path = os.path.join(self.tmpdir, 'serve.stderr')
         self._stdout_path = os.path.join(self.tmpdir, 'serve.stdout')
+        # short on purpose: Chromium's socket paths under it must fit in sun_path (108 bytes)
+        self.daemon_tmp = os.path.join(self.tmpdir, 't')
         _live.add(self)
 
     # ---- lifecycle
@@ -502,11 +504,14 @@ class Browserd:
             cdp_args = ['--cdp-listen', '127.0.0.1:%d' % self.cdp_port] if cdp else ['--cdp-listen', 'off']
             out = open(self._stdout_path, 'ab')
             err = open(self._stderr_path, 'ab')
+            # everything the daemon puts in TMPDIR (browser profiles) stays inside our temp dir
+            env = dict(os.environ, TMPDIR=self.daemon_tmp)
+            os.makedirs(self.daemon_tmp, exist_ok=True)
             try:
                 self.proc = subprocess.Popen(
                     [self.bin, '--db', self.db, 'serve', '--api-listen', '127.0.0.1:%d' % self.port]
                     + cdp_args + [str(x) for x in extra],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True)
+                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, env=env)
             finally:
                 out.close()
                 err.close()
@@ -556,7 +561,24 @@ class Browserd:
         self.exit_code = rc
         if rc != 0:
             raise HarnessError('browserd exited with %s after SIGTERM (expected 0); stderr:\n%s' % (rc, self._tail()))
+        # nothing of a session survives it: no browser profile left in its TMPDIR
+        deadline = time.monotonic() + 5
+        while True:
+            left = self.leftover_profiles()
+            if not left or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if left:
+            raise HarnessError('browser profiles left after browserd stopped: %s' % left)
         return rc
+
+    def leftover_profiles(self):
+        left = []
+        for root, dirs, files in os.walk(self.daemon_tmp):
+            left += [os.path.join(root, x) for x in dirs if x.startswith(('s-', '.new-s-'))]
+            if root.count(os.sep) - self.daemon_tmp.count(os.sep) >= 2:
+                dirs[:] = []
+        return left
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
