@@ -804,6 +804,7 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const zone_credentia
 
     void *pooled_net = NULL;
     browser_t *b = gw->pool ? browser_pool_take_data(gw->pool, &session_browser_callbacks, s, &pooled_net) : NULL;
+    bool from_pool = b != NULL;
     s->net = pooled_net;
     if (!b) {
         browser_config_t bcfg = gw->browser_cfg;
@@ -839,8 +840,8 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const zone_credentia
     uv_timer_start(&s->session_timer, on_session_timeout, gw->cfg.session_timeout_ms, 0);
     uv_timer_start(&s->idle_timer, on_idle_timeout, gw->cfg.idle_timeout_ms, gw->cfg.idle_timeout_ms);
     uv_timer_start(&s->save_timer, on_save_timer, gw->cfg.save_interval_ms, gw->cfg.save_interval_ms);
-    fprintf(stderr, "event=session_start session=%s customer=%s zone=%s pooled=%s\n", s->id_text, s->customer, s->zone,
-            gw->pool ? "maybe" : "no");
+    fprintf(stderr, "event=session_start session=%s customer=%s zone=%s browser=%s\n", s->id_text, s->customer, s->zone,
+            from_pool ? "pooled" : "launched");
     session_save(s);
 
     s->refs++;

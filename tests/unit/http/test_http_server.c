@@ -382,7 +382,10 @@ static int client_take_response(client_t *cl, bool head_request, response_t *r) 
     char *end = cl->buf ? memmem(cl->buf, cl->len, "\r\n\r\n", 4) : NULL;
     if (!end) return 0;
     size_t head_len = (size_t)(end - cl->buf) + 4;
-    r->head = strndup(cl->buf, head_len);
+    /* not strndup: the receive buffer has no terminator, and strict ASan checks want one */
+    r->head = malloc(head_len + 1);
+    memcpy(r->head, cl->buf, head_len);
+    r->head[head_len] = '\0';
     assert_int_equal(sscanf(r->head, "HTTP/1.1 %d ", &r->status), 1);
     char value[64];
     size_t body_len = 0;
@@ -392,7 +395,9 @@ static int client_take_response(client_t *cl, bool head_request, response_t *r) 
         response_free(r);
         return 0;
     }
-    r->body = strndup(cl->buf + head_len, body_len);
+    r->body = malloc(body_len + 1);
+    memcpy(r->body, cl->buf + head_len, body_len);
+    r->body[body_len] = '\0';
     r->body_len = body_len;
     memmove(cl->buf, cl->buf + head_len + body_len, cl->len - head_len - body_len);
     cl->len -= head_len + body_len;
