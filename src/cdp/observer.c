@@ -102,8 +102,13 @@ static void on_event(observer_t *o, const char *msg, size_t len, const cdp_msg_t
     memcpy(method, scan->method.ptr, scan->method.len);
     method[scan->method.len] = '\0';
     /* Only a handful of event kinds matter; the rest (most of Network.*) is dropped unparsed. */
+    /* Of the responses, only the traffic proxy's error pages matter (parsed only then). */
+    bool proxy_error_page = strcmp(method, "Network.responseReceived") == 0 && scan->params.ptr &&
+                            memmem(scan->params.ptr, scan->params.len, RECORDER_PROXY_ERROR_HEADER,
+                                   strlen(RECORDER_PROXY_ERROR_HEADER)) != NULL;
     bool wanted = strcmp(method, "Page.frameNavigated") == 0 || strcmp(method, "Network.requestWillBeSent") == 0 ||
                   strcmp(method, "Network.loadingFailed") == 0 || strcmp(method, "Network.loadingFinished") == 0 ||
+                  proxy_error_page ||
                   (in_root && (strcmp(method, "Target.attachedToTarget") == 0 ||
                                strcmp(method, "Target.detachedFromTarget") == 0));
     if (!wanted || !scan->params.ptr) return;

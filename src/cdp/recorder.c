@@ -51,6 +51,19 @@ static void track_doc(recorder_t *r, const char *request_id, const char *frame_i
     snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
     snprintf(d->frame_id, sizeof d->frame_id, "%s", frame_id);
     d->error[0] = '\0';
+    d->proxy_error = false;
+}
+
+/* The value of the proxy's error header in a response's headers object, if it is one. */
+static const char *proxy_error_code(const cJSON *response) {
+    const cJSON *headers = cJSON_GetObjectItemCaseSensitive(response, "headers");
+    const cJSON *h;
+    cJSON_ArrayForEach(h, headers) {
+        if (h->string && strcasecmp(h->string, RECORDER_PROXY_ERROR_HEADER) == 0 && cJSON_IsString(h) &&
+            strncmp(h->valuestring, "ERR_", 4) == 0)
+            return h->valuestring;
+    }
+    return NULL;
 }
 
 static char *dup_or_keep(char *old, const char *s) {
@@ -72,7 +85,16 @@ static void on_frame_navigated(recorder_t *r, const cJSON *params) {
     r->last_failed = unreachable && *unreachable;
     free(r->last_error);
     r->last_error = NULL;
-    if (r->last_failed) {
+    /* The document committed is the proxy's error page: its request id is the loader id. */
+    const char *loader = str_field(frame, "loaderId");
+    recorder_doc_request_t *proxied = !r->last_failed && loader ? find_doc(r, loader) : NULL;
+    if (proxied && proxied->proxy_error) {
+        r->last_failed = true;
+        size_t n = strlen(proxied->error) + strlen(url) + 5;
+        r->last_error = malloc(n);
+        if (r->last_error) snprintf(r->last_error, n, "%s at %s", proxied->error, url);
+        forget_doc(r, proxied);
+    } else if (r->last_failed) {
         const char *frame_id = str_field(frame, "id");
         const char *code = "net::ERR_FAILED";
         for (size_t i = 0; frame_id && i < r->ndocs; i++)
@@ -102,9 +124,18 @@ void recorder_page_event(recorder_t *r, const char *method, const cJSON *params)
         const char *text = str_field(params, "errorText");
         recorder_doc_request_t *d = id ? find_doc(r, id) : NULL;
         if (d && text) snprintf(d->error, sizeof d->error, "%s", text);
+    } else if (strcmp(method, "Network.responseReceived") == 0) {
+        const char *id = str_field(params, "requestId");
+        recorder_doc_request_t *d = id ? find_doc(r, id) : NULL;
+        const char *code = d ? proxy_error_code(cJSON_GetObjectItemCaseSensitive(params, "response")) : NULL;
+        if (code) {
+            snprintf(d->error, sizeof d->error, "net::%s", code);
+            d->proxy_error = true;
+        }
     } else if (strcmp(method, "Network.loadingFinished") == 0) {
         const char *id = str_field(params, "requestId");
         recorder_doc_request_t *d = id ? find_doc(r, id) : NULL;
-        if (d) forget_doc(r, d);
+        /* an error page may finish loading before it commits: kept until its commit */
+        if (d && !d->proxy_error) forget_doc(r, d);
     }
 }

@@ -7,6 +7,11 @@
  *   - a failed navigation commits an error page; it counts, with the URL that was attempted
  *     (frame.unreachableUrl), and its net::ERR_ code comes from Network.loadingFailed of the
  *     main frame's document request;
+ *   - browserd's traffic proxy answers a plain-HTTP request it could not carry out (name not
+ *     resolved, refused, blocked by the private-network guard, ...) with an error page marked
+ *     `X-Browserd-Proxy-Error: ERR_...`; Chromium commits it like any page, so a main-frame
+ *     document whose response (Network.responseReceived) carries that header is a failed
+ *     navigation too, with the error "net::ERR_... at URL";
  *   - internal pages (about:, chrome:, chrome-error:, chrome-untrusted:, devtools:, data:)
  *     are never counted and never become target_url or end_url.
  * Pure: no I/O, fed parsed events. Owns its strings; recorder_free releases them. */
@@ -23,7 +28,8 @@
 typedef struct {
     char request_id[64];
     char frame_id[64];
-    char error[128]; /* "" until Network.loadingFailed */
+    char error[128]; /* "" until Network.loadingFailed (or a proxy error page's response) */
+    bool proxy_error; /* the response is browserd's traffic proxy's error page (see below) */
 } recorder_doc_request_t;
 
 typedef struct {
@@ -44,6 +50,9 @@ void recorder_free(recorder_t *r);
 
 /* One event from an observed page session: `method` and its `params` object (may be NULL). */
 void recorder_page_event(recorder_t *r, const char *method, const cJSON *params);
+
+/* The header of the traffic proxy's error pages (src/proxy/proxy_http.h). */
+#define RECORDER_PROXY_ERROR_HEADER "X-Browserd-Proxy-Error"
 
 /* True for URLs that are never navigations (about:blank, chrome-error://..., data:...). */
 bool recorder_is_internal_url(const char *url);

@@ -72,6 +72,57 @@ static void test_failed_navigation_counts_with_error(void **state) {
     recorder_free(&r);
 }
 
+/* browserd's traffic proxy answers a failed plain-HTTP request with its own error page, which
+ * Chromium commits like any page: the X-Browserd-Proxy-Error header makes it a failure. */
+static void test_proxy_error_page_is_a_failed_navigation(void **state) {
+    (void)state;
+    recorder_t r;
+    recorder_init(&r);
+    feed(&r, "Network.requestWillBeSent",
+         "{\"requestId\":\"L1\",\"loaderId\":\"L1\",\"frameId\":\"F1\",\"type\":\"Document\","
+         "\"request\":{\"url\":\"http://nx.invalid/x\"}}");
+    feed(&r, "Network.responseReceived",
+         "{\"requestId\":\"L1\",\"frameId\":\"F1\",\"type\":\"Document\",\"response\":{\"status\":502,"
+         "\"headers\":{\"Content-Type\":\"text/html\",\"X-Browserd-Proxy-Error\":\"ERR_NAME_NOT_RESOLVED\"}}}");
+    /* the small page may finish loading before it commits */
+    feed(&r, "Network.loadingFinished", "{\"requestId\":\"L1\"}");
+    navigated(&r, "{\"id\":\"F1\",\"loaderId\":\"L1\",\"url\":\"http://nx.invalid/x\"}");
+    assert_int_equal(r.navigations, 1);
+    assert_string_equal(r.end_url, "http://nx.invalid/x");
+    assert_true(r.last_failed);
+    assert_string_equal(r.last_error, "net::ERR_NAME_NOT_RESOLVED at http://nx.invalid/x");
+    assert_int_equal(r.ndocs, 0);
+    /* an ordinary page after it: no failure; header names in any case */
+    feed(&r, "Network.requestWillBeSent",
+         "{\"requestId\":\"L2\",\"frameId\":\"F1\",\"type\":\"Document\",\"request\":{\"url\":\"http://ok/\"}}");
+    feed(&r, "Network.responseReceived",
+         "{\"requestId\":\"L2\",\"type\":\"Document\",\"response\":{\"status\":200,\"headers\":{\"x-other\":\"1\"}}}");
+    feed(&r, "Network.loadingFinished", "{\"requestId\":\"L2\"}");
+    navigated(&r, "{\"id\":\"F1\",\"loaderId\":\"L2\",\"url\":\"http://ok/\"}");
+    assert_false(r.last_failed);
+    assert_null(r.last_error);
+    feed(&r, "Network.requestWillBeSent",
+         "{\"requestId\":\"L3\",\"frameId\":\"F1\",\"type\":\"Document\",\"request\":{\"url\":\"http://10.1.2.3/\"}}");
+    feed(&r, "Network.responseReceived",
+         "{\"requestId\":\"L3\",\"type\":\"Document\",\"response\":{\"status\":403,"
+         "\"headers\":{\"x-browserd-proxy-error\":\"ERR_BLOCKED_PRIVATE_NETWORK\"}}}");
+    navigated(&r, "{\"id\":\"F1\",\"loaderId\":\"L3\",\"url\":\"http://10.1.2.3/\"}");
+    assert_int_equal(r.navigations, 3);
+    assert_true(r.last_failed);
+    assert_string_equal(r.last_error, "net::ERR_BLOCKED_PRIVATE_NETWORK at http://10.1.2.3/");
+    /* an iframe's error page does not make the main frame's navigation fail */
+    feed(&r, "Network.requestWillBeSent",
+         "{\"requestId\":\"L4\",\"frameId\":\"SUB\",\"type\":\"Document\",\"request\":{\"url\":\"http://nx2/\"}}");
+    feed(&r, "Network.responseReceived",
+         "{\"requestId\":\"L4\",\"type\":\"Document\",\"response\":{\"status\":502,"
+         "\"headers\":{\"X-Browserd-Proxy-Error\":\"ERR_NAME_NOT_RESOLVED\"}}}");
+    navigated(&r, "{\"id\":\"SUB\",\"parentId\":\"F1\",\"loaderId\":\"L4\",\"url\":\"http://nx2/\"}");
+    navigated(&r, "{\"id\":\"F1\",\"loaderId\":\"L5\",\"url\":\"http://ok/again\"}");
+    assert_int_equal(r.navigations, 4);
+    assert_false(r.last_failed);
+    recorder_free(&r);
+}
+
 static void test_internal_urls(void **state) {
     (void)state;
     assert_true(recorder_is_internal_url("about:blank"));
@@ -147,6 +198,7 @@ static void test_credentials(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_main_frame_navigations_count), cmocka_unit_test(test_failed_navigation_counts_with_error),
+        cmocka_unit_test(test_proxy_error_page_is_a_failed_navigation),
         cmocka_unit_test(test_internal_urls),               cmocka_unit_test(test_doc_table_is_bounded),
         cmocka_unit_test(test_credentials),
     };
