@@ -20,7 +20,7 @@ async function connect(ctx, d) {
 }
 
 e2e('browserd SIGKILLed mid-session: the client is cut off, no Chromium or profile survives, and the restart fails the session with worker_disconnect (duration up to its last save)', { timeout: 90000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 1 });
+  const d = await ctx.daemon({ site: true, pool: 1 });
   const site = await ctx.pages();
   const from = Date.now();
   const s = await connect(ctx, d);
@@ -62,7 +62,7 @@ e2e('browserd SIGKILLed mid-session: the client is cut off, no Chromium or profi
 });
 
 e2e('browserd SIGTERMed with live sessions: close frames (1001 worker_disconnect), a waiting client gets 503, exit 0, records failed with worker_disconnect, nothing left', { timeout: 90000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 1, args: ['--max-sessions', '2'] });
+  const d = await ctx.daemon({ site: true, pool: 1, args: ['--max-sessions', '2'] });
   const site = await ctx.pages();
   const from = Date.now();
   const s = await connect(ctx, d);

@@ -22,7 +22,7 @@ async function connect(ctx, d) {
 }
 
 e2e('queue: with --max-sessions 1 --queue-timeout 1 a second client gets 503 after ~1 s and a client_timeout record; a waiting client is admitted when the slot frees', { timeout: 60000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 0, args: ['--max-sessions', '1', '--queue-timeout', '1'] });
+  const d = await ctx.daemon({ site: true, pool: 0, args: ['--max-sessions', '1', '--queue-timeout', '1'] });
   const site = await ctx.pages();
   const from = Date.now();
   const first = await connect(ctx, d);
@@ -76,7 +76,7 @@ e2e('queue: with --max-sessions 1 --queue-timeout 1 a second client gets 503 aft
 });
 
 e2e('idle timeout: --idle-timeout 1 keeps a busy session and ends a quiet one with inactivity_timeout; the client is disconnected', { timeout: 60000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 0, args: ['--idle-timeout', '1'] });
+  const d = await ctx.daemon({ site: true, pool: 0, args: ['--idle-timeout', '1'] });
   const site = await ctx.pages();
   const from = Date.now();
   const s = await connect(ctx, d);
@@ -103,7 +103,7 @@ e2e('idle timeout: --idle-timeout 1 keeps a busy session and ends a quiet one wi
 });
 
 e2e('session timeout: --session-timeout 2 ends a busy session at ~2 s with session_timeout and a close frame (1001)', { timeout: 60000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 0, args: ['--session-timeout', '2'] });
+  const d = await ctx.daemon({ site: true, pool: 0, args: ['--session-timeout', '2'] });
   const from = Date.now();
   const { ws } = await wsConnect(d.wsEndpoint());
   const openedAt = Date.now();
@@ -135,7 +135,7 @@ e2e('session timeout: --session-timeout 2 ends a busy session at ~2 s with sessi
 });
 
 e2e('browser crash: kill -9 of the session\'s Chromium -> browser_disconnected, the client sees the connection close', { timeout: 60000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 0 });
+  const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const from = Date.now();
   const s = await connect(ctx, d);
@@ -164,7 +164,7 @@ e2e('browser crash: kill -9 of the session\'s Chromium -> browser_disconnected, 
 });
 
 e2e('DELETE of a running session: 204, the client is disconnected, job_killed; again 409; unknown 404; malformed 400', { timeout: 60000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 0 });
+  const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const from = Date.now();
   const s = await connect(ctx, d);
@@ -205,7 +205,7 @@ e2e('DELETE of a running session: 204, the client is disconnected, job_killed; a
 });
 
 e2e('protocol errors: invalid JSON -> close 1007 and cdp_error; an unmasked client frame -> close 1002 and cdp_error', { timeout: 60000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 1 });
+  const d = await ctx.daemon({ site: true, pool: 1 });
   const from = Date.now();
 
   // invalid JSON in a text frame

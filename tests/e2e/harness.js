@@ -300,8 +300,9 @@ let daemonSeq = 0;
 
 class Daemon {
   /**
-   * opts: args (extra serve options), pool (default 0), db / root / creds (to restart on the
-   * same database and temp root), env (extra environment)
+   * opts: args (extra serve options), pool (default 0), site (let the browsers reach the local
+   * test pages on 127.0.0.1: browserd's traffic proxy refuses loopback addresses by default),
+   * db / root / creds (to restart on the same database and temp root), env (extra environment)
    */
   constructor(opts = {}) {
     this.opts = opts;
@@ -310,7 +311,8 @@ class Daemon {
     fs.mkdirSync(this.tmpdir, { recursive: true });
     this.profileRoot = path.join(this.tmpdir, `browserd-${UID}`);
     this.db = opts.db || path.join(this.root, 'browserd.db');
-    this.tag = opts.tag || `${process.pid}-${Date.now()}-${++daemonSeq}`;
+    // E2E_RUN_ID (set by run.sh) scopes run.sh's final sweep to this run's processes
+    this.tag = opts.tag || `${process.env.E2E_RUN_ID || 'adhoc'}-${process.pid}-${Date.now()}-${++daemonSeq}`;
     this.creds = opts.creds || null;
     this.logPath = path.join(this.root, `browserd-${++daemonSeq}.log`);
     this.log = '';
@@ -326,6 +328,7 @@ class Daemon {
       '--api-listen', `127.0.0.1:${this.apiPort}`,
       '--cdp-listen', `127.0.0.1:${this.cdpPort}`,
       '--pool', String(pool),
+      ...(this.opts.site ? ['--allow-private', '127.0.0.1/32'] : []),
       ...(this.opts.args || []),
     ];
     const env = { ...process.env, ...(this.opts.env || {}), TMPDIR: this.tmpdir, BROWSERD_E2E_TAG: this.tag };

@@ -30,7 +30,7 @@ async function liveRecord(d, id, n) {
 }
 
 e2e('puppeteer: links, goto, reload, back/forward, form post, same-document changes, redirect, popup, screenshot, evaluate, Browser.close; every field of the record', { timeout: 90000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 1 });
+  const d = await ctx.daemon({ site: true, pool: 1 });
   const site = await ctx.pages();
   const from = Date.now();
   const browser = await connect(d);
@@ -162,7 +162,7 @@ e2e('puppeteer: links, goto, reload, back/forward, form post, same-document chan
 });
 
 e2e('puppeteer: 50 MB in each direction through page.evaluate arrives intact', { timeout: 120000 }, async (ctx) => {
-  const d = await ctx.daemon({ pool: 0 });
+  const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const browser = await connect(d, { protocolTimeout: 100000 });
   ctx.defer(() => browser.disconnect());

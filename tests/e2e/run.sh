@@ -44,6 +44,8 @@ if [ ! -d "$here/node_modules" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]
   echo "$want" >"$stamp"
 fi
 
+# every daemon of this run (and so every Chromium of it) carries BROWSERD_E2E_TAG=$E2E_RUN_ID-...
+export E2E_RUN_ID="run$$-$(date +%s%N)"
 log=$(mktemp /tmp/browserd-e2e-run.XXXXXX)
 trap 'rm -f "$log"' EXIT
 start=$(date +%s)
@@ -67,9 +69,10 @@ fi
 fail=$((fail + ${cancelled:-0}))
 [ "$rc" -ne 0 ] && [ "$fail" -eq 0 ] && fail=1 # e.g. a file that failed outside any test
 
-# Nothing of the suite may survive it: every process the tests' daemons started carries
-# BROWSERD_E2E_TAG in its environment (Chromium and the supervisors included).
-left=$(grep -l -a 'BROWSERD_E2E_TAG=' /proc/[0-9]*/environ 2>/dev/null | grep -v "^/proc/$$/" | cut -d/ -f3 || true)
+# Nothing of this run may survive it: every process its daemons started carries
+# BROWSERD_E2E_TAG=$E2E_RUN_ID-... in its environment (Chromium and the supervisors included).
+# Only this run's: other runs on the same machine are not ours to judge or kill.
+left=$(grep -l -a "BROWSERD_E2E_TAG=$E2E_RUN_ID-" /proc/[0-9]*/environ 2>/dev/null | cut -d/ -f3 || true)
 if [ -n "$left" ]; then
   echo "e2e: processes left behind by the suite:" >&2
   for pid in $left; do
