@@ -120,6 +120,14 @@ class Live(unittest.TestCase):
         time.sleep(1.5)
         return p
 
+    def visible(self, sid):
+        """Waits until the API knows the session (whether it does at once is
+        test_record_visible_once_the_client_has_its_id's subject alone)."""
+        deadline = time.monotonic() + 5
+        while self.c.get('/browser_sessions/' + sid).status == 404 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return sid
+
     def record(self, sid, key=None):
         r = self.c.get('/browser_sessions/' + sid, key=key)
         self.assertEqual(r.status, 200, repr(r))
@@ -141,7 +149,7 @@ class Live(unittest.TestCase):
         self.assertEqual(s['status'], status, s)
         self.assertIsNotNone(s['duration'], s)
         self.assertGreaterEqual(s['duration'], 0)
-        self.assertEqual(round(s['duration'] * 1000), s['duration'] * 1000, 'duration not in ms: %r' % s)
+        self.assertLess(abs(s['duration'] * 1000 - round(s['duration'] * 1000)), 1e-6, 'duration not in ms: %r' % s)
         if code is None:
             self.assertIsNone(s['error'], s)
         else:
@@ -182,6 +190,7 @@ class Live(unittest.TestCase):
 
     def test_other_customer_cannot_see_or_delete(self):
         ws, sid = self.open_session()
+        self.visible(sid)
         other = Client(F.d.port, F.keys['other'])
         try:
             r = other.get('/browser_sessions/' + sid)
@@ -196,6 +205,7 @@ class Live(unittest.TestCase):
 
     def test_delete_running_session(self):
         ws, sid = self.open_session()
+        self.visible(sid)
         r = self.c.delete('/browser_sessions/' + sid)
         self.assertEqual(r.status, 204, repr(r))
         self.assertEqual(r.body, b'')
@@ -208,6 +218,7 @@ class Live(unittest.TestCase):
 
     def test_delete_by_uppercase_id(self):
         ws, sid = self.open_session()
+        self.visible(sid)
         r = self.c.delete('/browser_sessions/' + sid.upper())
         self.assertEqual(r.status, 204, repr(r))
         self.assertTrue(ws.wait_closed(15))
@@ -279,6 +290,19 @@ class Live(unittest.TestCase):
         s = self.wait_for(sid, lambda s: s['status'] != 'running', 'the end of the session')
         self.assertEnded(s, 'finished', None)
 
+    def test_record_visible_once_the_client_has_its_id(self):
+        # the client has its session id (Browser.getSessionId): the API must know it too,
+        # or e.g. an immediate DELETE answers 404 for a running session
+        misses = []
+        for i in range(6):
+            ws, sid = self.open_session()
+            r = self.c.get('/browser_sessions/' + sid)
+            if r.status != 200:
+                misses.append('trial %d: GET right after Browser.getSessionId -> %d %s' % (i, r.status, r.text))
+            ws.send_close()
+            ws.wait_closed(10)
+        self.assertEqual(misses, [])
+
     def test_navigation_right_after_opening_a_page(self):
         # Puppeteer's `page = await browser.newPage(); await page.goto(url)`, and a tab opened
         # directly with a URL: both first navigations commit right after the page appears and
@@ -303,6 +327,19 @@ class Live(unittest.TestCase):
         self.assertEqual(misses, [], 'navigations right after a page opened were not counted '
                                      '(expected 2 per trial: /right-away-N and /new-tab-N)')
 
+    def test_invalid_json_is_cdp_error(self):
+        ws, sid = self.open_session()
+        ws.send_text('{not json')
+        self.assertTrue(ws.wait_closed(10))
+        self.assertEnded(self.wait_for(sid, lambda s: s['status'] != 'running', 'the end'), 'failed', 'cdp_error')
+
+    def test_browser_crash_is_browser_disconnected(self):
+        ws, sid = self.open_session()
+        ws.send_text('{"id":7,"method":"Browser.crash","params":{}}')
+        self.assertTrue(ws.wait_closed(15))
+        self.assertEnded(self.wait_for(sid, lambda s: s['status'] != 'running', 'the end'), 'failed',
+                         'browser_disconnected')
+
     def test_sigterm_ends_running_sessions_as_worker_disconnect(self):
         with Browserd() as d:
             d.add_customer('live')
@@ -323,6 +360,97 @@ class Live(unittest.TestCase):
             r = Client(d.port, key).get('/browser_sessions/' + sid)
             self.assertEqual(r.status, 200, repr(r))
             self.assertEnded(r.json()['session'], 'failed', 'worker_disconnect')
+
+
+
+class LiveLimits(Live):
+    """A daemon of its own with short limits: --idle-timeout 2 --session-timeout 4
+    --max-sessions 2 --queue-timeout 1."""
+    tests_from_live = False
+    d2 = None
+
+    @classmethod
+    def setUpClass(cls):
+        d = Browserd()
+        try:
+            d.add_customer('live')
+            cls.key = d.add_key('live')
+            cls.pw = d.add_zone('live', F.zone)
+            d.start(cdp=True, extra=['--pool', '0', '--max-sessions', '2', '--idle-timeout', '2',
+                                     '--session-timeout', '4', '--queue-timeout', '1'])
+        except BaseException:
+            d.cleanup()
+            raise
+        cls.d2 = d
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.d2 is not None:
+            cls.d2.close()
+
+    def setUp(self):
+        self.c = Client(self.d2.port, self.key)
+        self.sockets = []
+
+    def connect(self):
+        ws = WebSocket(self.d2.cdp_port, 'brd-customer-live-zone-%s' % F.zone, self.pw)
+        self.sockets.append(ws)
+        return ws
+
+    def open_session(self, d=None):
+        ws = self.connect()
+        self.assertEqual(ws.status, 101, ws.head)
+        return ws, ws.cdp('Browser.getSessionId')['result']['sessionId']
+
+    def test_inactivity_timeout(self):
+        ws, sid = self.open_session()
+        t0 = time.monotonic()
+        self.assertTrue(ws.wait_closed(10), 'an idle session was not closed')
+        self.assertLess(time.monotonic() - t0, 8)
+        s = self.wait_for(sid, lambda s: s['status'] != 'running', 'the end')
+        self.assertEnded(s, 'failed', 'inactivity_timeout')
+        self.assertGreaterEqual(s['duration'], 2)
+
+    def test_session_timeout(self):
+        ws, sid = self.open_session()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and ws.closed is None:
+            try:
+                ws.cdp('Browser.getVersion')  # traffic: the idle limit never applies
+            except Exception:  # noqa: BLE001 - closed by the server, checked below
+                break
+            time.sleep(0.4)
+        self.assertIsNotNone(ws.closed, 'the session outlived --session-timeout')
+        s = self.wait_for(sid, lambda s: s['status'] != 'running', 'the end')
+        self.assertEnded(s, 'failed', 'session_timeout')
+        self.assertGreaterEqual(s['duration'], 4)
+        self.assertLess(s['duration'], 6)
+
+    def test_client_timeout(self):
+        def n_client_timeouts():
+            body = self.c.list('status=failed&limit=100').json()
+            return sum(1 for x in body['sessions'] if x['error']['code'] == 'client_timeout')
+        before = n_client_timeouts()
+        a, _ = self.open_session()
+        b, _ = self.open_session()
+        waiting = self.connect()  # both browsers busy: waits in the queue, then gives up
+        a.cdp('Browser.getVersion')
+        b.cdp('Browser.getVersion')
+        self.assertEqual(waiting.status, 503, waiting.head)
+        deadline = time.monotonic() + 5
+        while n_client_timeouts() != before + 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        self.assertEqual(n_client_timeouts(), before + 1, 'no failed session with client_timeout was recorded')
+        failed = [x for x in self.c.list('status=failed&limit=100').json()['sessions']
+                  if x['error']['code'] == 'client_timeout']
+        self.assertEnded(failed[0], 'failed', 'client_timeout')
+        self.assertEqual(failed[0]['api_name'], F.zone)
+
+
+# the Live tests run on the module daemon only
+for _name in [n for n in dir(Live) if n.startswith('test_')]:
+    if not hasattr(LiveLimits, _name) or getattr(LiveLimits, _name) is getattr(Live, _name):
+        setattr(LiveLimits, _name, None)
 
 
 if __name__ == '__main__':
