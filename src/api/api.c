@@ -54,25 +54,6 @@ int api_new(const api_config_t *cfg, api_t **out) {
 
 void api_free(api_t *api) { free(api); }
 
-static void respond_error(http_conn_t *conn, int status, const char *extra, const char *message) {
-    buf_t b;
-    buf_init(&b);
-    jsonw_t w;
-    jsonw_init(&w, &b);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "error");
-    jsonw_string(&w, message);
-    jsonw_object_end(&w);
-    if (jsonw_failed(&w)) {
-        buf_free(&b);
-        http_respond(conn, 500, NULL, NULL, 0, true);
-        return;
-    }
-    size_t len;
-    char *body = buf_steal(&b, &len);
-    http_respond(conn, status, extra, body, len, false);
-}
-
 /* "Bearer <token>": scheme case-insensitive, spaces around either part ignored. Returns
  * false for a missing header, an empty one, another scheme or an empty token. */
 static bool bearer_token(const http_request_t *req, const char **token, size_t *len) {
@@ -235,7 +216,7 @@ void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     api_t *api = ctx;
     if (req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0) {
         if (!method_is_read(req->method)) {
-            respond_error(conn, 405, "Allow: GET, HEAD\r\n", "Method not allowed");
+            http_respond_error(conn, 405, "Allow: GET, HEAD\r\n", "Method not allowed", false);
             return;
         }
         buf_t b;
@@ -253,7 +234,7 @@ void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     const char *token;
     size_t token_len;
     if (!bearer_token(req, &token, &token_len)) {
-        respond_error(conn, 401, BEARER_CHALLENGE, "Credentials are missing");
+        http_respond_error(conn, 401, BEARER_CHALLENGE, "Credentials are missing", false);
         return;
     }
     api_job_t *job = calloc(1, sizeof *job);
@@ -271,6 +252,6 @@ void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     int rc = uv_queue_work(api->loop, &job->work, job_work, job_done);
     if (rc < 0) {
         free(job);
-        respond_error(conn, 503, NULL, "Service unavailable");
+        http_respond_error(conn, 503, NULL, "Service unavailable", false);
     }
 }

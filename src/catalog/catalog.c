@@ -1257,6 +1257,19 @@ static int page_from_host_lists(const customer_t *c, query_scratch_t *sc, const 
     return 0;
 }
 
+/* The rows of a candidate set that pass the checks it does not guarantee (`skip` names those
+ * it does) and, when given, are in `filter`: into per-thread scratch, *n of them. */
+static int collect_matches(const customer_t *c, query_scratch_t *sc, const source_t *src, const predicate_t *p,
+                           unsigned skip, const uint64_t *filter, uint32_t **out, uint32_t *n) {
+    uint32_t *m = scratch_rows(sc, src->size ? src->size : 1);
+    if (!m) return -ENOMEM;
+    collect_ctx_t cc = {.p = p, .skip = skip, .filter = filter, .out = m};
+    source_each(c, src, p->lo, p->hi, collect_visit, &cc);
+    *out = m;
+    *n = cc.n;
+    return 0;
+}
+
 /* Fills pg with the total and the page's rows; pg->rows points into per-thread scratch. */
 static int run_query(const customer_t *c, const string_pool_t *pool, const session_query_t *q, page_t *pg) {
     predicate_t p = {.c = c, .pool = pool, .zone = -1, .status = q->status, .lo = q->start_ms, .hi = q->end_ms,
@@ -1352,16 +1365,12 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
                 filter = b;
             covered |= o->skip;
         }
-        uint32_t *m = scratch_rows(sc, smallest->size ? smallest->size : 1);
-        if (!m) {
-            rc = -ENOMEM;
-            goto done;
-        }
-        collect_ctx_t cc = {.p = &p, .skip = covered, .filter = filter, .out = m};
-        source_each(c, smallest, p.lo, p.hi, collect_visit, &cc);
-        pg->total = cc.n;
+        uint32_t *m, k;
+        rc = collect_matches(c, sc, smallest, &p, covered, filter, &m, &k);
+        if (rc < 0) goto done;
+        pg->total = k;
         pg->rows = m;
-        if (off < cc.n) rc = page_from_matches(c, sc, &ord, m, cc.n, off, lim, pg);
+        if (off < k) rc = page_from_matches(c, sc, &ord, m, k, off, lim, pg);
         goto done;
     }
 
@@ -1411,16 +1420,11 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
         walk_order(&p, order, norder, q->desc, off, lim, pg);
         goto done;
     }
-    {
-        uint32_t *m = scratch_rows(sc, exact->size ? exact->size : 1);
-        if (!m) {
-            rc = -ENOMEM;
-            goto done;
-        }
-        collect_ctx_t cc = {.p = &p, .skip = exact->skip, .out = m};
-        source_each(c, exact, p.lo, p.hi, collect_visit, &cc);
+    uint32_t *m, k;
+    rc = collect_matches(c, sc, exact, &p, exact->skip, NULL, &m, &k);
+    if (rc == 0) {
         pg->rows = m;
-        rc = page_from_matches(c, sc, &ord, m, cc.n, off, lim, pg);
+        rc = page_from_matches(c, sc, &ord, m, k, off, lim, pg);
     }
 done:
     free(bits);

@@ -736,24 +736,6 @@ static const browser_callbacks_t session_browser_callbacks = {
 
 static void on_observer_ready(void *ctx) { (void)ctx; }
 
-static void respond_error(http_conn_t *conn, int status, const char *extra, const char *message) {
-    buf_t b;
-    buf_init(&b);
-    jsonw_t w;
-    jsonw_init(&w, &b);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "error");
-    jsonw_string(&w, message);
-    jsonw_object_end(&w);
-    size_t len;
-    char *body = jsonw_failed(&w) ? NULL : buf_steal(&b, &len);
-    if (!body) {
-        buf_free(&b);
-        len = 0;
-    }
-    http_respond(conn, status, extra, body, len, true);
-}
-
 /* Takes the socket over, answers 101, and relays from now on. */
 static void session_start(gateway_t *gw, http_conn_t *conn, const zone_credentials_t *cred, const char *accept,
                           const char *upstream) {
@@ -762,7 +744,7 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const zone_credentia
     char *rest = NULL;
     size_t rest_len = 0;
     if (!s) {
-        respond_error(conn, 503, NULL, "Out of memory");
+        http_respond_error(conn, 503, NULL, "Out of memory", true);
         return;
     }
     if (http_conn_take_over(conn, &fd, &rest, &rest_len) < 0) {
@@ -910,7 +892,7 @@ static void on_waiter_timeout(uv_timer_t *t) {
         }
     }
     fprintf(stderr, "event=client_timeout session=%s customer=%s\n", tmp.id_text, tmp.customer);
-    respond_error(w->conn, 503, "Retry-After: 5\r\n", "No browser became free in time (client_timeout)");
+    http_respond_error(w->conn, 503, "Retry-After: 5\r\n", "No browser became free in time (client_timeout)", true);
     waiter_release(w);
 }
 
@@ -950,19 +932,19 @@ static void auth_done(uv_work_t *w, int status) {
     auth_job_t *j = w->data;
     gateway_t *gw = j->gw;
     if (status != 0 || gw->stopping) {
-        respond_error(j->conn, 503, NULL, "browserd is shutting down");
+        http_respond_error(j->conn, 503, NULL, "browserd is shutting down", true);
     } else if (j->rc == -ENOENT) {
-        respond_error(j->conn, 403, NULL, "Invalid credentials: unknown customer or zone");
+        http_respond_error(j->conn, 403, NULL, "Invalid credentials: unknown customer or zone", true);
     } else if (j->rc == -EACCES) {
-        respond_error(j->conn, 403, NULL, "Invalid credentials: wrong zone password");
+        http_respond_error(j->conn, 403, NULL, "Invalid credentials: wrong zone password", true);
     } else if (j->rc < 0) {
-        respond_error(j->conn, 503, NULL, "Credentials could not be checked");
+        http_respond_error(j->conn, 503, NULL, "Credentials could not be checked", true);
     } else if (gw->active < gw->cfg.max_sessions && !gw->queue_head) {
         session_start(gw, j->conn, &j->cred, j->accept, j->upstream);
     } else {
         waiter_t *wt = calloc(1, sizeof *wt);
         if (!wt) {
-            respond_error(j->conn, 503, NULL, "Out of memory");
+            http_respond_error(j->conn, 503, NULL, "Out of memory", true);
         } else {
             wt->gw = gw;
             wt->conn = j->conn;
@@ -1056,11 +1038,11 @@ static void gateway_handle(void *ctx, http_conn_t *conn, const http_request_t *r
             respond_version(gw, conn, req);
             return;
         }
-        respond_error(conn, 404, NULL, "Not found: connect with a WebSocket");
+        http_respond_error(conn, 404, NULL, "Not found: connect with a WebSocket", true);
         return;
     }
     if (gw->stopping) {
-        respond_error(conn, 503, NULL, "browserd is shutting down");
+        http_respond_error(conn, 503, NULL, "browserd is shutting down", true);
         return;
     }
     ws_handshake_req_t hs = {0};
@@ -1071,31 +1053,31 @@ static void gateway_handle(void *ctx, http_conn_t *conn, const http_request_t *r
     int status = 400;
     const char *reason = NULL;
     if (ws_handshake_validate(&hs, &status, &reason) != 0) {
-        respond_error(conn, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, reason);
+        http_respond_error(conn, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, reason, true);
         return;
     }
     size_t auth_len;
     const char *auth = header_value(req, "authorization", &auth_len);
     auth_job_t *j = calloc(1, sizeof *j);
     if (!j) {
-        respond_error(conn, 503, NULL, "Out of memory");
+        http_respond_error(conn, 503, NULL, "Out of memory", true);
         return;
     }
     credentials_result_t cr = auth ? credentials_from_basic(auth, auth_len, &j->cred) : CREDENTIALS_MISSING;
     if (cr == CREDENTIALS_MISSING) {
         free(j);
-        respond_error(conn, 407, "Proxy-Authenticate: Basic realm=\"browserd\"\r\n",
-                      "Credentials are missing: use brd-customer-<ID>-zone-<ZONE>:<PASSWORD>");
+        http_respond_error(conn, 407, "Proxy-Authenticate: Basic realm=\"browserd\"\r\n",
+                      "Credentials are missing: use brd-customer-<ID>-zone-<ZONE>:<PASSWORD>", true);
         return;
     }
     if (cr != CREDENTIALS_OK) {
         free(j);
-        respond_error(conn, 403, NULL, "Invalid credentials: expected brd-customer-<ID>-zone-<ZONE>:<PASSWORD>");
+        http_respond_error(conn, 403, NULL, "Invalid credentials: expected brd-customer-<ID>-zone-<ZONE>:<PASSWORD>", true);
         return;
     }
     if (ws_handshake_accept(hs.key, hs.key_len, j->accept) != 0) {
         free(j);
-        respond_error(conn, 500, NULL, "Internal error");
+        http_respond_error(conn, 500, NULL, "Internal error", true);
         return;
     }
     j->gw = gw;
@@ -1104,7 +1086,7 @@ static void gateway_handle(void *ctx, http_conn_t *conn, const http_request_t *r
     j->work.data = j;
     if (uv_queue_work(gw->cfg.loop, &j->work, auth_work, auth_done) != 0) {
         free(j);
-        respond_error(conn, 503, NULL, "Service unavailable");
+        http_respond_error(conn, 503, NULL, "Service unavailable", true);
     }
 }
 
@@ -1189,7 +1171,7 @@ void gateway_stop(gateway_t *gw, void (*done)(void *arg), void *arg) {
     while (gw->queue_head) {
         waiter_t *w = gw->queue_head;
         uv_timer_stop(&w->timer);
-        respond_error(w->conn, 503, NULL, "browserd is shutting down");
+        http_respond_error(w->conn, 503, NULL, "browserd is shutting down", true);
         waiter_release(w);
     }
     for (session_t *s = gw->sessions; s; s = s->next)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "http/http_request_parser.h"
+#include "json/jsonw.h"
 
 /* Stop reading from a client that sends faster than we answer once this many unparsed bytes
  * wait; resume when they are parsed. */
@@ -543,6 +544,26 @@ int http_conn_take_over(http_conn_t *c, int *fd_out, char **rest, size_t *rest_l
     }
     conn_unref(c);
     return rc;
+}
+
+void http_respond_error(http_conn_t *c, int status, const char *extra_headers, const char *message,
+                        bool close_after) {
+    buf_t b;
+    buf_init(&b);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "error");
+    jsonw_string(&w, message);
+    jsonw_object_end(&w);
+    size_t len = 0;
+    char *body = jsonw_failed(&w) ? NULL : buf_steal(&b, &len);
+    if (!body) {
+        buf_free(&b);
+        http_respond(c, 500, NULL, NULL, 0, true);
+        return;
+    }
+    http_respond(c, status, extra_headers, body, len, close_after);
 }
 
 void http_respond_json(http_conn_t *c, int status, const char *extra_headers, const char *json) {

@@ -113,6 +113,11 @@ void http_respond(http_conn_t *conn, int status, const char *extra_headers, char
  * the client went away meanwhile, or another negative errno (then *fd_out is -1). */
 int http_conn_take_over(http_conn_t *conn, int *fd_out, char **rest, size_t *rest_len);
 
+/* Convenience: the body {"error":"<message>"} (escaped), the error shape of every browserd
+ * endpoint. */
+void http_respond_error(http_conn_t *conn, int status, const char *extra_headers, const char *message,
+                        bool close_after);
+
 /* Convenience: a JSON body from a C string (copied). */
 void http_respond_json(http_conn_t *conn, int status, const char *extra_headers, const char *json);
 
