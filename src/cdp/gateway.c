@@ -1110,6 +1110,9 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     gw->proxy_cfg.guard_private = cfg->guard_private;
     gw->proxy_cfg.allow_private = cfg->allow_private;
     gw->proxy_cfg.allow_private_count = cfg->allow_private_count;
+    /* A pooled browser runs (and Chromium makes its own requests) before its session, and so its
+     * zone, is known: until then it uses the default upstream, never a direct connection. */
+    gw->proxy_cfg.upstream_proxy = cfg->upstream_proxy;
     char perr[256];
     if (traffic_proxy_config_check(&gw->proxy_cfg, perr, sizeof perr) < 0) {
         fprintf(stderr, "browserd: traffic settings: %s\n", perr);
