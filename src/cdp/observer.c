@@ -119,11 +119,16 @@ static void on_event(observer_t *o, const char *msg, size_t len, const cdp_msg_t
         const cJSON *sid = cJSON_GetObjectItemCaseSensitive(params, "sessionId");
         const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(info, "type");
-        if (cJSON_IsString(sid) && cJSON_IsString(type) && strcmp(type->valuestring, "page") == 0)
+        const cJSON *target = cJSON_GetObjectItemCaseSensitive(info, "targetId");
+        if (cJSON_IsString(sid) && cJSON_IsString(type) && strcmp(type->valuestring, "page") == 0) {
             add_page(o, sid->valuestring);
+            if (cJSON_IsString(target)) recorder_page_opened(&o->recorder, target->valuestring);
+        }
     } else if (in_root && strcmp(method, "Target.detachedFromTarget") == 0) {
         const cJSON *sid = cJSON_GetObjectItemCaseSensitive(params, "sessionId");
+        const cJSON *target = cJSON_GetObjectItemCaseSensitive(params, "targetId");
         if (cJSON_IsString(sid)) remove_page(o, sid->valuestring);
+        if (cJSON_IsString(target)) recorder_page_closed(&o->recorder, target->valuestring);
     } else if (!in_root) {
         recorder_page_event(&o->recorder, method, params);
     }

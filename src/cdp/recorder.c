@@ -8,6 +8,7 @@
 void recorder_init(recorder_t *r) { memset(r, 0, sizeof *r); }
 
 void recorder_free(recorder_t *r) {
+    for (size_t i = 0; i < r->ndocs; i++) free(r->docs[i].url);
     free(r->target_url);
     free(r->end_url);
     free(r->last_error);
@@ -35,23 +36,54 @@ static recorder_doc_request_t *find_doc(recorder_t *r, const char *request_id) {
 }
 
 static void forget_doc(recorder_t *r, recorder_doc_request_t *d) {
-    *d = r->docs[--r->ndocs];
+    free(d->url);
+    *d = r->docs[--r->ndocs]; /* the last entry (and its url) moves here */
 }
 
 /* Remembers a document request so that its failure can be told apart by frame. The table is
  * small: requests that never finish (the page was closed) are overwritten in turn. */
-static void track_doc(recorder_t *r, const char *request_id, const char *frame_id) {
+static void track_doc(recorder_t *r, const char *request_id, const char *frame_id, const char *url) {
     if (strlen(request_id) >= sizeof r->docs[0].request_id || strlen(frame_id) >= sizeof r->docs[0].frame_id)
         return;
     recorder_doc_request_t *d = find_doc(r, request_id);
     if (!d) {
-        if (r->ndocs < RECORDER_MAX_PENDING) d = &r->docs[r->ndocs++];
-        else d = &r->docs[r->next_slot++ % RECORDER_MAX_PENDING];
+        if (r->ndocs < RECORDER_MAX_PENDING) {
+            d = &r->docs[r->ndocs++];
+            d->url = NULL; /* a stale copy of a moved entry's pointer */
+        } else {
+            d = &r->docs[r->next_slot++ % RECORDER_MAX_PENDING];
+        }
     }
+    free(d->url); /* a redirect (same request id) or an overwritten entry */
+    d->url = url ? strdup(url) : NULL;
     snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
     snprintf(d->frame_id, sizeof d->frame_id, "%s", frame_id);
     d->error[0] = '\0';
     d->proxy_error = false;
+    d->counted = false;
+}
+
+void recorder_page_opened(recorder_t *r, const char *target_id) {
+    if (!target_id || strlen(target_id) >= sizeof r->main_frames[0]) return;
+    for (size_t i = 0; i < r->nmain; i++)
+        if (strcmp(r->main_frames[i], target_id) == 0) return;
+    char *slot = r->nmain < RECORDER_MAX_MAIN_FRAMES ? r->main_frames[r->nmain++]
+                                                     : r->main_frames[r->next_main++ % RECORDER_MAX_MAIN_FRAMES];
+    snprintf(slot, sizeof r->main_frames[0], "%s", target_id);
+}
+
+void recorder_page_closed(recorder_t *r, const char *target_id) {
+    for (size_t i = 0; target_id && i < r->nmain; i++)
+        if (strcmp(r->main_frames[i], target_id) == 0) {
+            memcpy(r->main_frames[i], r->main_frames[--r->nmain], sizeof r->main_frames[i]);
+            return;
+        }
+}
+
+static bool is_main_frame(const recorder_t *r, const char *frame_id) {
+    for (size_t i = 0; i < r->nmain; i++)
+        if (strcmp(r->main_frames[i], frame_id) == 0) return true;
+    return false;
 }
 
 /* The value of the proxy's error header in a response's headers object, if it is one. */
@@ -73,12 +105,38 @@ static char *dup_or_keep(char *old, const char *s) {
     return d;
 }
 
+/* A failed document request of a main frame: counted now, before its error page commits. */
+static void on_doc_failed(recorder_t *r, recorder_doc_request_t *d, const cJSON *params) {
+    if (d->counted || !d->url || recorder_is_internal_url(d->url) || !is_main_frame(r, d->frame_id)) return;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(params, "canceled")) || strcmp(d->error, "net::ERR_ABORTED") == 0)
+        return;
+    r->navigations++;
+    if (!r->target_url) r->target_url = dup_or_keep(NULL, d->url);
+    r->end_url = dup_or_keep(r->end_url, d->url);
+    r->last_failed = true;
+    free(r->last_error);
+    size_t n = strlen(d->error) + strlen(d->url) + 5;
+    r->last_error = malloc(n);
+    if (r->last_error) snprintf(r->last_error, n, "%s at %s", d->error, d->url);
+    d->counted = true;
+    r->changed = true;
+}
+
 static void on_frame_navigated(recorder_t *r, const cJSON *params) {
     const cJSON *frame = cJSON_GetObjectItemCaseSensitive(params, "frame");
     if (!cJSON_IsObject(frame) || cJSON_GetObjectItemCaseSensitive(frame, "parentId")) return;
     const char *unreachable = str_field(frame, "unreachableUrl");
     const char *url = unreachable && *unreachable ? unreachable : str_field(frame, "url");
     if (recorder_is_internal_url(url)) return;
+    if (unreachable && *unreachable) {
+        /* the error page of a failure counted at its loadingFailed: nothing new */
+        const char *loader = str_field(frame, "loaderId");
+        recorder_doc_request_t *d = loader ? find_doc(r, loader) : NULL;
+        if (d && d->counted) {
+            forget_doc(r, d);
+            return;
+        }
+    }
     r->navigations++;
     if (!r->target_url) r->target_url = dup_or_keep(NULL, url);
     r->end_url = dup_or_keep(r->end_url, url);
@@ -118,12 +176,16 @@ void recorder_page_event(recorder_t *r, const char *method, const cJSON *params)
         const char *type = str_field(params, "type");
         const char *id = str_field(params, "requestId");
         const char *frame = str_field(params, "frameId");
-        if (type && id && frame && strcmp(type, "Document") == 0) track_doc(r, id, frame);
+        const cJSON *request = cJSON_GetObjectItemCaseSensitive(params, "request");
+        if (type && id && frame && strcmp(type, "Document") == 0) track_doc(r, id, frame, str_field(request, "url"));
     } else if (strcmp(method, "Network.loadingFailed") == 0) {
         const char *id = str_field(params, "requestId");
         const char *text = str_field(params, "errorText");
         recorder_doc_request_t *d = id ? find_doc(r, id) : NULL;
-        if (d && text) snprintf(d->error, sizeof d->error, "%s", text);
+        if (d && text) {
+            snprintf(d->error, sizeof d->error, "%s", text);
+            on_doc_failed(r, d, params);
+        }
     } else if (strcmp(method, "Network.responseReceived") == 0) {
         const char *id = str_field(params, "requestId");
         recorder_doc_request_t *d = id ? find_doc(r, id) : NULL;

@@ -6,7 +6,12 @@
  *     Page.navigatedWithinDocument and are ignored;
  *   - a failed navigation commits an error page; it counts, with the URL that was attempted
  *     (frame.unreachableUrl), and its net::ERR_ code comes from Network.loadingFailed of the
- *     main frame's document request;
+ *     main frame's document request. Chromium answers the client's Page.navigate with the
+ *     error before it commits the error page, and clients often close right then: so a
+ *     failed document request of a known main frame (a page's main frame id is its target
+ *     id, see recorder_page_opened) is counted at its Network.loadingFailed already (except
+ *     net::ERR_ABORTED: superseded or cancelled, nothing committed), and its error page is
+ *     not counted again;
  *   - browserd's traffic proxy answers a plain-HTTP request it could not carry out (name not
  *     resolved, refused, blocked by the private-network guard, ...) with an error page marked
  *     `X-Browserd-Proxy-Error: ERR_...`; Chromium commits it like any page, so a main-frame
@@ -25,11 +30,15 @@
 
 #define RECORDER_MAX_PENDING 64
 
+#define RECORDER_MAX_MAIN_FRAMES 64
+
 typedef struct {
     char request_id[64];
     char frame_id[64];
     char error[128]; /* "" until Network.loadingFailed (or a proxy error page's response) */
     bool proxy_error; /* the response is browserd's traffic proxy's error page (see below) */
+    char *url;        /* the URL requested (the last of a redirect chain), owned; may be NULL */
+    bool counted;     /* already counted as a failed navigation at its loadingFailed */
 } recorder_doc_request_t;
 
 typedef struct {
@@ -43,10 +52,18 @@ typedef struct {
     recorder_doc_request_t docs[RECORDER_MAX_PENDING];
     size_t ndocs;
     size_t next_slot;
+    /* Main frame ids of the open pages (= their target ids). */
+    char main_frames[RECORDER_MAX_MAIN_FRAMES][64];
+    size_t nmain;
+    size_t next_main;
 } recorder_t;
 
 void recorder_init(recorder_t *r);
 void recorder_free(recorder_t *r);
+
+/* A page (tab or popup) is observed / gone: its target id is its main frame's id. */
+void recorder_page_opened(recorder_t *r, const char *target_id);
+void recorder_page_closed(recorder_t *r, const char *target_id);
 
 /* One event from an observed page session: `method` and its `params` object (may be NULL). */
 void recorder_page_event(recorder_t *r, const char *method, const cJSON *params);

@@ -214,3 +214,27 @@ e2e('puppeteer: 50 MB in each direction through page.evaluate arrives intact', {
   assert.equal(rec.navigations, 1);
   assert.equal(rec.end_url, site.url('/blank'));
 });
+
+e2e('puppeteer: an https navigation that fails right before Browser.close is the last navigation (page_navigated_error)', { timeout: 60000 }, async (ctx) => {
+  // Chromium answers Page.navigate with the error before it commits its error page, and a
+  // client typically closes at once: the failure must be recorded all the same.
+  const d = await ctx.daemon({ site: true, pool: 0 });
+  const site = await ctx.pages();
+  const browser = await connect(d);
+  ctx.defer(() => browser.disconnect());
+  const page = await browser.newPage();
+  const { sessionId } = await (await page.createCDPSession()).send('Browser.getSessionId');
+  await page.goto(site.url('/p/1'));
+  const bad = 'https://no-such-host.invalid/path';
+  // through browserd's proxy the failed CONNECT shows as ERR_TUNNEL_CONNECTION_FAILED;
+  // without one Chromium says ERR_NAME_NOT_RESOLVED
+  await assert.rejects(page.goto(bad), /net::ERR_(TUNNEL_CONNECTION_FAILED|NAME_NOT_RESOLVED)/);
+  await browser.close();
+  const rec = await d.ended(sessionId);
+  assert.equal(rec.navigations, 2);
+  assert.equal(rec.end_url, bad);
+  assert.equal(rec.status, 'failed');
+  assert.equal(rec.error.code, 'page_navigated_error');
+  assert.match(rec.error.message, new RegExp(`^net::ERR_[A-Z_]+ at ${bad.replace(/[.?/]/g, '\\$&')}$`));
+  ctx.log(`recorded error: ${rec.error.message}`);
+});

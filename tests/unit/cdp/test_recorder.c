@@ -123,6 +123,71 @@ static void test_proxy_error_page_is_a_failed_navigation(void **state) {
     recorder_free(&r);
 }
 
+static void doc(recorder_t *r, const char *id, const char *frame, const char *url) {
+    char buf[512];
+    snprintf(buf, sizeof buf, "{\"requestId\":\"%s\",\"loaderId\":\"%s\",\"frameId\":\"%s\",\"type\":\"Document\","
+             "\"request\":{\"url\":\"%s\"}}", id, id, frame, url);
+    feed(r, "Network.requestWillBeSent", buf);
+}
+
+/* Chromium answers Page.navigate with the error before it commits the error page, and a client
+ * may close right then: a main frame's failed document request counts at its loadingFailed. */
+static void test_failed_main_frame_counts_before_its_error_page(void **state) {
+    (void)state;
+    recorder_t r;
+    recorder_init(&r);
+    recorder_page_opened(&r, "T1");
+    recorder_page_opened(&r, "T1"); /* once */
+    assert_int_equal(r.nmain, 1);
+    doc(&r, "L1", "T1", "https://nx.invalid/");
+    feed(&r, "Network.loadingFailed",
+         "{\"requestId\":\"L1\",\"type\":\"Document\",\"errorText\":\"net::ERR_NAME_NOT_RESOLVED\",\"canceled\":false}");
+    assert_int_equal(r.navigations, 1);
+    assert_string_equal(r.target_url, "https://nx.invalid/");
+    assert_string_equal(r.end_url, "https://nx.invalid/");
+    assert_true(r.last_failed);
+    assert_string_equal(r.last_error, "net::ERR_NAME_NOT_RESOLVED at https://nx.invalid/");
+    /* its error page commits afterwards: not a second navigation */
+    r.changed = false;
+    navigated(&r, "{\"id\":\"T1\",\"loaderId\":\"L1\",\"url\":\"chrome-error://chromewebdata/\","
+                  "\"unreachableUrl\":\"https://nx.invalid/\"}");
+    assert_int_equal(r.navigations, 1);
+    assert_false(r.changed);
+    assert_int_equal(r.ndocs, 0);
+    /* superseded or cancelled requests are not failed navigations */
+    doc(&r, "L2", "T1", "https://slow.example/");
+    feed(&r, "Network.loadingFailed", "{\"requestId\":\"L2\",\"errorText\":\"net::ERR_ABORTED\",\"canceled\":false}");
+    doc(&r, "L3", "T1", "https://slow2.example/");
+    feed(&r, "Network.loadingFailed",
+         "{\"requestId\":\"L3\",\"errorText\":\"net::ERR_CONNECTION_RESET\",\"canceled\":true}");
+    /* an iframe's failure is not the page's navigation */
+    doc(&r, "L4", "SUB", "https://frame.invalid/");
+    feed(&r, "Network.loadingFailed", "{\"requestId\":\"L4\",\"errorText\":\"net::ERR_NAME_NOT_RESOLVED\"}");
+    assert_int_equal(r.navigations, 1);
+    /* a redirect chain that fails at its last hop: the URL attempted last */
+    doc(&r, "L5", "T1", "http://a.example/");
+    doc(&r, "L5", "T1", "https://b.invalid/next");
+    feed(&r, "Network.loadingFailed", "{\"requestId\":\"L5\",\"errorText\":\"net::ERR_TUNNEL_CONNECTION_FAILED\"}");
+    assert_int_equal(r.navigations, 2);
+    assert_string_equal(r.end_url, "https://b.invalid/next");
+    assert_string_equal(r.last_error, "net::ERR_TUNNEL_CONNECTION_FAILED at https://b.invalid/next");
+    /* a success after it */
+    navigated(&r, "{\"id\":\"T1\",\"loaderId\":\"L6\",\"url\":\"https://ok.example/\"}");
+    assert_int_equal(r.navigations, 3);
+    assert_false(r.last_failed);
+    /* once the page is gone, its frame id is not a main frame any more: counted at commit only */
+    recorder_page_closed(&r, "T1");
+    assert_int_equal(r.nmain, 0);
+    doc(&r, "L7", "T1", "https://late.invalid/");
+    feed(&r, "Network.loadingFailed", "{\"requestId\":\"L7\",\"errorText\":\"net::ERR_NAME_NOT_RESOLVED\"}");
+    assert_int_equal(r.navigations, 3);
+    navigated(&r, "{\"id\":\"T1\",\"loaderId\":\"L7\",\"url\":\"chrome-error://chromewebdata/\","
+                  "\"unreachableUrl\":\"https://late.invalid/\"}");
+    assert_int_equal(r.navigations, 4);
+    assert_string_equal(r.last_error, "net::ERR_NAME_NOT_RESOLVED at https://late.invalid/");
+    recorder_free(&r); /* the URLs still held (L2, L3, L4, L5) are freed here */
+}
+
 static void test_internal_urls(void **state) {
     (void)state;
     assert_true(recorder_is_internal_url("about:blank"));
@@ -199,6 +264,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_main_frame_navigations_count), cmocka_unit_test(test_failed_navigation_counts_with_error),
         cmocka_unit_test(test_proxy_error_page_is_a_failed_navigation),
+        cmocka_unit_test(test_failed_main_frame_counts_before_its_error_page),
         cmocka_unit_test(test_internal_urls),               cmocka_unit_test(test_doc_table_is_bounded),
         cmocka_unit_test(test_credentials),
     };
