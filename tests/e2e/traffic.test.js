@@ -315,7 +315,8 @@ e2e('traffic 6a: --upstream-proxy with Basic credentials: http and https pages l
   assert.match(url, /^http:\/\/tester:p%40ss%3Aw0rd%2F%25@127\.0\.0\.1:\d+$/);
   // a literal 127.0.0.1 target is guarded in upstream mode too: the local sites need the range
   const d = await ctx.daemon({ args: ['--upstream-proxy', url, ...ALLOW_LOOPBACK] });
-  const { page, browser } = await open(ctx, d, { tls: true });
+  const log = H.watchProxyLog(d);
+  const { page, browser, cdp } = await open(ctx, d, { tls: true });
   const ua = await browser.userAgent();
 
   const r = await page.goto(site.url('/a'));
@@ -343,6 +344,29 @@ e2e('traffic 6a: --upstream-proxy with Basic credentials: http and https pages l
   assert.equal(site.requests.length, mine.filter((h) => h.method === 'GET').length);
   assert.ok(site.requests.some((q) => q.url === '/a'));
   assert.ok(tsite.requests.some((q) => q.url === '/t'));
+
+  // Exact in upstream mode (docs/proxy.md): per head, the browser's Proxy-Connection line (30)
+  // is removed and our Proxy-Authorization line added; the upstream's 39-byte CONNECT answer is
+  // replaced by our own 39 bytes. So bandwidth = the upstream's bytes + heads x (30 - auth line).
+  if (NO_DNS) return; // Chromium's own requests could not be told apart
+  const ours = (target) => target.includes(`127.0.0.1:${site.port}`) || target.includes(`127.0.0.1:${tsite.port}`);
+  const meter = new H.Meter({ cdp, sites: [up, site, tsite], log, ctx });
+  const w = await meter.window('pages through the upstream proxy', async () => {
+    assert.equal((await page.goto(site.url('/a'))).status(), 200);
+    assert.equal((await page.goto(tsite.url('/t'))).status(), 200);
+    assert.equal((await page.goto(site.url('/a'))).status(), 200);
+  }, {
+    otherNoise: (before, after) =>
+      up.heads.slice(before.sites[0].requests, after.sites[0].requests).filter((h) => !ours(h.target)).map((h) => ({ target: h.target, detail: 'at the upstream' })),
+  });
+  const [u, plain] = w.delta.sites;
+  const authLine = Buffer.byteLength(`Proxy-Authorization: ${up.expected}\r\n`);
+  const perHead = Buffer.byteLength('Proxy-Connection: keep-alive\r\n') - authLine;
+  assert.ok(u.requests >= 3);
+  assert.equal(w.delta.total, u.total + u.requests * perHead,
+    `bandwidth ${w.delta.total} = upstream ${u.received} in + ${u.sent} out + ${u.requests} heads x (${perHead})`);
+  assert.equal(w.delta.payload, plain.bodyBytes, 'payload: the plain-HTTP bodies');
+  ctx.log(`upstream window: ${u.requests} heads, upstream ${u.total} bytes, bandwidth +${w.delta.total}`);
 });
 
 e2e('traffic 6b: wrong upstream credentials give the 502 page naming the reason; a zone\'s own proxy (zone set-proxy) wins over --upstream-proxy', { timeout: 90000 }, async (ctx) => {
@@ -409,6 +433,60 @@ e2e('traffic 6b: wrong upstream credentials give the 502 page naming the reason;
     assert.equal(r.headers()['x-browserd-proxy-error'], 'ERR_PROXY_AUTH_REQUESTED');
     await browser.close();
   }
+});
+
+e2e('traffic 6c: a pooled browser with --upstream-proxy sends nothing directly, not even before its session; a zone\'s own proxy takes over at its start', { timeout: 90000 }, async (ctx) => {
+  // the global proxy answers Chromium's own plain requests with a keep-alive 204, so that the
+  // pooled browser has kept connections through it when its session (and zone) starts
+  const upA = await new H.TestUpstreamProxy({ user: 'global', pass: 'gpass', others: 'noContent' }).start();
+  ctx.defer(() => upA.close());
+  const upB = await new H.TestUpstreamProxy({ user: 'zoned', pass: 'zpass', others: 'noContent' }).start();
+  ctx.defer(() => upB.close());
+  const site = await new H.Site({ '/a': H.fixed(H.htmlOfSize(2000, 'pooled-a')) }).start();
+  ctx.defer(() => site.close());
+  const d = await ctx.daemon({ pool: 1, args: ['--upstream-proxy', upA.url('global', 'gpass'), ...ALLOW_LOOPBACK] });
+  const log = H.watchProxyLog(d);
+  // In upstream mode the proxy never resolves a target name itself: a line with
+  // ERR_NAME_NOT_RESOLVED means it went direct.
+  const direct = () => log.filter((l) => l.detail === 'ERR_NAME_NOT_RESOLVED').map((l) => l.target);
+
+  // the pooled browser starts before any session and makes Chromium's own requests at once
+  await waitFor(() => upA.heads.length > 0 || direct().length > 0, { timeout: 20000, what: 'the pooled browser\'s first request' });
+  await sleep(1000);
+  assert.deepEqual(direct(), [], 'no request of the pooled browser went direct');
+  assert.ok(upA.heads.length > 0, 'the pooled browser\'s requests went to the upstream proxy');
+  for (const h of upA.heads) assert.equal(h.authorization, upA.expected);
+
+  const pooledStarts = () => (d.log.match(/event=session_start .*browser=pooled/g) || []).length;
+  // a session on the default zone takes it: through the global proxy
+  {
+    const { page, browser } = await open(ctx, d);
+    assert.equal(pooledStarts(), 1, 'the session got the pooled browser');
+    assert.equal((await page.goto(site.url('/a'))).status(), 200);
+    assert.ok(upA.heads.some((h) => h.method === 'GET' && h.target === site.url('/a')));
+    await browser.close();
+  }
+  // a zone with its own proxy takes the next pooled browser: through its proxy from the start
+  const password = H.cli(BIN, d.db, 'zone', 'add', 'default', 'proxied').trim();
+  H.cli(BIN, d.db, 'zone', 'set-proxy', 'default', 'proxied', upB.url('zoned', 'zpass'));
+  const nA = upA.heads.length;
+  await waitFor(() => d.chromiumMains().length === 1 && upA.heads.length > nA, {
+    timeout: 20000,
+    what: 'the refilled pool\'s browser to make its own requests through the global proxy',
+  });
+  await sleep(1000);
+  {
+    const aBefore = upA.heads.filter((h) => h.target.startsWith(site.origin)).length;
+    const { page, browser } = await open(ctx, d, { zone: 'proxied', password });
+    assert.equal((await page.goto(site.url('/a'))).status(), 200);
+    assert.equal(pooledStarts(), 2, 'the zone\'s session got a pooled browser too');
+    assert.ok(upB.heads.some((h) => h.method === 'GET' && h.target === site.url('/a') && h.authorization === upB.expected));
+    assert.equal(upA.heads.filter((h) => h.target.startsWith(site.origin)).length, aBefore, 'the zone\'s page did not go through the global proxy');
+    await browser.close();
+  }
+  for (const h of upA.heads) assert.equal(h.authorization, upA.expected, 'only the global credentials at the global proxy');
+  for (const h of upB.heads) assert.equal(h.authorization, upB.expected, 'only the zone\'s credentials at its proxy');
+  assert.deepEqual(direct(), [], 'nothing went direct');
 });
 
 // ------------------------------------------------------------------ 7 ----

@@ -346,12 +346,35 @@ function testCertificate() {
  * connection. Every head is logged: {method, target, authorization, head (text)}.
  */
 class TestUpstreamProxy {
-  constructor({ user, pass }) {
+  /** others: what plain requests to hosts other than 127.0.0.1 get: 'refuse' (403, close) or
+   * 'noContent' (204, the connection kept for the next request). */
+  constructor({ user, pass, others = 'refuse' }) {
     this.expected = 'Basic ' + Buffer.from(`${user}:${pass}`).toString('base64');
+    this.others = others;
     this.heads = [];
     this.refused = 0; // 407s
+    this.received = 0; // bytes read from browserd's connections
+    this.sent = 0; // bytes written to them
+    this.accepted = 0;
     this.sockets = new Set();
     this.server = net.createServer((c) => this.serve(c));
+  }
+
+  // the Meter's view: this proxy counts like a site's front; its "requests" are the heads
+  get front() {
+    return this;
+  }
+
+  get requests() {
+    return this.heads;
+  }
+
+  get bodyBytes() {
+    return 0;
+  }
+
+  snapshot() {
+    return { received: this.received, sent: this.sent, total: this.received + this.sent, accepted: this.accepted };
   }
 
   async start() {
@@ -370,9 +393,23 @@ class TestUpstreamProxy {
     s.on('error', () => {});
   }
 
+  answer(c, text, end = false) {
+    this.sent += Buffer.byteLength(text);
+    if (end) c.end(text);
+    else c.write(text);
+  }
+
   serve(c) {
+    this.accepted++;
     this.track(c);
-    let buf = Buffer.alloc(0);
+    c.on('data', (d) => {
+      this.received += d.length;
+    });
+    this.readHead(c, Buffer.alloc(0));
+  }
+
+  readHead(c, initial) {
+    let buf = initial;
     const onData = (d) => {
       buf = Buffer.concat([buf, d]);
       const end = buf.indexOf('\r\n\r\n');
@@ -387,6 +424,7 @@ class TestUpstreamProxy {
       this.handle(c, headText, rest);
     };
     c.on('data', onData);
+    if (buf.length) onData(Buffer.alloc(0));
   }
 
   handle(c, headText, rest) {
@@ -398,9 +436,11 @@ class TestUpstreamProxy {
     if (!auth || auth[1] !== this.expected) {
       this.refused++;
       const body = 'proxy credentials wanted';
-      c.end(
+      this.answer(
+        c,
         'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="test upstream"\r\n' +
           `Content-Type: text/plain\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`,
+        true,
       );
       return;
     }
@@ -418,8 +458,27 @@ class TestUpstreamProxy {
       originForm = u.pathname + u.search;
     }
     if (host !== LOOPBACK) {
-      // never connect anywhere but loopback
-      c.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      // never connect anywhere but loopback (Chromium's own requests to Google land here)
+      if (method !== 'CONNECT' && this.others === 'noContent') {
+        // drop the request body (Content-Length only), answer, and wait for the next head
+        const cl = headers.find(([k]) => k.toLowerCase() === 'content-length');
+        let skip = cl ? Number(cl[1]) : 0;
+        const next = (buf) => {
+          const drop = Math.min(skip, buf.length);
+          skip -= drop;
+          if (skip > 0) return false;
+          c.off('data', onBody);
+          this.answer(c, 'HTTP/1.1 204 No Content\r\n\r\n');
+          this.readHead(c, buf.subarray(drop));
+          return true;
+        };
+        const onBody = (d) => next(d);
+        c.on('data', onBody);
+        next(rest);
+        c.resume();
+        return;
+      }
+      this.answer(c, 'HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n', true);
       return;
     }
     const t = net.connect({ host: LOOPBACK, port });
@@ -427,12 +486,15 @@ class TestUpstreamProxy {
     t.on('error', () => c.destroy());
     t.on('connect', () => {
       if (method === 'CONNECT') {
-        c.write('HTTP/1.1 200 Connection established\r\n\r\n');
+        this.answer(c, 'HTTP/1.1 200 Connection established\r\n\r\n');
       } else {
         const keep = headers.filter(([k]) => !/^(proxy-authorization|proxy-connection|connection|keep-alive)$/i.test(k));
         t.write(`${method} ${originForm} HTTP/1.1\r\n` + keep.map(([k, v]) => `${k}: ${v}\r\n`).join('') + 'Connection: close\r\n\r\n');
       }
       if (rest.length) t.write(rest);
+      t.on('data', (d) => {
+        this.sent += d.length;
+      });
       c.pipe(t);
       t.pipe(c);
       c.resume();
@@ -610,16 +672,18 @@ class Meter {
 
   /**
    * Runs `actions` between two settled snapshots until a window passes without a background
-   * request of Chromium's own (at most `attempts` times). Returns {before, after, delta, result,
+   * request of Chromium's own (at most `attempts` times): no proxy log line (unless `ignore(line)`)
+   * and nothing from `otherNoise(before, after)` (a list of {target, detail}). Returns {before, after, delta, result,
    * attempt}; delta: {total, payload, overhead, sites: [{received, sent, total, accepted, requests,
    * bodyBytes, newRequests}]}.
    */
-  async window(what, actions, { attempts = 5, ignore = () => false } = {}) {
+  async window(what, actions, { attempts = 5, ignore = () => false, otherNoise = () => [] } = {}) {
     for (let attempt = 1; ; attempt++) {
       const before = await this.settle();
       const result = await actions(attempt);
       const after = await this.settle();
       const noise = this.log.slice(before.lines, after.lines).filter((l) => !ignore(l));
+      noise.push(...otherNoise(before, after));
       if (!noise.length) {
         const delta = {
           total: after.bw.total - before.bw.total,
