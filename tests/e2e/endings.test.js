@@ -163,12 +163,15 @@ e2e('browser crash: kill -9 of the session\'s Chromium -> browser_disconnected, 
   await closed;
 });
 
-e2e('DELETE of a running session: 204, the client is disconnected, job_killed; again 409; unknown 404; malformed 400', { timeout: 60000 }, async (ctx) => {
+e2e('DELETE of a running session (a slow navigation in flight): 204, the client is disconnected, job_killed; again 409; unknown 404; malformed 400', { timeout: 60000 }, async (ctx) => {
   const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const from = Date.now();
   const s = await connect(ctx, d);
   await s.page.goto(site.url('/p/1'));
+  // a navigation still loading when the session is killed: it never commits, so it never counts
+  const slow = s.page.goto(site.url('/slow?ms=5000')).catch(() => null);
+  await waitFor(() => site.requests.some((r) => r.url === '/slow?ms=5000'), { what: 'the slow request to arrive' });
   const del = await d.api('DELETE', `/browser_sessions/${s.sessionId}`);
   assert.equal(del.status, 204);
   assert.equal(del.text, '');
@@ -177,8 +180,9 @@ e2e('DELETE of a running session: 204, the client is disconnected, job_killed; a
   checkRecord(rec, { from, to: Date.now() });
   assert.equal(rec.status, 'failed');
   assert.equal(rec.error.code, 'job_killed');
-  assert.equal(rec.navigations, 1);
+  assert.equal(rec.navigations, 1, 'the slow page never committed');
   assert.equal(rec.end_url, site.url('/p/1'));
+  await slow;
 
   const again = await d.api('DELETE', `/browser_sessions/${s.sessionId}`);
   assert.equal(again.status, 409);

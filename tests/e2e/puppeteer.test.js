@@ -153,6 +153,8 @@ e2e('puppeteer: links, goto, reload, back/forward, form post, same-document chan
     bandwidth: rec.bandwidth,
     error: null,
   });
+  // every page went through the session's traffic proxy (exact counts: traffic.test.js)
+  assert.ok(rec.bandwidth > 0, `bandwidth ${rec.bandwidth} for 11 pages`);
   ctx.log(`recorded duration ${rec.duration} s, bandwidth ${rec.bandwidth}`);
   // the list agrees with the single record
   const all = await d.api('GET', '/browser_sessions');
