@@ -34,12 +34,14 @@
  *
  * Usage: cdp_bench --browserd PATH --tmp DIR [--chromium PATH] [--phases fake,real]
  *                  [--rtt-rounds R] [--rtt-batch N] [--big-reps N] [--real-big-reps N] [--big-mib M]
- *                  [--connect-reps N] [--sessions K] [--real-sessions K] [--limit S] */
+ *                  [--connect-reps N] [--sessions K] [--real-sessions K] [--limit S]
+ *                  [--browserd-env NAME=VALUE]... (for browserd only, e.g. GLIBC_TUNABLES experiments) */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -187,6 +189,8 @@ static int fake_browser_main(void) {
 /* ============================================================ utilities ===================== */
 
 static char g_tmp[PATH_MAX];
+static const char *g_browserd_env[8]; /* --browserd-env NAME=VALUE: for browserd only (experiments) */
+static int g_browserd_nenv;
 static char g_self[PATH_MAX];
 static pid_t g_browserd = -1;
 static pid_t g_direct = -1; /* leader of the direct browser's process group */
@@ -450,6 +454,24 @@ static char *conn_recv(conn_t *c, size_t *out_len, double deadline) {
 
 /* Waits for the answer to `id` (events and other answers are dropped). Returns the message
  * (the caller frees) with *m scanned, or NULL. */
+/* Page sessions auto-attached to the observer-like session of observer_like_setup. */
+static char g_obs_pages[8][128];
+static int g_obs_npages;
+
+static void note_attached(const char *msg, size_t len, const cdp_msg_t *m) {
+    cdp_value_t sid, info, type;
+    if (!cdp_string_equals(m->method, "Target.attachedToTarget", 23) || !m->params.ptr) return;
+    if (cdp_object_get(m->params.ptr, m->params.len, "sessionId", 9, &sid) != 0 || sid.str.len >= 128 ||
+        cdp_object_get(m->params.ptr, m->params.len, "targetInfo", 10, &info) != 0 ||
+        cdp_object_get(info.raw.ptr, info.raw.len, "type", 4, &type) != 0 || !cdp_string_equals(type.str, "page", 4) ||
+        g_obs_npages == 8)
+        return;
+    memcpy(g_obs_pages[g_obs_npages], sid.str.ptr, sid.str.len);
+    g_obs_pages[g_obs_npages++][sid.str.len] = '\0';
+    (void)msg;
+    (void)len;
+}
+
 static char *conn_wait_reply(conn_t *c, int id, cdp_msg_t *m, size_t *len_out, double deadline) {
     for (;;) {
         size_t len;
@@ -461,6 +483,7 @@ static char *conn_wait_reply(conn_t *c, int id, cdp_msg_t *m, size_t *len_out, d
             if (len_out) *len_out = len;
             return msg;
         }
+        if (!(mm.present & CDP_KEY_ID) && mm.method.ptr) note_attached(msg, len, &mm);
         free(msg);
     }
 }
@@ -703,6 +726,7 @@ static void browserd_start(const char *browserd, const char *name, const char *c
         dup2(o, 1);
         dup2(l, 2);
         setenv("TMPDIR", g_tmp, 1);
+        for (int i = 0; i < g_browserd_nenv; i++) putenv((char *)g_browserd_env[i]);
         execv(browserd, args);
         _exit(127);
     }
@@ -1149,6 +1173,33 @@ static void phase_fake(const opts_t *o) {
     browserd_stop();
 }
 
+/* What browserd's observer does to every browser (src/cdp/observer.c), done on the direct
+ * connection: a browser-target session with auto-attach, and Page.enable + Network.enable in
+ * every page. Tells Chromium's own cost of being observed from the relay's. */
+static void observer_like_setup(conn_t *c) {
+    cdp_msg_t m;
+    cdp_value_t v;
+    char *r = conn_call(c, NULL, "Target.attachToBrowserTarget", NULL, &m, 10);
+    if (!r || !m.result.ptr || cdp_object_get(m.result.ptr, m.result.len, "sessionId", 9, &v) != 0 || v.str.len >= 128)
+        fail("Target.attachToBrowserTarget failed");
+    char root[128];
+    memcpy(root, v.str.ptr, v.str.len);
+    root[v.str.len] = '\0';
+    free(r);
+    g_obs_npages = 0;
+    free(conn_call(c, root, "Target.setDiscoverTargets", "{\"discover\":true}", &m, 10));
+    free(conn_call(c, root, "Target.setAutoAttach",
+                   "{\"autoAttach\":true,\"waitForDebuggerOnStart\":false,\"flatten\":true}", &m, 10));
+    /* The attachedToTarget events came before the answer, or come right after it. */
+    free(conn_call(c, NULL, "Browser.getVersion", NULL, &m, 10));
+    for (int i = 0; i < g_obs_npages; i++) {
+        free(conn_call(c, g_obs_pages[i], "Page.enable", NULL, &m, 10));
+        free(conn_call(c, g_obs_pages[i], "Network.enable", NULL, &m, 10));
+    }
+    printf("      (direct connection now observed like browserd's browsers: %d page(s) with Page + Network "
+           "enabled)\n", g_obs_npages);
+}
+
 static void phase_real(const opts_t *o) {
     printf("\n[chromium] %s via browserd (warm pool of 2) vs. a second Chromium on a pipe of its own\n",
            o->chromium);
@@ -1191,6 +1242,10 @@ static void phase_real(const opts_t *o) {
     bigreq_free(&dreq);
     bigreq_free(&vreq);
 
+    observer_like_setup(direct);
+    rtt_compare("Runtime.evaluate 1+1, direct observed", direct, dsid, via, vsid, "Runtime.evaluate",
+                "{\"expression\":\"1+1\"}", o->rtt_rounds, o->rtt_batch, false);
+
     report_connect("(Chromium, warm pool)", &total, &upg, direct_rtt, launch);
     free(total.v);
     free(upg.v);
@@ -1201,6 +1256,13 @@ static void phase_real(const opts_t *o) {
 }
 
 int main(int argc, char **argv) {
+    /* Our own receive buffers (the client's pipe reader, the fake's) grow geometrically with
+     * realloc. A fixed mmap threshold keeps every block over 1 MiB mmapped, so growth is an
+     * mremap and never a copy; glibc's default dynamic threshold rises to the size of the first
+     * large block freed, after which growth copies (see docs/benchmarks.md). The client side
+     * must not slow the direct path down, so both the client and the fake use it; browserd is
+     * measured as it is. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
     for (int i = 1; i < argc; i++)
         if (strcmp(argv[i], "--remote-debugging-pipe") == 0) return fake_browser_main();
 
@@ -1224,6 +1286,8 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--sessions") == 0) o.sessions = atoi(v);
         else if (strcmp(a, "--real-sessions") == 0) o.real_sessions = atoi(v);
         else if (strcmp(a, "--limit") == 0) limit = atoi(v);
+        else if (strcmp(a, "--browserd-env") == 0 && strchr(v, '=') && g_browserd_nenv < 8)
+            g_browserd_env[g_browserd_nenv++] = v;
         else fail("unknown option %s", a);
         i++;
     }
@@ -1254,6 +1318,7 @@ int main(int argc, char **argv) {
     }
     printf("cdp_bench %s, %ld cores, load average %.2f %.2f %.2f at start; browserd %s\n", date,
            sysconf(_SC_NPROCESSORS_ONLN), load[0], load[1], load[2], o.browserd);
+    for (int i = 0; i < g_browserd_nenv; i++) printf("  browserd environment: %s\n", g_browserd_env[i]);
     printf("  rtt: %d rounds x %d per side, batches alternating; big: %zu bytes, %d reps per side (+1 warm-up); "
            "medians\n", o.rtt_rounds, o.rtt_batch, o.big_bytes, o.big_reps);
 

@@ -7,7 +7,8 @@
 # Options (passed through to bench/cdp_bench): --phases fake|real|fake,real, --rtt-rounds R,
 # --rtt-batch N, --big-reps N, --real-big-reps N, --big-mib M, --connect-reps N, --sessions K,
 # --real-sessions K (memory with K real Chromiums; default 4, 0 = skip), --chromium PATH,
-# --limit S (alarm for the whole run, default 150). Script-only: --build DIR.
+# --limit S (alarm for the whole run, default 150), --browserd-env NAME=VALUE (browserd's
+# environment only, for experiments such as GLIBC_TUNABLES). Script-only: --build DIR.
 #
 # Phases: "fake" runs browserd with --chromium pointing at the bench binary itself, which then
 # acts as an instant-answer browser on fds 3/4 (pure relay overhead: the same fake direct and
