@@ -41,6 +41,8 @@ class Pages(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             return
         body = b'<!doctype html><html><body>page %s</body></html>' % self.path.encode()
+        if self.path.startswith('/big'):
+            body += b'<!--' + b'x' * 200000 + b'-->'
         self.send_response(200)
         self.send_header('Content-Type', 'text/html')
         self.send_header('Content-Length', str(len(body)))
@@ -71,7 +73,8 @@ def setUpModule():
         d.add_customer('live_other')
         F.keys['other'] = d.add_key('live_other')
         d.add_zone('live_other', F.zone)  # same zone name, other customer
-        d.start(cdp=True, extra=['--pool', '0', '--max-sessions', '4'])
+        # the pages come from 127.0.0.1: let the traffic proxy reach it
+        d.start(cdp=True, extra=['--pool', '0', '--max-sessions', '4', '--allow-private', '127.0.0.1/32'])
     except BaseException:
         d.cleanup()
         F.web.shutdown()
@@ -274,11 +277,31 @@ class Live(unittest.TestCase):
         p = self.settled_page(ws)
         ws.cdp('Page.navigate', {'url': F.base + '/ok'}, session_id=p)
         self.wait_for(sid, lambda s: s['navigations'] == 1, 'one navigation')
+        bw = self.record(sid)['bandwidth']
         ws.send_close()
         self.assertTrue(ws.wait_closed(15))
         s = self.wait_for(sid, lambda s: s['status'] != 'running', 'the end of the session')
         self.assertEnded(s, 'finished', None)
         self.assertEqual((s['target_url'], s['end_url']), (F.base + '/ok', F.base + '/ok'))
+        self.assertGreaterEqual(s['bandwidth'], bw)
+
+    def test_bandwidth_counts_the_traffic(self):
+        ws, sid = self.open_session()
+        p = self.settled_page(ws)
+        before = self.record(sid)['bandwidth']
+        ws.cdp('Page.navigate', {'url': F.base + '/big'}, session_id=p)
+        s = self.wait_for(sid, lambda s: s['bandwidth'] >= before + 200000,
+                          'bandwidth to grow by the 200 kB page', timeout=10)
+        self.assertIs(type(s['bandwidth']), int)
+        ws.send_close()
+        self.assertTrue(ws.wait_closed(15))
+        end = self.wait_for(sid, lambda s: s['status'] != 'running', 'the end')
+        self.assertGreaterEqual(end['bandwidth'], s['bandwidth'])
+        # sort=bandwidth puts it before the sessions that loaded less
+        ids = [x['session_id'] for x in self.c.list('sort=bandwidth&order=desc&limit=100').json()['sessions']]
+        bws = [x['bandwidth'] for x in self.c.list('sort=bandwidth&order=desc&limit=100').json()['sessions']]
+        self.assertEqual(bws, sorted(bws, reverse=True))
+        self.assertIn(sid, ids)
 
     def test_browser_close_after_success_is_finished(self):
         ws, sid = self.open_session()
@@ -413,18 +436,24 @@ class LiveLimits(Live):
 
     def test_session_timeout(self):
         ws, sid = self.open_session()
+        # client -> browser traffic every 0.25 s without waiting for answers (a slow answer on a
+        # loaded machine must not turn this into an inactivity timeout)
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and ws.closed is None:
+        i = 0
+        while time.monotonic() < deadline:
             try:
-                ws.cdp('Browser.getVersion')  # traffic: the idle limit never applies
-            except Exception:  # noqa: BLE001 - closed by the server, checked below
+                ws.send_text('{"id":%d,"method":"Browser.getVersion","params":{}}' % (1000 + i))
+            except OSError:
                 break
-            time.sleep(0.4)
-        self.assertIsNotNone(ws.closed, 'the session outlived --session-timeout: %r' % self.record(sid))
-        s = self.wait_for(sid, lambda s: s['status'] != 'running', 'the end')
+            i += 1
+            time.sleep(0.25)
+            if self.record(sid)['status'] != 'running':
+                break
+        s = self.wait_for(sid, lambda s: s['status'] != 'running', 'the end (--session-timeout 4)')
         self.assertEnded(s, 'failed', 'session_timeout')
         self.assertGreaterEqual(s['duration'], 4, s)
         self.assertLess(s['duration'], 10, s)
+        self.assertTrue(ws.wait_closed(10))
 
     def test_client_timeout(self):
         def n_client_timeouts():
