@@ -1,7 +1,14 @@
 #!/usr/bin/env python3
-"""Runs the browserd API suite: the model's self-test, the contract tests and the crosscheck.
+"""Runs the browserd API suite: the model's self-test, the contract tests, the live-session
+tests and the crosscheck.
 
     python3 tests/api/run.py [-v] [-k PATTERN] [module ...]
+
+    modules: test_contract   every rule of shared/spec/browser-sessions-api.md over HTTP
+             test_live       sessions browserd runs itself (CDP endpoint, Chromium)
+             test_crosscheck random sessions and queries against model.py
+    env:     BROWSERD_BIN (default build/browserd), BROWSERD_CHROMIUM (default /usr/bin/chromium),
+             CROSSCHECK_SEED, CROSSCHECK_QUERIES (3000), CROSSCHECK_SESSIONS (3000)
 
 The last line of the output is exactly `api: N passed, N failed`; the exit status is non-zero
 when anything failed. Every test that did not pass counts as failed, including tests that

@@ -60,6 +60,9 @@ class F:
 
 
 def setUpModule():
+    chromium = os.environ.get('BROWSERD_CHROMIUM', '/usr/bin/chromium')
+    if not os.access(chromium, os.X_OK):
+        raise AssertionError('live tests need Chromium at %s (set BROWSERD_CHROMIUM)' % chromium)
     F.web = http.server.ThreadingHTTPServer(('127.0.0.1', 0), Pages)
     F.web.daemon_threads = True
     threading.Thread(target=F.web.serve_forever, daemon=True).start()
