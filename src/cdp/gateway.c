@@ -102,6 +102,8 @@ struct session {
     observer_t observer;
     bool observer_live;
     browser_net_t *net;
+    traffic_counts_t net_base; /* the proxy's counts when the session began: earlier bytes
+                                  (a pooled browser's own start) are not the session's */
 
     uv_timer_t session_timer, idle_timer, save_timer;
     int timers_open;
@@ -155,7 +157,7 @@ static void record_of(const session_t *s, session_record_t *r) {
     if (s->net) {
         traffic_counts_t c;
         traffic_proxy_counts(s->net->proxy, &c);
-        r->bandwidth = (int64_t)c.total_bytes;
+        r->bandwidth = (int64_t)(c.total_bytes - s->net_base.total_bytes);
     }
     r->error_code = s->ended && s->status == SESSION_FAILED ? (char *)s->error_code : NULL;
     r->error_message = r->error_code ? s->error_message : NULL;
@@ -506,7 +508,12 @@ static void fill_session_id(session_t *s, jsonw_t *w) {
 
 static void fill_bandwidth(session_t *s, jsonw_t *w) {
     traffic_counts_t c = {0};
-    if (s->net) traffic_proxy_counts(s->net->proxy, &c);
+    if (s->net) {
+        traffic_proxy_counts(s->net->proxy, &c);
+        c.total_bytes -= s->net_base.total_bytes;
+        c.payload_bytes -= s->net_base.payload_bytes;
+        c.overhead_bytes -= s->net_base.overhead_bytes;
+    }
     jsonw_key(w, "result");
     jsonw_object_begin(w);
     jsonw_key(w, "bandwidth");
@@ -802,6 +809,8 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const zone_credentia
             return;
         }
     }
+    traffic_proxy_counts(s->net->proxy, &s->net_base);
+    traffic_proxy_set_tag(s->net->proxy, s->id_text);
     /* The zone's own upstream proxy, else the default one: known only now. */
     char perr[256];
     const char *up = upstream && *upstream ? upstream : gw->cfg.upstream_proxy;

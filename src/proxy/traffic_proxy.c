@@ -156,6 +156,7 @@ struct traffic_proxy {
     bool has_upstream;
     traffic_upstream_t upstream;
     proxy_host_t upstream_host;
+    unsigned upstream_generation;
     char tag[64];
     conn_t *conns;
     size_t conn_alloc;            /* conn_t not yet freed */
@@ -699,7 +700,9 @@ static long run_body(conn_t *c, http_parser *hp, const char *data, size_t n) {
 static void start_exchange(conn_t *c);
 
 static void target_key(const conn_t *c, char *key, size_t cap) {
-    if (c->via_proxy) snprintf(key, cap, "upstream proxy");
+    /* The generation changes with the upstream (traffic_proxy_set_upstream): a connection kept
+     * to an earlier upstream is never reused with the new one's credentials. */
+    if (c->via_proxy) snprintf(key, cap, "upstream proxy #%u", c->proxy->upstream_generation);
     else snprintf(key, cap, "%s:%u", c->req.host.name, c->req.port);
 }
 
@@ -714,7 +717,8 @@ static bool guard_literal(conn_t *c) {
     if (h->kind == PROXY_HOST_IPV4 || h->kind == PROXY_HOST_IPV6) {
         if (proxy_guard_check_raw(&p->guard, h->kind == PROXY_HOST_IPV4 ? AF_INET : AF_INET6, h->addr, &cls)) return true;
         send_error(c, 403, "ERR_BLOCKED_PRIVATE_NETWORK",
-                   "%s is a %s address; this session may not reach private networks.", h->name, proxy_addr_class_name(cls));
+                   "%s is an address of the class '%s'; this session may not reach private networks.", h->name,
+                   proxy_addr_class_name(cls));
         return false;
     }
     if (h->kind == PROXY_HOST_NAME && h->localhost && p->has_upstream) {
@@ -785,7 +789,8 @@ static bool take_addresses(conn_t *c, const struct addrinfo *res) {
     }
     if (c->addr_count == 0 && refused[0]) {
         send_error(c, 403, "ERR_BLOCKED_PRIVATE_NETWORK",
-                   "%s resolves to %s, a %s address; this session may not reach private networks.", c->req.host.name,
+                   "%s resolves to %s, an address of the class '%s'; this session may not reach private networks.",
+                   c->req.host.name,
                    refused, proxy_addr_class_name(refused_cls));
         return false;
     }
@@ -1546,6 +1551,7 @@ int traffic_proxy_config_check(const traffic_proxy_config_t *cfg, char *err, siz
 int traffic_proxy_set_upstream(traffic_proxy_t *p, const char *url, char *err, size_t err_cap) {
     if (!url || !*url) {
         p->has_upstream = false;
+        p->upstream_generation++;
         return 0;
     }
     traffic_upstream_t up;
@@ -1556,7 +1562,12 @@ int traffic_proxy_set_upstream(traffic_proxy_t *p, const char *url, char *err, s
     p->upstream = up;
     p->upstream_host = host;
     p->has_upstream = true;
+    p->upstream_generation++;
     return 0;
+}
+
+void traffic_proxy_set_tag(traffic_proxy_t *p, const char *tag) {
+    snprintf(p->tag, sizeof p->tag, "%s", tag ? tag : "");
 }
 
 static void on_listener_closed_after_failure(uv_handle_t *h) { free(h->data); }

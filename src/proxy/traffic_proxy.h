@@ -162,4 +162,8 @@ void traffic_proxy_stop(traffic_proxy_t *proxy, void (*on_stopped)(void *arg), v
  * session starts. Returns 0 or -EINVAL with a reason in err. */
 int traffic_proxy_set_upstream(traffic_proxy_t *proxy, const char *url, char *err, size_t err_cap);
 
+/* The session tag of the proxy's log lines (a pooled browser's proxy gets its session's id
+ * when the session starts). */
+void traffic_proxy_set_tag(traffic_proxy_t *proxy, const char *tag);
+
 #endif

@@ -532,7 +532,7 @@ async function expectRefused(page, url, cls) {
   assert.equal(r.headers()['x-browserd-proxy-error'], 'ERR_BLOCKED_PRIVATE_NETWORK', `${url}: the guard's page`);
   const text = await page.evaluate(() => document.body.innerText);
   assert.match(text, /403 Forbidden/);
-  assert.ok(text.includes(`a ${cls} address`), `${url}: the page names the class ${cls}: ${text}`);
+  assert.ok(text.includes(`class '${cls}'`), `${url}: the page names the class ${cls}: ${text}`);
   assert.match(text, /ERR_BLOCKED_PRIVATE_NETWORK/);
   return Date.now() - started;
 }
