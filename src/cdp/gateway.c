@@ -117,6 +117,11 @@ struct session {
 
     /* saving: one save in flight at a time per session */
     bool save_in_flight, save_again, final_saved;
+    bool first_saved; /* the API knows the session */
+    /* Browser.getSessionId asked before that: answered once it is (the id must be usable) */
+    char *sid_requests[8];
+    size_t sid_request_lens[8];
+    size_t nsid_requests;
     int refs; /* client handle, browser, timers, save in flight */
 };
 
@@ -124,6 +129,7 @@ static void session_unref(session_t *s);
 static void session_end(session_t *s, session_status_t status, const char *code, const char *message,
                         uint16_t close_code, const char *close_reason);
 static void session_save(session_t *s);
+static void answer_session_id_requests(session_t *s);
 static void admit_waiters(gateway_t *gw);
 static void gateway_maybe_stopped(gateway_t *gw);
 
@@ -179,10 +185,10 @@ static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
 static void save_work(uv_work_t *w) {
     save_job_t *j = w->data;
-    j->rc = store_session_save(j->store, j->customer, &j->rec, j->worker);
-    /* The API sees the change at once, even if the store is busy (an import holds its write
-     * lock): the catalog is the read side; the next save brings the store up to date. */
+    /* The catalog first: the API sees the change at once, even while the store is busy (an
+     * import holds its write lock); the store catches up with this or the next save. */
     catalog_put(j->catalog, j->customer, &j->rec);
+    j->rc = store_session_save(j->store, j->customer, &j->rec, j->worker);
 }
 
 static void save_done(uv_work_t *w, int status) {
@@ -196,6 +202,10 @@ static void save_done(uv_work_t *w, int status) {
     free(j);
     s->save_in_flight = false;
     if (was_final) s->final_saved = true;
+    if (!s->first_saved) {
+        s->first_saved = true;
+        answer_session_id_requests(s);
+    }
     if (s->save_again || (s->ended && !s->final_saved)) {
         s->save_again = false;
         session_save(s);
@@ -405,6 +415,7 @@ static void session_free(session_t *s) {
         }
     ws_reader_free(&s->reader);
     free(s->pending);
+    for (size_t i = 0; i < s->nsid_requests; i++) free(s->sid_requests[i]);
     if (s->observer_live) observer_free(&s->observer);
     free(s->error_message);
     if (s->browser) browser_free(s->browser);
@@ -458,6 +469,13 @@ static void end_by_client(session_t *s, uint16_t close_code, const char *reason)
 
 static void on_session_timeout(uv_timer_t *t) {
     session_t *s = t->data;
+    /* The timer runs on the loop's clock, the duration on the wall clock: if the timer is a
+     * millisecond ahead, wait out the rest, so no session_timeout is shorter than the limit. */
+    int64_t left = s->start_ms + (int64_t)s->gw->cfg.session_timeout_ms - time_now_ms();
+    if (left > 0) {
+        uv_timer_start(t, on_session_timeout, (uint64_t)left, 0);
+        return;
+    }
     session_end(s, SESSION_FAILED, "session_timeout", "the session reached its maximum duration", WS_CLOSE_GOING_AWAY,
                 "session_timeout: the session reached its maximum duration");
 }
@@ -504,6 +522,16 @@ static void fill_session_id(session_t *s, jsonw_t *w) {
     jsonw_key(w, "sessionId");
     jsonw_string(w, s->id_text);
     jsonw_object_end(w);
+}
+
+static void answer_session_id_requests(session_t *s) {
+    for (size_t i = 0; i < s->nsid_requests; i++) {
+        cdp_msg_t m;
+        if (cdp_scan(s->sid_requests[i], s->sid_request_lens[i], &m) == 0 && !s->ended)
+            reply_to_client(s, &m, fill_session_id);
+        free(s->sid_requests[i]);
+    }
+    s->nsid_requests = 0;
 }
 
 static void fill_bandwidth(session_t *s, jsonw_t *w) {
@@ -562,6 +590,11 @@ static void on_client_message(session_t *s, char *data, size_t len) {
         return;
     }
     if (cdp_string_equals(m.method, "Browser.getSessionId", 20)) {
+        if (!s->first_saved && s->nsid_requests < sizeof s->sid_requests / sizeof *s->sid_requests) {
+            s->sid_requests[s->nsid_requests] = data;
+            s->sid_request_lens[s->nsid_requests++] = len;
+            return;
+        }
         reply_to_client(s, &m, fill_session_id);
         free(data);
         return;

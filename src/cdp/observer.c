@@ -55,9 +55,12 @@ bool observer_owns_session(const observer_t *o, const char *id, size_t len) {
     return false;
 }
 
-static void add_page(observer_t *o, const char *session_id) {
+/* Every target the observer attaches to (pages, workers, ...) is one of its sessions: what
+ * comes from it is never the client's. Pages also get the domains the recorder listens to. */
+static void add_session(observer_t *o, const char *session_id, bool page) {
     if (strlen(session_id) > OBSERVER_SESSION_ID_MAX || o->npages == OBSERVER_MAX_PAGES) return;
     snprintf(o->pages[o->npages++], OBSERVER_SESSION_ID_MAX + 1, "%s", session_id);
+    if (!page) return;
     send_command(o, o->next_id--, session_id, "Page.enable", NULL);
     send_command(o, o->next_id--, session_id, "Network.enable", NULL);
 }
@@ -87,7 +90,7 @@ static void on_reply(observer_t *o, int64_t id, const char *msg, size_t len, con
             o->root_session[v.str.len] = '\0';
             send_command(o, o->next_id--, o->root_session, "Target.setDiscoverTargets", "{\"discover\":true}");
             send_command(o, ID_AUTO_ATTACH, o->root_session, "Target.setAutoAttach",
-                         "{\"autoAttach\":true,\"waitForDebuggerOnStart\":false,\"flatten\":true}");
+                         "{\"autoAttach\":true,\"waitForDebuggerOnStart\":true,\"flatten\":true}");
         }
     } else if (id == ID_AUTO_ATTACH) {
         o->ready = true;
@@ -120,10 +123,15 @@ static void on_event(observer_t *o, const char *msg, size_t len, const cdp_msg_t
         const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(info, "type");
         const cJSON *target = cJSON_GetObjectItemCaseSensitive(info, "targetId");
-        if (cJSON_IsString(sid) && cJSON_IsString(type) && strcmp(type->valuestring, "page") == 0) {
-            add_page(o, sid->valuestring);
-            if (cJSON_IsString(target)) recorder_page_opened(&o->recorder, target->valuestring);
-        }
+        bool page = cJSON_IsString(type) && strcmp(type->valuestring, "page") == 0;
+        if (cJSON_IsString(sid)) add_session(o, sid->valuestring, page);
+        if (page && cJSON_IsString(target)) recorder_page_opened(&o->recorder, target->valuestring);
+        /* A new target waits (we asked for waitForDebuggerOnStart) until every session that
+         * asked for that lets it run: ours does so only after Page and Network are enabled
+         * above, so not even the first navigation of a new tab or popup goes unseen. The
+         * commands run in order, so the release comes after the enables. */
+        if (cJSON_IsString(sid) && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(params, "waitingForDebugger")))
+            send_command(o, o->next_id--, sid->valuestring, "Runtime.runIfWaitingForDebugger", NULL);
     } else if (in_root && strcmp(method, "Target.detachedFromTarget") == 0) {
         const cJSON *sid = cJSON_GetObjectItemCaseSensitive(params, "sessionId");
         const cJSON *target = cJSON_GetObjectItemCaseSensitive(params, "targetId");

@@ -25,7 +25,7 @@
 typedef struct {
     browser_t *browser;
     char root_session[OBSERVER_SESSION_ID_MAX + 1]; /* "" until attached */
-    char pages[OBSERVER_MAX_PAGES][OBSERVER_SESSION_ID_MAX + 1];
+    char pages[OBSERVER_MAX_PAGES][OBSERVER_SESSION_ID_MAX + 1]; /* every attached session */
     size_t npages;
     int64_t next_id;
     bool ready;     /* discovery and auto-attach are on */

@@ -259,6 +259,19 @@ int browser_supervisor_main(int argc, char **argv) {
     snprintf(sub[2], sizeof sub[2], "%s/home/.cache", s.profile);
     char tmpdir[4096 + 16];
     snprintf(tmpdir, sizeof tmpdir, "%s/tmp", s.profile);
+    /* Chromium puts unix sockets in TMPDIR (".org.chromium.Chromium.XXXXXX/SingletonSocket",
+     * about 45 characters), and a socket path has at most 107: under a long TMPDIR the
+     * profile's own tmp would be too deep and Chromium aborts. Then a short directory of
+     * /tmp serves instead, removed with the profile. */
+    char short_tmp[32] = "";
+    if (strlen(tmpdir) + 48 > 107) {
+        snprintf(short_tmp, sizeof short_tmp, "/tmp/browserd-tmp-XXXXXX");
+        if (!mkdtemp(short_tmp)) {
+            err = errno;
+            goto setup_failed;
+        }
+        snprintf(tmpdir, sizeof tmpdir, "%s", short_tmp);
+    }
     step = "env";
     /* Everything Chromium writes outside --user-data-dir goes into the profile too (see
      * browser_profile.h). Set here, before the fork, because setenv is not fork-safe. */
@@ -316,6 +329,7 @@ int browser_supervisor_main(int argc, char **argv) {
     int64_t t_end = now_ms();
     int krc = kill_everything(&s);
     int rrc = browser_profile_remove(s.profile);
+    if (short_tmp[0]) browser_profile_remove(short_tmp);
     close(lock_fd);
     const char *how;
     int code;
