@@ -254,6 +254,21 @@ static long rss_kib(pid_t pid, const char *field) {
     return v;
 }
 
+/* CPU time of browserd's main thread (its event loop: every relayed byte goes through it) in
+ * seconds, from /proc/PID/schedstat (ns precision; unlike wall time, hardly touched by what the
+ * neighbours on a shared machine do). -1 if unknown. */
+static double loop_cpu_s(void) {
+    if (g_browserd <= 0) return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/schedstat", (int)g_browserd);
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    unsigned long long ns = 0;
+    int n = fscanf(f, "%llu", &ns);
+    fclose(f);
+    return n == 1 ? (double)ns / 1e9 : -1;
+}
+
 /* Every process whose command line mentions the run's directory (Chromium's profile flags
  * and browserd's supervisors all do); optionally SIGKILLs them. */
 static int count_ours(bool kill_them) {
@@ -802,19 +817,24 @@ static void rtt_compare(const char *label, conn_t *direct, const char *dsess, co
         one_rtt(direct, dsess, method, params);
         one_rtt(via, vsess, method, params);
     }
+    double cpu = 0;
     for (int r = 0; r < rounds; r++)
         for (int side = 0; side < 2; side++) {
             bool is_direct = (side == 0) == (r % 2 == 0);
+            double c0 = is_direct ? 0 : loop_cpu_s();
             for (int i = 0; i < batch; i++) {
                 if (is_direct) add(&d, one_rtt(direct, dsess, method, params));
                 else add(&v, one_rtt(via, vsess, method, params));
             }
+            if (!is_direct) cpu += loop_cpu_s() - c0;
         }
     double dm = median(d.v, d.n), vm = median(v.v, v.n);
     double d99 = pct(d.v, d.n, 0.99), v99 = pct(v.v, v.n, 0.99);
     printf("  rtt %-34s direct p50 %7.1f us p99 %7.1f | browserd p50 %7.1f us p99 %7.1f | ratio %.2fx (+%.1f us)"
            "  [%zu each]\n",
            label, dm * 1e6, d99 * 1e6, vm * 1e6, v99 * 1e6, vm / dm, (vm - dm) * 1e6, d.n);
+    printf("      browserd's loop thread: %.1f us of CPU per round trip (both messages, all its work)\n",
+           cpu / (double)v.n * 1e6);
     if (goal) verdict("<= 1.05x of direct", vm / dm <= 1.05);
     free(d.v);
     free(v.v);
@@ -877,7 +897,7 @@ static void bigreq_free(bigreq_t *b) {
 static void big_compare(const char *label, conn_t *direct, bigreq_t *dreq, conn_t *via, bigreq_t *vreq, int reps,
                         double moved_factor) {
     static int next = 1000001;
-    samples_t d = {0}, v = {0};
+    samples_t d = {0}, v = {0}, cpu = {0};
     size_t alen = 0;
     for (int r = 0; r < reps + 1; r++)
         for (int side = 0; side < 2; side++) {
@@ -886,9 +906,11 @@ static void big_compare(const char *label, conn_t *direct, bigreq_t *dreq, conn_
             bigreq_t *q = is_direct ? dreq : vreq;
             int id = next++;
             bigreq_set_id(q, id);
+            double c0 = loop_cpu_s();
             double t = c->ws ? big_once(c, q->frame, q->hl + q->len, id, &alen)
                              : big_once(c, q->plain, q->len + 1, id, &alen);
             if (r > 0) add(is_direct ? &d : &v, t);
+            if (r > 0 && !is_direct) add(&cpu, loop_cpu_s() - c0);
             if (getenv("CDP_BENCH_VERBOSE"))
                 fprintf(stderr, "    %s %s %.1f ms\n", label, is_direct ? "direct" : "via", t * 1e3);
         }
@@ -899,9 +921,14 @@ static void big_compare(const char *label, conn_t *direct, bigreq_t *dreq, conn_
            "  (best %.1f vs %.1f ms: %.2fx)  [%zu each, answer %.1f MB]\n",
            label, dm * 1e3, bytes / dm / 1e6, vm * 1e3, bytes / vm / 1e6, dm / vm, db * 1e3, vb * 1e3, db / vb, d.n,
            (double)alen / 1e6);
+    double cm = median(cpu.v, cpu.n);
+    printf("      browserd's loop thread: %.1f ms of CPU per exchange (median; %.0f MB/s of its CPU for the %.1f MB "
+           "it relays)\n",
+           cm * 1e3, bytes / cm / 1e6, bytes / 1e6);
     verdict(">= 0.9x of direct (median)", dm / vm >= 0.9);
     free(d.v);
     free(v.v);
+    free(cpu.v);
 }
 
 static double direct_rtt_of(conn_t *direct) {
@@ -981,15 +1008,19 @@ static size_t smaps_read(pid_t pid, mapping_t *out, size_t cap) {
     return n;
 }
 
-/* Growth of the main heap (the loop thread's allocations: sessions live there) and of the other
- * anonymous mappings (worker-thread arenas, stacks), in KiB. */
-static void smaps_diff(const mapping_t *a, size_t na, const mapping_t *b, size_t nb, long *heap, long *anon) {
-    *heap = *anon = 0;
+/* Growth of the main heap (the loop thread's small allocations: sessions live there), of
+ * glibc's worker-thread arenas (anonymous mappings aligned to their 64 MiB reservation), and of
+ * the other anonymous mappings (blocks of 128 KiB and more that malloc maps one by one, such as
+ * a browser's pipe read buffer; stacks), in KiB. */
+static void smaps_diff(const mapping_t *a, size_t na, const mapping_t *b, size_t nb, long *heap, long *arenas,
+                       long *anon) {
+    *heap = *arenas = *anon = 0;
     for (size_t j = 0; j < nb; j++) {
         long before = 0;
         for (size_t i = 0; i < na; i++)
             if (a[i].start == b[j].start) before = a[i].rss;
         if (strcmp(b[j].name, "[heap]") == 0) *heap += b[j].rss - before;
+        else if (strcmp(b[j].name, "[anon]") == 0 && b[j].start % (64ul << 20) == 0) *arenas += b[j].rss - before;
         else if (strcmp(b[j].name, "[anon]") == 0) *anon += b[j].rss - before;
         if (getenv("CDP_BENCH_SMAPS") && b[j].rss - before >= 8)
             fprintf(stderr, "      smaps: %lx %-40s %ld -> %ld KiB\n", b[j].start, b[j].name, before, b[j].rss);
@@ -1030,8 +1061,8 @@ static void memory_per_session(const endpoint_t *ep, pid_t bd, int k, double set
     }
     sleep_s(settle);
     long full = rss_kib(bd, "VmRSS"), full_anon = rss_kib(bd, "RssAnon");
-    long heap = 0, anon = 0;
-    smaps_diff(m0, n0, m1, smaps_read(bd, m1, 1024), &heap, &anon);
+    long heap = 0, arenas = 0, anon = 0;
+    smaps_diff(m0, n0, m1, smaps_read(bd, m1, 1024), &heap, &arenas, &anon);
     for (int i = 0; i < k; i++) conn_close(cs[i]);
     free(cs);
     sleep_s(settle);
@@ -1041,10 +1072,10 @@ static void memory_per_session(const endpoint_t *ep, pid_t bd, int k, double set
     printf("  memory: browserd VmRSS %ld KiB with 0 sessions, %ld with %d, %ld with %d idle sessions "
            "(RssAnon %ld -> %ld); %ld KiB after closing them\n",
            base, half, k / 2, full, k, base_anon, full_anon, after);
-    printf("      per session: %.1f KiB (0 -> %d); marginal %.1f KiB (%d -> %d); of the growth, the main heap "
-           "(loop thread: sessions) %ld KiB = %.1f KiB per session, other anonymous memory (worker-thread "
-           "arenas) %ld KiB\n",
-           per, k, marginal, k / 2, k, heap, (double)heap / k, anon);
+    printf("      per session: %.1f KiB (0 -> %d); marginal %.1f KiB (%d -> %d)\n", per, k, marginal, k / 2, k);
+    printf("      growth by kind: main heap %ld KiB (%.1f per session), mmapped blocks >= 128 KiB %ld KiB (%.1f per "
+           "session), worker-thread arenas %ld KiB, other %ld KiB\n",
+           heap, (double)heap / k, anon, (double)anon / k, arenas, (full - base) - heap - anon - arenas);
     verdict("< 100 KiB per session", per < 100.0);
 }
 
