@@ -1,6 +1,7 @@
 #include "cdp/observer.h"
 
 #include <cjson/cJSON.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,18 +58,63 @@ bool observer_owns_session(const observer_t *o, const char *id, size_t len) {
 
 /* Every target the observer attaches to (pages, workers, ...) is one of its sessions: what
  * comes from it is never the client's. Pages also get the domains the recorder listens to. */
-static void add_session(observer_t *o, const char *session_id, bool page) {
+static void add_session(observer_t *o, const char *session_id, bool page, const char *target_id) {
     if (strlen(session_id) > OBSERVER_SESSION_ID_MAX || o->npages == OBSERVER_MAX_PAGES) return;
-    snprintf(o->pages[o->npages++], OBSERVER_SESSION_ID_MAX + 1, "%s", session_id);
+    size_t i = o->npages++;
+    snprintf(o->pages[i], OBSERVER_SESSION_ID_MAX + 1, "%s", session_id);
+    snprintf(o->frame_id[i], OBSERVER_SESSION_ID_MAX + 1, "%s", target_id ? target_id : "");
+    o->committed[i] = false;
+    o->enable_id[i] = o->history_id[i] = 0;
     if (!page) return;
-    send_command(o, o->next_id--, session_id, "Page.enable", NULL);
+    /* A first navigation may commit before Page.enable has reached the page (a tab opened
+     * with a URL, a navigation sent right after the page appeared): once the enable is
+     * answered, the history tells (see catch_up). */
+    o->enable_id[i] = o->next_id--;
+    send_command(o, o->enable_id[i], session_id, "Page.enable", NULL);
     send_command(o, o->next_id--, session_id, "Network.enable", NULL);
+}
+
+static ptrdiff_t session_index(const observer_t *o, const char *id, size_t len) {
+    for (size_t i = 0; i < o->npages; i++)
+        if (strlen(o->pages[i]) == len && memcmp(o->pages[i], id, len) == 0) return (ptrdiff_t)i;
+    return -1;
+}
+
+/* The reply to a page's Page.getNavigationHistory, asked once its Page.enable was answered:
+ * from then on every commit sends Page.frameNavigated. Events and replies of one session
+ * arrive in order, so if no main-frame commit was seen before this reply, a committed document
+ * the history shows came before the Page domain was on: it is counted now, as a commit. */
+static void catch_up(observer_t *o, size_t page, const cdp_msg_t *scan) {
+    if (o->committed[page] || !scan->result.ptr) return;
+    cJSON *result = cJSON_ParseWithLength(scan->result.ptr, scan->result.len);
+    const cJSON *index = cJSON_GetObjectItemCaseSensitive(result, "currentIndex");
+    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(result, "entries");
+    const cJSON *entry = cJSON_IsNumber(index) ? cJSON_GetArrayItem(entries, index->valueint) : NULL;
+    const cJSON *url = cJSON_GetObjectItemCaseSensitive(entry, "url");
+    if (cJSON_IsString(url) && !recorder_is_internal_url(url->valuestring)) {
+        cJSON *params = cJSON_CreateObject(), *frame = cJSON_CreateObject();
+        if (params && frame && cJSON_AddStringToObject(frame, "id", o->frame_id[page]) &&
+            cJSON_AddStringToObject(frame, "url", url->valuestring)) {
+            cJSON_AddItemToObject(params, "frame", frame);
+            frame = NULL;
+            recorder_page_event(&o->recorder, "Page.frameNavigated", params);
+        }
+        cJSON_Delete(frame);
+        cJSON_Delete(params);
+    }
+    o->committed[page] = true;
+    cJSON_Delete(result);
 }
 
 static void remove_page(observer_t *o, const char *session_id) {
     for (size_t i = 0; i < o->npages; i++)
         if (strcmp(o->pages[i], session_id) == 0) {
-            memcpy(o->pages[i], o->pages[--o->npages], sizeof o->pages[i]);
+            size_t last = --o->npages;
+            memcpy(o->pages[i], o->pages[last], sizeof o->pages[i]);
+            memcpy(o->frame_id[i], o->frame_id[last], sizeof o->frame_id[i]);
+            o->enable_id[i] = o->enable_id[last];
+            o->history_id[i] = o->history_id[last];
+            o->committed[i] = o->committed[last];
             return;
         }
 }
@@ -124,7 +170,8 @@ static void on_event(observer_t *o, const char *msg, size_t len, const cdp_msg_t
         const cJSON *type = cJSON_GetObjectItemCaseSensitive(info, "type");
         const cJSON *target = cJSON_GetObjectItemCaseSensitive(info, "targetId");
         bool page = cJSON_IsString(type) && strcmp(type->valuestring, "page") == 0;
-        if (cJSON_IsString(sid)) add_session(o, sid->valuestring, page);
+        if (cJSON_IsString(sid))
+            add_session(o, sid->valuestring, page, cJSON_IsString(target) ? target->valuestring : NULL);
         if (page && cJSON_IsString(target)) recorder_page_opened(&o->recorder, target->valuestring);
         /* A new target waits (we asked for waitForDebuggerOnStart) until every session that
          * asked for that lets it run: ours does so only after Page and Network are enabled
@@ -138,6 +185,12 @@ static void on_event(observer_t *o, const char *msg, size_t len, const cdp_msg_t
         if (cJSON_IsString(sid)) remove_page(o, sid->valuestring);
         if (cJSON_IsString(target)) recorder_page_closed(&o->recorder, target->valuestring);
     } else if (!in_root) {
+        if (strcmp(method, "Page.frameNavigated") == 0) {
+            const cJSON *frame = cJSON_GetObjectItemCaseSensitive(params, "frame");
+            ptrdiff_t i = session_index(o, scan->session_id.ptr, scan->session_id.len);
+            if (i >= 0 && cJSON_IsObject(frame) && !cJSON_GetObjectItemCaseSensitive(frame, "parentId"))
+                o->committed[i] = true;
+        }
         recorder_page_event(&o->recorder, method, params);
     }
     cJSON_Delete(params);
@@ -147,7 +200,15 @@ bool observer_consume(observer_t *o, const char *msg, size_t len, const cdp_msg_
     bool has_session = scan->session_id.ptr != NULL;
     bool ours = has_session && observer_owns_session(o, scan->session_id.ptr, scan->session_id.len);
     if (scan->id_is_int && scan->id <= BROWSER_POOL_SETUP_ID_MAX && (!has_session || ours)) {
-        on_reply(o, scan->id, msg, len, scan);
+        ptrdiff_t i = has_session ? session_index(o, scan->session_id.ptr, scan->session_id.len) : -1;
+        if (i >= 0 && o->enable_id[i] == scan->id) {
+            o->history_id[i] = o->next_id--;
+            send_command(o, o->history_id[i], o->pages[i], "Page.getNavigationHistory", NULL);
+        } else if (i >= 0 && o->history_id[i] == scan->id) {
+            catch_up(o, (size_t)i, scan);
+        } else {
+            on_reply(o, scan->id, msg, len, scan);
+        }
         return true;
     }
     if (!ours) return false;

@@ -27,6 +27,12 @@ typedef struct {
     char root_session[OBSERVER_SESSION_ID_MAX + 1]; /* "" until attached */
     char pages[OBSERVER_MAX_PAGES][OBSERVER_SESSION_ID_MAX + 1]; /* every attached session */
     size_t npages;
+    /* per page session: the id of its Page.getNavigationHistory, and whether a main-frame
+     * commit was seen there (see observer.c, catch_up) */
+    int64_t enable_id[OBSERVER_MAX_PAGES];
+    int64_t history_id[OBSERVER_MAX_PAGES];
+    char frame_id[OBSERVER_MAX_PAGES][OBSERVER_SESSION_ID_MAX + 1];
+    bool committed[OBSERVER_MAX_PAGES];
     int64_t next_id;
     bool ready;     /* discovery and auto-attach are on */
     bool failed;    /* a setup command failed: navigations cannot be seen */
