@@ -207,14 +207,19 @@ static void sleep_s(double s) {
     }
 }
 
-static void on_alarm(int sig) {
-    (void)sig;
-    static const char msg[] = "cdp_bench: time limit reached, stopping everything\n";
-    ssize_t r = write(2, msg, sizeof msg - 1);
-    (void)r;
+/* Async-signal-safe: ends what we started and exits (the script removes the directory). */
+static void stop_everything(int code) {
     if (g_direct > 0) kill(-g_direct, SIGKILL);
     if (g_browserd > 0) kill(g_browserd, SIGKILL); /* its supervisors clean up (parent-death signal) */
-    _exit(3);
+    _exit(code);
+}
+
+static void on_alarm(int sig) {
+    static const char msg[] = "cdp_bench: time limit reached or interrupted, stopping everything\n";
+    ssize_t r = write(2, msg, sizeof msg - 1);
+    (void)r;
+    (void)sig;
+    stop_everything(3);
 }
 
 static void fail(const char *fmt, ...) {
@@ -224,7 +229,7 @@ static void fail(const char *fmt, ...) {
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
-    on_alarm(0);
+    stop_everything(1);
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -1322,6 +1327,7 @@ int main(int argc, char **argv) {
         else fail("unknown option %s", a);
         i++;
     }
+    if (!strstr(phases, "fake") && !strstr(phases, "real")) fail("--phases: fake, real or fake,real");
     if (!o.browserd || !tmp) fail("usage: cdp_bench --browserd PATH --tmp DIR [options] (see the source)");
     if (o.rtt_rounds < 1 || o.rtt_batch < 1 || o.big_reps < 1 || o.connect_reps < 1 || o.sessions < 2)
         fail("counts must be >= 1 (--sessions >= 2)");

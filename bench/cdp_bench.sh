@@ -2,13 +2,14 @@
 # The CDP gateway benchmark: browserd's WebSocket relay against a direct pipe to the same kind
 # of browser, measured in the same run.
 #
-#   bench/cdp_bench.sh            build (build-cdpbench, release) and run both phases, ~1-2 min
+#   bench/cdp_bench.sh            build (build-cdpbench, release) and run both phases, ~45-70 s
 #
 # Options (passed through to bench/cdp_bench): --phases fake|real|fake,real, --rtt-rounds R,
 # --rtt-batch N, --big-reps N, --real-big-reps N, --big-mib M, --connect-reps N, --sessions K,
 # --real-sessions K (memory with K real Chromiums; default 4, 0 = skip), --chromium PATH,
-# --limit S (alarm for the whole run, default 150), --browserd-env NAME=VALUE (browserd's
-# environment only, for experiments such as GLIBC_TUNABLES). Script-only: --build DIR.
+# --limit S (alarm for the whole run, default 150), --browserd PATH (bench another binary;
+# the build's is used otherwise), --browserd-env NAME=VALUE (browserd's environment only, for
+# experiments such as GLIBC_TUNABLES). Script-only: --build DIR.
 #
 # Phases: "fake" runs browserd with --chromium pointing at the bench binary itself, which then
 # acts as an instant-answer browser on fds 3/4 (pure relay overhead: the same fake direct and
@@ -27,7 +28,7 @@ ARGS=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --build) BUILD=$2; shift ;;
-    -h | --help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,/^set -e/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) ARGS+=("$1") ;;
     esac
     shift
