@@ -1306,7 +1306,7 @@ int main(int argc, char **argv) {
                 .connect_reps = 5, .sessions = 48, .real_sessions = 4, .big_bytes = (size_t)20 << 20};
     const char *tmp = NULL, *phases = "fake,real";
     int limit = 150;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) fail("option %s needs a value", a);
         if (strcmp(a, "--browserd") == 0) o.browserd = v;
@@ -1325,7 +1325,6 @@ int main(int argc, char **argv) {
         else if (strcmp(a, "--browserd-env") == 0 && strchr(v, '=') && g_browserd_nenv < 8)
             g_browserd_env[g_browserd_nenv++] = v;
         else fail("unknown option %s", a);
-        i++;
     }
     if (!strstr(phases, "fake") && !strstr(phases, "real")) fail("--phases: fake, real or fake,real");
     if (!o.browserd || !tmp) fail("usage: cdp_bench --browserd PATH --tmp DIR [options] (see the source)");

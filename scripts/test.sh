@@ -16,12 +16,20 @@ failed=0
 note() { printf '\n=== %s\n' "$*"; }
 count() { passed=$((passed + $1)); failed=$((failed + $2)); }
 
-build() { # build DIR [meson options...]
+build() { # build DIR [meson options...] [-- fuzz]   (fuzz: only the fuzz targets)
   local dir=$1; shift
+  local opts=() targets=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = "--" ]; then targets=(fuzz); shift; break; fi
+    opts+=("$1"); shift
+  done
   if [ ! -f "$dir/build.ninja" ]; then
-    meson setup "$dir" "$@" >"/tmp/browserd-$dir.setup.log" 2>&1 || { cat "/tmp/browserd-$dir.setup.log"; return 1; }
+    meson setup "$dir" "${opts[@]}" >"/tmp/browserd-$dir.setup.log" 2>&1 || { cat "/tmp/browserd-$dir.setup.log"; return 1; }
   fi
-  ninja -C "$dir" -j2 >"$dir/test-build.log" 2>&1 || { tail -50 "$dir/test-build.log"; return 1; }
+  if [ ${#targets[@]} -gt 0 ]; then
+    targets=($(ninja -C "$dir" -t targets all 2>/dev/null | grep -oE '^tests/fuzz/fuzz_[a-z_]+' | sort -u))
+  fi
+  ninja -C "$dir" -j2 "${targets[@]}" >"$dir/test-build.log" 2>&1 || { tail -50 "$dir/test-build.log"; return 1; }
 }
 
 unit() { # unit DIR
@@ -101,7 +109,7 @@ if [ $quick -eq 0 ]; then
   fi
 
   note "fuzz targets (libFuzzer, ${FUZZ_SECONDS:-20} s each)"
-  if CC=clang build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false; then
+  if CC=clang build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -- fuzz; then
     for target in build-fuzz/tests/fuzz/fuzz_*; do
       [ -x "$target" ] || continue
       name=$(basename "$target" | sed 's/^fuzz_//')

@@ -213,6 +213,15 @@ static void save_done(uv_work_t *w, int status) {
     session_unref(s);
 }
 
+static void detached_save_done(uv_work_t *w, int status) {
+    save_job_t *j = w->data;
+    if (status != 0 || j->rc != 0)
+        fprintf(stderr, "event=session_save_failed session=%s error=%s\n", j->rec.session_id,
+                status ? uv_strerror(status) : strerror(-j->rc));
+    session_record_free(&j->rec);
+    free(j);
+}
+
 static void session_save(session_t *s) {
     if (s->save_in_flight) {
         s->save_again = true;
@@ -927,8 +936,8 @@ static void on_waiter_timeout(uv_timer_t *t) {
         j->catalog = gw->cfg.catalog;
         snprintf(j->customer, sizeof j->customer, "%s", tmp.customer);
         j->work.data = j;
-        /* no session to report back to: a detached save */
-        if (uv_queue_work(gw->cfg.loop, &j->work, save_work, NULL) != 0) {
+        /* no session to report back to: a save that only frees itself */
+        if (uv_queue_work(gw->cfg.loop, &j->work, save_work, detached_save_done) != 0) {
             session_record_free(&j->rec);
             free(j);
         }
