@@ -1029,11 +1029,11 @@ static void host_source(const customer_t *c, const uint8_t *bits, bool target, i
     }
 }
 
-/* Calls fn for each row of the source; stops early when fn returns false. */
-typedef bool (*row_visit_fn)(void *ctx, uint32_t row);
+/* Calls fn for each run of row numbers of the source (a slice of a sorted array): the loops
+ * over rows stay inside fn, where they can be tight. */
+typedef void (*span_fn)(void *ctx, const uint32_t *rows, uint32_t n);
 
-static void source_each(const customer_t *c, const source_t *s, int64_t lo, int64_t hi, row_visit_fn fn,
-                        void *ctx) {
+static void source_spans(const customer_t *c, const source_t *s, int64_t lo, int64_t hi, span_fn fn, void *ctx) {
     if (s->hosts) {
         for (uint32_t i = 0; i < c->nhosts; i++) {
             uint32_t id = c->host_by_rev[i];
@@ -1041,14 +1041,12 @@ static void source_each(const customer_t *c, const source_t *s, int64_t lo, int6
             const rowvec_t *v = s->by_target_host ? &c->hosts[id].target_rows : &c->hosts[id].end_rows;
             uint32_t f, t;
             ts_window(v, c, lo, hi, &f, &t);
-            for (uint32_t k = f; k < t; k++)
-                if (!fn(ctx, v->v[k])) return;
+            if (t > f) fn(ctx, v->v + f, t - f);
         }
         return;
     }
     for (int i = 0; i < s->nseg; i++)
-        for (uint32_t k = s->seg[i].from; k < s->seg[i].to; k++)
-            if (!fn(ctx, s->seg[i].vec->v[k])) return;
+        if (s->seg[i].to > s->seg[i].from) fn(ctx, s->seg[i].vec->v + s->seg[i].from, s->seg[i].to - s->seg[i].from);
 }
 
 /* Per-thread scratch memory for queries: candidate lists and bitmaps over row numbers are
@@ -1115,9 +1113,9 @@ static inline void bit_set(uint64_t *bits, uint32_t r) { bits[r >> 6] |= 1ull <<
  * the set enumerated (tests set it to 0 to exercise the row checks too). */
 static uint64_t filter_budget_factor = 16;
 
-static bool mark_visit(void *ctx, uint32_t row) {
-    bit_set(ctx, row);
-    return true;
+static void mark_span(void *ctx, const uint32_t *rows, uint32_t n) {
+    uint64_t *bits = ctx;
+    for (uint32_t k = 0; k < n; k++) bit_set(bits, rows[k]);
 }
 
 typedef struct {
@@ -1128,11 +1126,44 @@ typedef struct {
     uint32_t n;
 } collect_ctx_t;
 
-static bool collect_visit(void *ctx, uint32_t row) {
+/* Rows arrive in index order, not memory order: their bitmap words and column entries are
+ * fetched a few rows ahead so the misses overlap instead of following one another. */
+#define PREFETCH_AHEAD 16
+
+static void collect_span(void *ctx, const uint32_t *rows, uint32_t n) {
     collect_ctx_t *cc = ctx;
-    if (cc->filter && !bit_test(cc->filter, row)) return true;
-    if (row_matches_except(cc->p, row, cc->skip)) cc->out[cc->n++] = row;
-    return true;
+    const predicate_t *p = cc->p;
+    /* Everything the loop reads, in locals: the stores to out could alias struct fields, and
+     * the compiler would reload them on every row. */
+    const uint64_t *filter = cc->filter;
+    const uint32_t *zs_col = p->c->zs_col;
+    const int64_t *ts_col = p->c->ts_col;
+    const unsigned skip = cc->skip;
+    const bool check_zone = !(skip & SKIP_ZONE_STATUS) && p->zone >= 0;
+    const bool check_status = !(skip & SKIP_ZONE_STATUS) && p->status >= 0;
+    const bool check_window = !(skip & SKIP_WINDOW);
+    const bool check_urls = (skip & (SKIP_TARGET | SKIP_END)) != (SKIP_TARGET | SKIP_END);
+    const uint32_t zone = (uint32_t)p->zone, status = (uint32_t)p->status;
+    const int64_t lo = p->lo, hi = p->hi;
+    const unsigned url_skip = skip | SKIP_ZONE_STATUS | SKIP_WINDOW;
+    uint32_t *out = cc->out;
+    uint32_t got = cc->n;
+    for (uint32_t k = 0; k < n; k++) {
+        if (k + PREFETCH_AHEAD < n) {
+            uint32_t ahead = rows[k + PREFETCH_AHEAD];
+            if (filter) __builtin_prefetch(&filter[ahead >> 6]);
+            __builtin_prefetch(&zs_col[ahead]);
+        }
+        uint32_t r = rows[k];
+        if (filter && !((filter[r >> 6] >> (r & 63)) & 1)) continue;
+        uint32_t zs = zs_col[r];
+        if (check_zone && zs >> 2 != zone) continue;
+        if (check_status && (zs & 3) != status) continue;
+        if (check_window && (ts_col[r] < lo || ts_col[r] > hi)) continue;
+        if (check_urls && !row_matches_except(p, r, url_skip)) continue;
+        out[got++] = r;
+    }
+    cc->n = got;
 }
 
 /* Positions [from, to) of a url-sorted array whose URLs begin with the prefix. */
@@ -1264,7 +1295,7 @@ static int collect_matches(const customer_t *c, query_scratch_t *sc, const sourc
     uint32_t *m = scratch_rows(sc, src->size ? src->size : 1);
     if (!m) return -ENOMEM;
     collect_ctx_t cc = {.p = p, .skip = skip, .filter = filter, .out = m};
-    source_each(c, src, p->lo, p->hi, collect_visit, &cc);
+    source_spans(c, src, p->lo, p->hi, collect_span, &cc);
     *out = m;
     *n = cc.n;
     return 0;
@@ -1358,7 +1389,7 @@ static int run_query(const customer_t *c, const string_pool_t *pool, const sessi
                 rc = -ENOMEM;
                 goto done;
             }
-            source_each(c, o, p.lo, p.hi, mark_visit, b);
+            source_spans(c, o, p.lo, p.hi, mark_span, b);
             if (filter)
                 for (size_t w = 0; w <= c->nrows / 64; w++) filter[w] &= b[w];
             else
