@@ -111,7 +111,7 @@ if [ $quick -eq 0 ]; then
   note "fuzz targets (libFuzzer, ${FUZZ_SECONDS:-20} s each)"
   if CC=clang build build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false -- fuzz; then
     for target in build-fuzz/tests/fuzz/fuzz_*; do
-      [ -x "$target" ] || continue
+      [ -f "$target" ] && [ -x "$target" ] || continue
       name=$(basename "$target" | sed 's/^fuzz_//')
       work=$(mktemp -d)
       cp -r "tests/fuzz/corpus/$name/." "$work/" 2>/dev/null

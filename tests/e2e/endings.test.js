@@ -115,7 +115,9 @@ e2e('session timeout: --session-timeout 2 ends a busy session at ~2 s with sessi
   const { result } = await cdpCall(ws, 1, 'Browser.getSessionId');
   // busy all along (Browser.getVersion goes to Chromium and back)
   let id = 2;
-  while (!closedAt && Date.now() - openedAt < 8000) {
+  // until the close begins: once the server's close frame is in, the socket is CLOSING and
+  // sending on it throws, before the 'close' event sets closedAt
+  while (!closedAt && ws.readyState === ws.OPEN && Date.now() - openedAt < 8000) {
     const r = await Promise.race([cdpCall(ws, id++, 'Browser.getVersion'), closed]);
     if (r && r.result) assert.match(r.result.product, /Chrom/);
     await sleep(100);
