@@ -1015,20 +1015,6 @@ typedef struct {
     unsigned skip; /* SKIP_* checks the set already guarantees */
 } source_t;
 
-static void host_source(const customer_t *c, const uint8_t *bits, bool target, int64_t lo, int64_t hi,
-                        source_t *s) {
-    memset(s, 0, sizeof *s);
-    s->hosts = bits;
-    s->by_target_host = target;
-    for (uint32_t i = 0; i < c->nhosts; i++) {
-        uint32_t id = c->host_by_rev[i];
-        if (!((bits[id >> 3] >> (id & 7)) & 1)) continue;
-        uint32_t f, t;
-        ts_window(target ? &c->hosts[id].target_rows : &c->hosts[id].end_rows, c, lo, hi, &f, &t);
-        s->size += t - f;
-    }
-}
-
 /* Calls fn for each run of row numbers of the source (a slice of a sorted array): the loops
  * over rows stay inside fn, where they can be tight. */
 typedef void (*span_fn)(void *ctx, const uint32_t *rows, uint32_t n);
@@ -1048,6 +1034,21 @@ static void source_spans(const customer_t *c, const source_t *s, int64_t lo, int
     for (int i = 0; i < s->nseg; i++)
         if (s->seg[i].to > s->seg[i].from) fn(ctx, s->seg[i].vec->v + s->seg[i].from, s->seg[i].to - s->seg[i].from);
 }
+
+static void add_span_size(void *ctx, const uint32_t *rows, uint32_t n) {
+    (void)rows;
+    *(uint64_t *)ctx += n;
+}
+
+/* The union of the arrays of the hosts marked in bits, each cut to the window. */
+static void host_source(const customer_t *c, const uint8_t *bits, bool target, int64_t lo, int64_t hi,
+                        source_t *s) {
+    memset(s, 0, sizeof *s);
+    s->hosts = bits;
+    s->by_target_host = target;
+    source_spans(c, s, lo, hi, add_span_size, &s->size);
+}
+
 
 /* Per-thread scratch memory for queries: candidate lists and bitmaps over row numbers are
  * reused from one query to the next instead of being allocated (and, at these sizes, mapped
@@ -1258,29 +1259,30 @@ static int page_from_matches(const customer_t *c, query_scratch_t *sc, const ord
 /* The page of a domain filter sorted by time: each matching host's array is already in
  * time order, so the page lies within the first off+lim entries (in the query's direction)
  * of each array cut to the window; select among those few instead of all matches. */
+typedef struct {
+    uint32_t *out; /* NULL: only count */
+    uint64_t n, want;
+    bool desc;
+} head_ctx_t;
+
+static void head_span(void *ctx, const uint32_t *rows, uint32_t n) {
+    head_ctx_t *h = ctx;
+    uint32_t take = n < h->want ? n : (uint32_t)h->want;
+    if (h->out)
+        for (uint32_t j = 0; j < take; j++) h->out[h->n + j] = rows[h->desc ? n - 1 - j : j];
+    h->n += take;
+}
+
 static int page_from_host_lists(const customer_t *c, query_scratch_t *sc, const source_t *s, const order_t *ord,
                                 int64_t lo, int64_t hi, uint32_t off, uint32_t lim, page_t *pg) {
-    uint64_t want = (uint64_t)off + lim, n = 0;
-    for (uint32_t i = 0; i < c->nhosts; i++) {
-        uint32_t id = c->host_by_rev[i];
-        if (!((s->hosts[id >> 3] >> (id & 7)) & 1)) continue;
-        const rowvec_t *v = s->by_target_host ? &c->hosts[id].target_rows : &c->hosts[id].end_rows;
-        uint32_t f, t;
-        ts_window(v, c, lo, hi, &f, &t);
-        n += t - f < want ? t - f : want;
-    }
-    uint32_t *m = scratch_rows(sc, n ? n : 1);
+    head_ctx_t h = {.want = (uint64_t)off + lim, .desc = ord->desc};
+    source_spans(c, s, lo, hi, head_span, &h);
+    uint32_t *m = scratch_rows(sc, h.n ? h.n : 1);
     if (!m) return -ENOMEM;
-    uint32_t k = 0;
-    for (uint32_t i = 0; i < c->nhosts; i++) {
-        uint32_t id = c->host_by_rev[i];
-        if (!((s->hosts[id >> 3] >> (id & 7)) & 1)) continue;
-        const rowvec_t *v = s->by_target_host ? &c->hosts[id].target_rows : &c->hosts[id].end_rows;
-        uint32_t f, t;
-        ts_window(v, c, lo, hi, &f, &t);
-        uint32_t take = t - f < want ? t - f : (uint32_t)want;
-        for (uint32_t j = 0; j < take; j++) m[k++] = v->v[ord->desc ? t - 1 - j : f + j];
-    }
+    h.out = m;
+    h.n = 0;
+    source_spans(c, s, lo, hi, head_span, &h);
+    uint32_t k = (uint32_t)h.n;
     select_page(m, k, off, lim, ord);
     pg->count = k > off ? (k - off < lim ? k - off : lim) : 0;
     memmove(m, m + off, pg->count * sizeof *m);

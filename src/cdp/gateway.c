@@ -64,14 +64,18 @@ struct gateway {
     void *stopped_arg;
 };
 
+/* What admitting a client needs, from its request and its zone. */
+typedef struct {
+    zone_credentials_t cred;
+    char accept[WS_ACCEPT_LEN + 1]; /* Sec-WebSocket-Accept */
+    char upstream[1024];            /* the zone's upstream proxy, "" for none */
+} admission_t;
+
 /* A client in the admission queue: the HTTP request stays open until it is admitted. */
 struct waiter {
     gateway_t *gw;
     http_conn_t *conn;
-    const http_request_t *req;
-    zone_credentials_t cred;
-    char accept[WS_ACCEPT_LEN + 1];
-    char upstream[1024];
+    admission_t adm;
     int64_t arrived_ms;
     uv_timer_t timer;
     waiter_t *prev, *next;
@@ -786,8 +790,9 @@ static const browser_callbacks_t session_browser_callbacks = {
 static void on_observer_ready(void *ctx) { (void)ctx; }
 
 /* Takes the socket over, answers 101, and relays from now on. */
-static void session_start(gateway_t *gw, http_conn_t *conn, const zone_credentials_t *cred, const char *accept,
-                          const char *upstream) {
+static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *adm) {
+    const zone_credentials_t *cred = &adm->cred;
+    const char *accept = adm->accept, *upstream = adm->upstream;
     session_t *s = calloc(1, sizeof *s);
     int fd = -1;
     char *rest = NULL;
@@ -896,6 +901,7 @@ static void waiter_unlink(gateway_t *gw, waiter_t *w) {
 static void on_waiter_timer_closed(uv_handle_t *h) {
     waiter_t *w = h->data;
     gateway_t *gw = w->gw;
+    explicit_bzero(&w->adm, sizeof w->adm);
     free(w);
     gw->stop_pending--;
     gateway_maybe_stopped(gw);
@@ -913,8 +919,8 @@ static void on_waiter_timeout(uv_timer_t *t) {
     gateway_t *gw = w->gw;
     session_t tmp = {0};
     tmp.gw = gw;
-    snprintf(tmp.customer, sizeof tmp.customer, "%s", w->cred.customer_id);
-    snprintf(tmp.zone, sizeof tmp.zone, "%s", w->cred.zone);
+    snprintf(tmp.customer, sizeof tmp.customer, "%s", w->adm.cred.customer_id);
+    snprintf(tmp.zone, sizeof tmp.zone, "%s", w->adm.cred.zone);
     tmp.start_ms = w->arrived_ms;
     uuid_v7_generate(tmp.start_ms, tmp.id);
     uuid_format(tmp.id, tmp.id_text);
@@ -951,13 +957,11 @@ static void admit_waiters(gateway_t *gw) {
     while (gw->queue_head && !gw->stopping && gw->active < gw->cfg.max_sessions) {
         waiter_t *w = gw->queue_head;
         uv_timer_stop(&w->timer);
-        zone_credentials_t cred = w->cred;
-        char accept[WS_ACCEPT_LEN + 1], upstream[1024];
-        memcpy(accept, w->accept, sizeof accept);
-        memcpy(upstream, w->upstream, sizeof upstream);
+        admission_t adm = w->adm;
         http_conn_t *conn = w->conn;
         waiter_release(w);
-        session_start(gw, conn, &cred, accept, upstream);
+        session_start(gw, conn, &adm);
+        explicit_bzero(&adm, sizeof adm);
     }
 }
 
@@ -966,17 +970,15 @@ typedef struct {
     uv_work_t work;
     gateway_t *gw;
     http_conn_t *conn;
-    const http_request_t *req;
-    zone_credentials_t cred;
-    char accept[WS_ACCEPT_LEN + 1];
-    char upstream[1024];
+    admission_t adm;
     int rc;
 } auth_job_t;
 
 static void auth_work(uv_work_t *w) {
     auth_job_t *j = w->data;
-    j->rc = store_zone_authorize(j->gw->cfg.store, j->cred.customer_id, j->cred.zone, j->cred.password, j->upstream,
-                                 sizeof j->upstream);
+    admission_t *a = &j->adm;
+    j->rc = store_zone_authorize(j->gw->cfg.store, a->cred.customer_id, a->cred.zone, a->cred.password, a->upstream,
+                                 sizeof a->upstream);
 }
 
 static void auth_done(uv_work_t *w, int status) {
@@ -991,7 +993,7 @@ static void auth_done(uv_work_t *w, int status) {
     } else if (j->rc < 0) {
         http_respond_error(j->conn, 503, NULL, "Credentials could not be checked", true);
     } else if (gw->active < gw->cfg.max_sessions && !gw->queue_head) {
-        session_start(gw, j->conn, &j->cred, j->accept, j->upstream);
+        session_start(gw, j->conn, &j->adm);
     } else {
         waiter_t *wt = calloc(1, sizeof *wt);
         if (!wt) {
@@ -999,10 +1001,7 @@ static void auth_done(uv_work_t *w, int status) {
         } else {
             wt->gw = gw;
             wt->conn = j->conn;
-            wt->req = j->req;
-            wt->cred = j->cred;
-            memcpy(wt->accept, j->accept, sizeof wt->accept);
-            memcpy(wt->upstream, j->upstream, sizeof wt->upstream);
+            wt->adm = j->adm;
             wt->arrived_ms = time_now_ms();
             uv_timer_init(gw->cfg.loop, &wt->timer);
             wt->timer.data = wt;
@@ -1013,8 +1012,7 @@ static void auth_done(uv_work_t *w, int status) {
             gw->queue_tail = wt;
         }
     }
-    explicit_bzero(j->cred.password, sizeof j->cred.password);
-    explicit_bzero(j->upstream, sizeof j->upstream);
+    explicit_bzero(&j->adm, sizeof j->adm); /* the password and the upstream's credentials */
     free(j);
 }
 
@@ -1114,7 +1112,7 @@ static void gateway_handle(void *ctx, http_conn_t *conn, const http_request_t *r
         http_respond_error(conn, 503, NULL, "Out of memory", true);
         return;
     }
-    credentials_result_t cr = auth ? credentials_from_basic(auth, auth_len, &j->cred) : CREDENTIALS_MISSING;
+    credentials_result_t cr = auth ? credentials_from_basic(auth, auth_len, &j->adm.cred) : CREDENTIALS_MISSING;
     if (cr == CREDENTIALS_MISSING) {
         free(j);
         http_respond_error(conn, 407, "Proxy-Authenticate: Basic realm=\"browserd\"\r\n",
@@ -1126,14 +1124,13 @@ static void gateway_handle(void *ctx, http_conn_t *conn, const http_request_t *r
         http_respond_error(conn, 403, NULL, "Invalid credentials: expected brd-customer-<ID>-zone-<ZONE>:<PASSWORD>", true);
         return;
     }
-    if (ws_handshake_accept(hs.key, hs.key_len, j->accept) != 0) {
+    if (ws_handshake_accept(hs.key, hs.key_len, j->adm.accept) != 0) {
         free(j);
         http_respond_error(conn, 500, NULL, "Internal error", true);
         return;
     }
     j->gw = gw;
     j->conn = conn;
-    j->req = req;
     j->work.data = j;
     if (uv_queue_work(gw->cfg.loop, &j->work, auth_work, auth_done) != 0) {
         free(j);
