@@ -36,6 +36,7 @@
  *                  [--rtt-rounds R] [--rtt-batch N] [--big-reps N] [--real-big-reps N] [--big-mib M]
  *                  [--connect-reps N] [--sessions K] [--real-sessions K] [--limit S]
  *                  [--browserd-env NAME=VALUE]... (for browserd only, e.g. GLIBC_TUNABLES experiments) */
+#include "cdp/browser.h"
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -638,16 +639,9 @@ static conn_t *direct_launch(const char *exe, const char *dir, pid_t *pid_out) {
     char *args[20];
     int n = 0;
     args[n++] = (char *)exe;
-    args[n++] = "--headless";
-    if (geteuid() == 0) args[n++] = "--no-sandbox";
-    args[n++] = "--disable-gpu";
-    args[n++] = "--disable-quic";
-    args[n++] = "--no-first-run";
-    args[n++] = "--no-default-browser-check";
-    args[n++] = "--disable-background-networking";
-    args[n++] = "--disable-component-update";
-    args[n++] = "--disable-sync";
-    args[n++] = "--remote-debugging-pipe";
+    const char *base[BROWSER_BASE_ARGS_MAX];
+    size_t nbase = browser_base_args(base); /* the options browserd gives its browsers */
+    for (size_t i = 0; i < nbase; i++) args[n++] = (char *)base[i];
     args[n++] = ud;
     args[n] = NULL;
     pid_t pid = fork();

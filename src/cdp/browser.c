@@ -105,6 +105,23 @@ int browser_default_temp_root(char *out, size_t cap) {
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
+size_t browser_base_args(const char *args[BROWSER_BASE_ARGS_MAX]) {
+    size_t n = 0;
+    args[n++] = "--headless";
+    /* Chromium refuses to run as root with its sandbox; as any other user the sandbox stays. */
+    if (geteuid() == 0) args[n++] = "--no-sandbox";
+    /* No GPU, and nothing that phones home (the network may be closed or metered). */
+    args[n++] = "--disable-gpu";
+    args[n++] = "--disable-quic";
+    args[n++] = "--no-first-run";
+    args[n++] = "--no-default-browser-check";
+    args[n++] = "--disable-background-networking";
+    args[n++] = "--disable-component-update";
+    args[n++] = "--disable-sync";
+    args[n++] = "--remote-debugging-pipe";
+    return n;
+}
+
 /* ---- closing and reporting ---------------------------------------------------------------- */
 
 static void report_end(browser_t *b) {
@@ -517,18 +534,9 @@ int browser_launch(uv_loop_t *loop, const browser_config_t *cfg_in, const browse
     if (cfg.chromium_stderr) args[n++] = "--chromium-stderr";
     args[n++] = "--";
     args[n++] = (char *)cfg.chromium_path;
-    args[n++] = "--headless";
-    /* Chromium refuses to run as root with its sandbox; as any other user the sandbox stays. */
-    if (geteuid() == 0) args[n++] = "--no-sandbox";
-    /* No GPU, and nothing that phones home (the network may be closed or metered). */
-    args[n++] = "--disable-gpu";
-    args[n++] = "--disable-quic";
-    args[n++] = "--no-first-run";
-    args[n++] = "--no-default-browser-check";
-    args[n++] = "--disable-background-networking";
-    args[n++] = "--disable-component-update";
-    args[n++] = "--disable-sync";
-    args[n++] = "--remote-debugging-pipe";
+    const char *base[BROWSER_BASE_ARGS_MAX];
+    size_t nbase = browser_base_args(base);
+    for (size_t i = 0; i < nbase; i++) args[n++] = (char *)base[i];
     args[n++] = user_data;
     for (size_t i = 0; i < cfg.extra_arg_count; i++) args[n++] = (char *)cfg.extra_args[i];
     args[n] = NULL;

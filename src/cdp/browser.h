@@ -99,6 +99,13 @@ enum {
     BROWSER_END_PROTOCOL_ERROR = -4,
     BROWSER_END_SUPERVISOR_LOST = -5,
 };
+/* The Chromium options browserd starts every browser with (besides --user-data-dir and the
+ * extra args): headless, the pipe, nothing that phones home; --no-sandbox only as root.
+ * Writes at most BROWSER_BASE_ARGS_MAX pointers to static strings into args; returns how
+ * many. Benchmarks start their direct baseline browser with the very same options. */
+#define BROWSER_BASE_ARGS_MAX 12
+size_t browser_base_args(const char *args[BROWSER_BASE_ARGS_MAX]);
+
 /* "exit", "crashed", "killed", ... for logs. */
 const char *browser_end_str(int status);
 
