@@ -492,6 +492,19 @@ class Browserd:
         t = self.stderr_text()
         return t[-n:] if t else '(empty)'
 
+    def _dns_sealed(self, argv):
+        """With browsers, Chromium looks up hosts of its own (update and sign-in services)
+        through the session's proxy: in a private mount namespace whose resolv.conf points at
+        loopback, where nothing answers, no lookup leaves the machine. Needs root (CI is);
+        otherwise the command is left as it is."""
+        if os.geteuid() != 0 or not shutil.which('unshare'):
+            return argv
+        conf = os.path.join(self.tmpdir, 'resolv.conf')
+        with open(conf, 'w') as f:
+            f.write('nameserver 127.0.0.1\noptions timeout:1 attempts:1\n')
+        return (['unshare', '-m', '--propagation', 'private', 'sh', '-c',
+                 'mount --bind "$0" /etc/resolv.conf && exec "$@"', conf] + argv)
+
     def start(self, timeout=20.0, cdp=False, extra=()):
         """Starts `serve`. The CDP endpoint is off unless cdp=True (then on a free port,
         self.cdp_port); `extra` are more serve options (e.g. ['--pool', '0'])."""
@@ -507,11 +520,13 @@ class Browserd:
             # everything the daemon puts in TMPDIR (browser profiles) stays inside our temp dir
             env = dict(os.environ, TMPDIR=self.daemon_tmp)
             os.makedirs(self.daemon_tmp, exist_ok=True)
+            argv = ([self.bin, '--db', self.db, 'serve', '--api-listen', '127.0.0.1:%d' % self.port]
+                    + cdp_args + [str(x) for x in extra])
+            if cdp:
+                argv = self._dns_sealed(argv)
             try:
                 self.proc = subprocess.Popen(
-                    [self.bin, '--db', self.db, 'serve', '--api-listen', '127.0.0.1:%d' % self.port]
-                    + cdp_args + [str(x) for x in extra],
-                    stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, env=env)
+                    argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True, env=env)
             finally:
                 out.close()
                 err.close()
