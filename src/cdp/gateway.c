@@ -226,33 +226,45 @@ static void detached_save_done(uv_work_t *w, int status) {
     free(j);
 }
 
+/* A save of a copy of `view` (borrowed) for a worker thread; NULL when out of memory. */
+static save_job_t *save_job_new(gateway_t *gw, const char *customer, const session_record_t *view) {
+    save_job_t *j = calloc(1, sizeof *j);
+    if (!j) return NULL;
+    j->rec = *view;
+    j->rec.api_name = strdup(view->api_name);
+    j->rec.target_url = dup_or_null(view->target_url);
+    j->rec.end_url = dup_or_null(view->end_url);
+    j->rec.error_code = dup_or_null(view->error_code);
+    j->rec.error_message = dup_or_null(view->error_message);
+    j->store = gw->cfg.store;
+    j->catalog = gw->cfg.catalog;
+    snprintf(j->customer, sizeof j->customer, "%s", customer);
+    snprintf(j->worker, sizeof j->worker, "%s", gw->worker);
+    j->work.data = j;
+    return j;
+}
+
+static int save_job_queue(gateway_t *gw, save_job_t *j, uv_after_work_cb done) {
+    int rc = uv_queue_work(gw->cfg.loop, &j->work, save_work, done);
+    if (rc != 0) {
+        session_record_free(&j->rec);
+        free(j);
+    }
+    return rc;
+}
+
 static void session_save(session_t *s) {
     if (s->save_in_flight) {
         s->save_again = true;
         return;
     }
-    save_job_t *j = calloc(1, sizeof *j);
-    if (!j) return;
     session_record_t view;
     record_of(s, &view);
-    j->rec = view;
-    j->rec.api_name = strdup(view.api_name);
-    j->rec.target_url = dup_or_null(view.target_url);
-    j->rec.end_url = dup_or_null(view.end_url);
-    j->rec.error_code = dup_or_null(view.error_code);
-    j->rec.error_message = dup_or_null(view.error_message);
+    save_job_t *j = save_job_new(s->gw, s->customer, &view);
+    if (!j) return;
     j->s = s;
-    j->store = s->gw->cfg.store;
-    j->catalog = s->gw->cfg.catalog;
-    snprintf(j->customer, sizeof j->customer, "%s", s->customer);
-    snprintf(j->worker, sizeof j->worker, "%s", s->gw->worker);
-    j->work.data = j;
     s->observer.recorder.changed = false;
-    if (uv_queue_work(s->gw->cfg.loop, &j->work, save_work, save_done) != 0) {
-        session_record_free(&j->rec);
-        free(j);
-        return;
-    }
+    if (save_job_queue(s->gw, j, save_done) != 0) return;
     s->save_in_flight = true;
     s->refs++;
 }
@@ -787,8 +799,6 @@ static const browser_callbacks_t session_browser_callbacks = {
 
 /* ---------------------------------------------------------------- starting a session ---- */
 
-static void on_observer_ready(void *ctx) { (void)ctx; }
-
 /* Takes the socket over, answers 101, and relays from now on. */
 static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *adm) {
     const zone_credentials_t *cred = &adm->cred;
@@ -865,7 +875,7 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *a
         fprintf(stderr, "event=upstream_proxy_invalid session=%s zone=%s detail=\"%s\"\n", s->id_text, s->zone, perr);
     s->browser = b;
     s->refs++; /* until on_browser_exit */
-    observer_init(&s->observer, b, on_observer_ready, s);
+    observer_init(&s->observer, b, NULL, NULL);
     s->observer_live = true;
     observer_start(&s->observer);
 
@@ -917,38 +927,22 @@ static void waiter_release(waiter_t *w) {
 static void on_waiter_timeout(uv_timer_t *t) {
     waiter_t *w = t->data;
     gateway_t *gw = w->gw;
-    session_t tmp = {0};
-    tmp.gw = gw;
-    snprintf(tmp.customer, sizeof tmp.customer, "%s", w->adm.cred.customer_id);
-    snprintf(tmp.zone, sizeof tmp.zone, "%s", w->adm.cred.zone);
-    tmp.start_ms = w->arrived_ms;
-    uuid_v7_generate(tmp.start_ms, tmp.id);
-    uuid_format(tmp.id, tmp.id_text);
-    tmp.ended = true;
-    tmp.end_ms = time_now_ms();
-    tmp.status = SESSION_FAILED;
-    tmp.error_code = "client_timeout";
-    tmp.error_message = "the client waited in the queue for a free browser longer than allowed";
-    recorder_init(&tmp.observer.recorder);
-    save_job_t *j = calloc(1, sizeof *j);
-    if (j) {
-        session_record_t view;
-        record_of(&tmp, &view);
-        j->rec = view;
-        j->rec.api_name = strdup(view.api_name);
-        j->rec.error_code = strdup(view.error_code);
-        j->rec.error_message = strdup(view.error_message);
-        j->store = gw->cfg.store;
-        j->catalog = gw->cfg.catalog;
-        snprintf(j->customer, sizeof j->customer, "%s", tmp.customer);
-        j->work.data = j;
-        /* no session to report back to: a save that only frees itself */
-        if (uv_queue_work(gw->cfg.loop, &j->work, save_work, detached_save_done) != 0) {
-            session_record_free(&j->rec);
-            free(j);
-        }
-    }
-    fprintf(stderr, "event=client_timeout session=%s customer=%s\n", tmp.id_text, tmp.customer);
+    uint8_t id[16];
+    session_record_t rec = {
+        .api_name = w->adm.cred.zone,
+        .status = SESSION_FAILED,
+        .timestamp_ms = w->arrived_ms,
+        .duration_ms = time_now_ms() - w->arrived_ms,
+        .captcha = CAPTCHA_NONE,
+        .error_code = "client_timeout",
+        .error_message = "the client waited in the queue for a free browser longer than allowed",
+    };
+    uuid_v7_generate(rec.timestamp_ms, id);
+    uuid_format(id, rec.session_id);
+    /* no session to report back to: a save that only frees itself */
+    save_job_t *j = save_job_new(gw, w->adm.cred.customer_id, &rec);
+    if (j) save_job_queue(gw, j, detached_save_done);
+    fprintf(stderr, "event=client_timeout session=%s customer=%s\n", rec.session_id, w->adm.cred.customer_id);
     http_respond_error(w->conn, 503, "Retry-After: 5\r\n", "No browser became free in time (client_timeout)", true);
     waiter_release(w);
 }

@@ -23,11 +23,6 @@ void observer_init(observer_t *o, browser_t *b, void (*on_ready)(void *ctx), voi
 
 void observer_free(observer_t *o) { recorder_free(&o->recorder); }
 
-void observer_set_ready_callback(observer_t *o, void (*on_ready)(void *ctx), void *ctx) {
-    o->on_ready = on_ready;
-    o->ctx = ctx;
-}
-
 static int send_command(observer_t *o, int64_t id, const char *session, const char *method, const char *params) {
     char buf[512];
     int n;

@@ -41,12 +41,11 @@ typedef struct {
     void *ctx;
 } observer_t;
 
+/* on_ready (may be NULL) is called once discovery and auto-attach are on. */
 void observer_init(observer_t *o, browser_t *b, void (*on_ready)(void *ctx), void *ctx);
 void observer_free(observer_t *o);
 /* Sends the first setup command. */
 int observer_start(observer_t *o);
-/* Moves the observer to another browser handle owner (the pool hands a browser over). */
-void observer_set_ready_callback(observer_t *o, void (*on_ready)(void *ctx), void *ctx);
 
 /* Looks at one message from the browser (already scanned); returns true when it is the
  * observer's (then it has been handled and must not be forwarded). The message is borrowed. */

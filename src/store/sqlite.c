@@ -559,16 +559,21 @@ int store_customer_exists(store_t *s, const char *customer_id) {
     return rc;
 }
 
-int store_customer_count(store_t *s, int64_t *count) {
+/* A counter of the meta table; its row missing is a damaged database. */
+static int read_meta(store_t *s, stmt_id_t stmt, const char *name, int64_t *value) {
     char reason[256] = "";
     store_conn_t *c = conn_get(s, reason, sizeof reason);
-    int rc = c ? query_int(c, STMT_CUSTOMER_COUNT, NULL, count, reason, sizeof reason) : -EIO;
+    int rc = c ? query_int(c, stmt, NULL, value, reason, sizeof reason) : -EIO;
     if (rc == -ENOENT) {
-        snprintf(reason, sizeof reason, "meta row customer_count is missing");
+        snprintf(reason, sizeof reason, "meta row %s is missing", name);
         rc = -EIO;
     }
-    if (rc != 0) log_failure("customer_count", reason);
+    if (rc != 0) log_failure(name, reason);
     return rc;
+}
+
+int store_customer_count(store_t *s, int64_t *count) {
+    return read_meta(s, STMT_CUSTOMER_COUNT, "customer_count", count);
 }
 
 /* ---- API keys ---- */
@@ -1006,6 +1011,25 @@ restore_cache:
     return result;
 }
 
+/* Takes the next store-wide change sequence number (inside the caller's transaction). */
+static int next_change_seq(store_conn_t *c, sqlite3_stmt *next_seq, int64_t *seq, char *reason, size_t cap) {
+    int result = 0;
+    int rc = sqlite3_step(next_seq);
+    if (rc == SQLITE_ROW) {
+        *seq = sqlite3_column_int64(next_seq, 0);
+        rc = sqlite3_step(next_seq);
+    } else if (rc == SQLITE_DONE) {
+        snprintf(reason, cap, "meta row change_seq is missing");
+        result = -EIO;
+    }
+    if (result == 0 && rc != SQLITE_DONE) {
+        snprintf(reason, cap, "%s", sqlite3_errmsg(c->db));
+        result = -EIO;
+    }
+    sqlite3_reset(next_seq);
+    return result;
+}
+
 int store_session_put(store_t *s, const char *customer_id, const session_record_t *rec) {
     return store_session_save(s, customer_id, rec, NULL);
 }
@@ -1023,21 +1047,9 @@ int store_session_save(store_t *s, const char *customer_id, const session_record
     sqlite3_stmt *next_seq = stmt_get(c, STMT_CHANGE_SEQ_NEXT, reason, sizeof reason);
     if (!upsert || !next_seq || tx_begin(c, reason, sizeof reason) != 0) goto failed;
 
-    int result = 0;
+    int rc;
     int64_t seq = 0;
-    int rc = sqlite3_step(next_seq);
-    if (rc == SQLITE_ROW) {
-        seq = sqlite3_column_int64(next_seq, 0);
-        rc = sqlite3_step(next_seq);
-    } else if (rc == SQLITE_DONE) {
-        snprintf(reason, sizeof reason, "meta row change_seq is missing");
-        result = -EIO;
-    }
-    if (result == 0 && rc != SQLITE_DONE) {
-        snprintf(reason, sizeof reason, "%s", sqlite3_errmsg(c->db));
-        result = -EIO;
-    }
-    sqlite3_reset(next_seq);
+    int result = next_change_seq(c, next_seq, &seq, reason, sizeof reason);
     if (result == 0) {
         char session_key[UUID_TEXT_LEN + 1];
         session_key_of(rec->session_id, session_key);
@@ -1099,15 +1111,7 @@ int store_sessions_fail_orphans(store_t *s, int64_t *failed) {
     sqlite3_reset(list);
     for (size_t i = 0; result == 0 && i < n; i++) {
         int64_t seq = 0;
-        if (sqlite3_step(next_seq) != SQLITE_ROW) {
-            snprintf(reason, sizeof reason, "%s", sqlite3_errmsg(c->db));
-            result = -EIO;
-        } else {
-            seq = sqlite3_column_int64(next_seq, 0);
-            (void)sqlite3_step(next_seq);
-        }
-        sqlite3_reset(next_seq);
-        if (result) break;
+        if ((result = next_change_seq(c, next_seq, &seq, reason, sizeof reason)) != 0) break;
         sqlite3_bind_text(fail, 1, orphans[i].customer, -1, SQLITE_STATIC);
         sqlite3_bind_text(fail, 2, orphans[i].key, -1, SQLITE_STATIC);
         sqlite3_bind_text(fail, 3, "the browserd process that ran the session stopped before the session ended", -1,
@@ -1130,17 +1134,7 @@ failed:
     return -EIO;
 }
 
-int store_change_seq(store_t *s, int64_t *seq) {
-    char reason[256] = "";
-    store_conn_t *c = conn_get(s, reason, sizeof reason);
-    int rc = c ? query_int(c, STMT_CHANGE_SEQ, NULL, seq, reason, sizeof reason) : -EIO;
-    if (rc == -ENOENT) {
-        snprintf(reason, sizeof reason, "meta row change_seq is missing");
-        rc = -EIO;
-    }
-    if (rc != 0) log_failure("change_seq", reason);
-    return rc;
-}
+int store_change_seq(store_t *s, int64_t *seq) { return read_meta(s, STMT_CHANGE_SEQ, "change_seq", seq); }
 
 static const char *column_text_or_null(sqlite3_stmt *st, int column) {
     return sqlite3_column_type(st, column) == SQLITE_NULL ? NULL : (const char *)sqlite3_column_text(st, column);
