@@ -186,17 +186,12 @@ static int finish_headers(http_request_parser_t *p) {
     return 0;
 }
 
-static const http_header_t *find_header(const http_header_t *headers, size_t count, const char *name) {
+const http_header_t *http_headers_find(const http_header_t *headers, size_t count, const char *name) {
     size_t name_len = strlen(name);
     for (size_t i = 0; i < count; i++)
         if (headers[i].name_len == name_len && strncasecmp(headers[i].name, name, name_len) == 0)
             return &headers[i];
     return NULL;
-}
-
-const http_header_t *http_request_header(const http_request_t *req, const char *name) {
-    if (!req || !name) return NULL;
-    return find_header(req->headers, req->header_count, name);
 }
 
 static http_method_t method_of(unsigned parser_method) {
@@ -244,7 +239,7 @@ static int after_headers(http_request_parser_t *p) {
     if (has_length && hp->content_length > p->max_body_bytes) return fail(p, 413, "Content-Length too large");
     bool has_body = chunked || (has_length && hp->content_length > 0);
     if (has_body && hp->http_major == 1 && hp->http_minor >= 1) {
-        const http_header_t *expect = find_header(p->headers, p->span_count, "Expect");
+        const http_header_t *expect = http_headers_find(p->headers, p->span_count, "Expect");
         if (expect && strcasecmp(expect->value, "100-continue") == 0) p->continue_expected = true;
     }
     return 0;

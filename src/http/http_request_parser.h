@@ -105,6 +105,9 @@ bool http_request_parser_take_continue(http_request_parser_t *p);
 unsigned http_request_parser_http_minor(const http_request_parser_t *p);
 
 /* After ERROR: 400, 413, 431 or 500, and a short reason for logs. */
+/* The first header named `name` (compared case-insensitively) of headers[0..count), or NULL. */
+const http_header_t *http_headers_find(const http_header_t *headers, size_t count, const char *name);
+
 int http_request_parser_error_status(const http_request_parser_t *p);
 const char *http_request_parser_error_detail(const http_request_parser_t *p);
 

@@ -25,6 +25,7 @@
 
 #include "http/http_request_parser.h"
 #include "json/jsonw.h"
+#include "net/lifetime.h"
 
 /* Stop reading from a client that sends faster than we answer once this many unparsed bytes
  * wait; resume when they are parsed. */
@@ -41,12 +42,12 @@ typedef enum { CONN_ACTIVE, CONN_FINISHING, CONN_LINGERING, CONN_CLOSED } conn_s
 typedef enum { TIMER_NONE, TIMER_IDLE, TIMER_REQUEST, TIMER_FLUSH, TIMER_LINGER } timer_kind_t;
 
 struct http_conn {
+    net_lifetime_t life; /* first: see net/lifetime.h */
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_shutdown_t shutdown_req;
     http_server_t *srv;
     http_conn_t *prev, *next;
-    unsigned refs;
     conn_state_t state;
     timer_kind_t timer_kind;
     bool reading;
@@ -124,11 +125,17 @@ static const char *server_date(http_server_t *srv) {
     return srv->date;
 }
 
+const http_header_t *http_request_header(const http_request_t *req, const char *name) {
+    if (!req || !name) return NULL;
+    return http_headers_find(req->headers, req->header_count, name);
+}
+
 /* ---- connection lifetime ----------------------------------------------------------- */
 
-static void conn_ref(http_conn_t *c) { c->refs++; }
+static void conn_ref(http_conn_t *c) { net_lifetime_ref(&c->life); }
 
-static void conn_free(http_conn_t *c) {
+static void conn_free(net_lifetime_t *life) {
+    http_conn_t *c = (http_conn_t *)life;
     http_server_t *srv = c->srv;
     http_request_parser_free(&c->parser);
     free(c->in);
@@ -140,19 +147,15 @@ static void conn_free(http_conn_t *c) {
     server_maybe_finish_stop(srv);
 }
 
-static void conn_unref(http_conn_t *c) {
-    if (--c->refs == 0) conn_free(c);
-}
-
-static void on_conn_handle_closed(uv_handle_t *handle) { conn_unref(handle->data); }
+static void conn_unref(http_conn_t *c) { net_lifetime_unref(&c->life); }
 
 static void conn_close(http_conn_t *c) {
     if (c->state == CONN_CLOSED) return;
     c->state = CONN_CLOSED;
     c->reading = false;
     c->timer_kind = TIMER_NONE;
-    uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    net_lifetime_close((uv_handle_t *)&c->tcp);
+    net_lifetime_close((uv_handle_t *)&c->timer);
 }
 
 static size_t conn_write_backlog(const http_conn_t *c) {
@@ -247,10 +250,13 @@ static int conn_write_response(http_conn_t *c, int status, const char *extra_hea
 }
 
 /* A response the server makes itself (errors, timeouts), followed by closing. */
-static void conn_fail(http_conn_t *c, int status, const char *json) {
-    char *body = strdup(json);
-    int rc = body ? conn_write_response(c, status, NULL, body, strlen(json), false, "Connection: close\r\n")
-                  : UV_ENOMEM;
+static void conn_fail(http_conn_t *c, int status, const char *message) {
+    buf_t b;
+    buf_init(&b);
+    size_t len = 0;
+    char *body = http_error_body(&b, message, NULL, NULL, 0) < 0 ? NULL : buf_steal(&b, &len);
+    int rc = body ? conn_write_response(c, status, NULL, body, len, false, "Connection: close\r\n") : UV_ENOMEM;
+    if (!body) buf_free(&b);
     if (rc < 0) conn_close(c);
     else conn_finish(c);
 }
@@ -261,10 +267,10 @@ static void conn_respond_parse_error(http_conn_t *c) {
     log_event(status == 400 ? "bad_request" : status == 413 ? "body_too_large"
               : status == 431 ? "headers_too_large" : "request_failed", detail);
     switch (status) {
-    case 413: conn_fail(c, 413, "{\"error\":\"Payload too large\"}"); break;
-    case 431: conn_fail(c, 431, "{\"error\":\"Request header fields too large\"}"); break;
-    case 500: conn_fail(c, 500, "{\"error\":\"Internal server error\"}"); break;
-    default: conn_fail(c, 400, "{\"error\":\"Bad request\"}"); break;
+    case 413: conn_fail(c, 413, "Payload too large"); break;
+    case 431: conn_fail(c, 431, "Request header fields too large"); break;
+    case 500: conn_fail(c, 500, "Internal server error"); break;
+    default: conn_fail(c, 400, "Bad request"); break;
     }
 }
 
@@ -321,7 +327,7 @@ static void on_conn_timer(uv_timer_t *timer) {
     c->timer_kind = TIMER_NONE;
     if (fired == TIMER_REQUEST && c->state == CONN_ACTIVE && !c->handler_busy) {
         log_event("request_timeout", "request not complete in time");
-        conn_fail(c, 408, "{\"error\":\"Request timeout\"}");
+        conn_fail(c, 408, "Request timeout");
         return;
     }
     conn_close(c); /* idle between requests, or a client that stopped reading or closing */
@@ -546,18 +552,26 @@ int http_conn_take_over(http_conn_t *c, int *fd_out, char **rest, size_t *rest_l
     return rc;
 }
 
+int http_error_body(buf_t *out, const char *message, const char *key, const char *value, size_t value_len) {
+    jsonw_t w;
+    jsonw_init(&w, out);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "error");
+    jsonw_string(&w, message);
+    if (key) {
+        jsonw_key(&w, key);
+        jsonw_string_n(&w, value, value_len);
+    }
+    jsonw_object_end(&w);
+    return jsonw_failed(&w) ? -ENOMEM : 0;
+}
+
 void http_respond_error(http_conn_t *c, int status, const char *extra_headers, const char *message,
                         bool close_after) {
     buf_t b;
     buf_init(&b);
-    jsonw_t w;
-    jsonw_init(&w, &b);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "error");
-    jsonw_string(&w, message);
-    jsonw_object_end(&w);
     size_t len = 0;
-    char *body = jsonw_failed(&w) ? NULL : buf_steal(&b, &len);
+    char *body = http_error_body(&b, message, NULL, NULL, 0) < 0 ? NULL : buf_steal(&b, &len);
     if (!body) {
         buf_free(&b);
         http_respond(c, 500, NULL, NULL, 0, true);
@@ -615,7 +629,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     uv_timer_init(srv->loop, &c->timer);
     c->tcp.data = c;
     c->timer.data = c;
-    c->refs = 2; /* the two handles */
+    net_lifetime_init(&c->life, 2, conn_free); /* the two handles */
     c->next = srv->conns;
     if (srv->conns) srv->conns->prev = c;
     srv->conns = c;

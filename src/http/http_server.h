@@ -24,6 +24,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "core/buf.h"
+
 typedef struct http_conn http_conn_t;
 typedef struct http_server http_server_t;
 
@@ -113,8 +115,12 @@ void http_respond(http_conn_t *conn, int status, const char *extra_headers, char
  * the client went away meanwhile, or another negative errno (then *fd_out is -1). */
 int http_conn_take_over(http_conn_t *conn, int *fd_out, char **rest, size_t *rest_len);
 
-/* Convenience: the body {"error":"<message>"} (escaped), the error shape of every browserd
- * endpoint. */
+/* The error shape of every browserd endpoint, written in one place: appends
+ * {"error":"<message>"} to out, or {"error":"<message>","<key>":"<value>"} when key is not
+ * NULL (value: value_len bytes, escaped). 0 or -ENOMEM. */
+int http_error_body(buf_t *out, const char *message, const char *key, const char *value, size_t value_len);
+
+/* Responds with http_error_body(message) as the body. */
 void http_respond_error(http_conn_t *conn, int status, const char *extra_headers, const char *message,
                         bool close_after);
 
