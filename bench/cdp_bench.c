@@ -61,7 +61,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "json/cdp_scan.h"
+#include "cdp/cdp_scan.h"
 #include "ws/ws_codec.h"
 
 #define CHUNK ((size_t)64 << 10)

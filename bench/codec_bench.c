@@ -1,7 +1,7 @@
 /* Micro-benchmark of the two hot-path parsers of the CDP gateway (see docs/ws.md):
  *   - the WebSocket reader (src/ws/ws_codec.c) on 20 MB masked frames and on many 200-byte
  *     frames, fed in 64 KiB chunks as socket reads would deliver them;
- *   - the CDP scanner (src/json/cdp_scan.c) on a 20 MB screenshot-like message and on small
+ *   - the CDP scanner (src/cdp/cdp_scan.c) on a 20 MB screenshot-like message and on small
  *     CDP messages (cJSON measured on the same messages for comparison).
  * Each figure is paired with memcpy of the same bytes: the two are timed alternately, rep
  * after rep, so both see the same machine state, and each is the best of its repetitions
@@ -17,7 +17,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "json/cdp_scan.h"
+#include "cdp/cdp_scan.h"
 #include "ws/ws_codec.h"
 
 #define BIG (20u << 20)

@@ -12,6 +12,8 @@
 #include "api/api.h"
 #include "catalog/catalog.h"
 #include "cdp/browser.h"
+#include "cdp/browser_profile.h"
+#include "cdp/supervisor.h"
 #include "cdp/gateway.h"
 #include "cli/admin.h"
 #include "core/timeutil.h"
@@ -289,7 +291,7 @@ static int serve(const char *db, int argc, char **argv) {
         fprintf(stderr, "event=orphans_failed sessions=%lld reason=worker_disconnect\n", (long long)orphans);
     char temp_root[512];
     if (cdp_on && browser_default_temp_root(temp_root, sizeof temp_root) == 0) {
-        int removed = browser_cleanup_stale(temp_root);
+        int removed = browser_profile_cleanup_stale(temp_root);
         if (removed > 0) fprintf(stderr, "event=stale_profiles_removed count=%d\n", removed);
     }
     catalog = catalog_new();
@@ -361,7 +363,7 @@ cleanup:
 int main(int argc, char **argv) {
     /* Hidden mode: browserd re-executes itself as the supervisor of one Chromium (see
      * src/cdp/supervisor.h); not a user command, so it bypasses the option parsing below. */
-    if (argc > 1 && strcmp(argv[1], BROWSER_SUPERVISOR_COMMAND) == 0) return browser_supervisor_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], BROWSER_SUPERVISOR_COMMAND) == 0) return supervisor_main(argc, argv);
     signal(SIGPIPE, SIG_IGN); /* a client that goes away must not kill the daemon */
     const char *db = getenv("BROWSERD_DB");
     if (!db || !*db) db = DEFAULT_DB;

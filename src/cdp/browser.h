@@ -22,10 +22,7 @@
  *  - The browser_t belongs to the caller: browser_free it once, after on_exit or instead of
  *    waiting for it (then on_exit is not called).
  *
- * CDP message ids: Chromium accepts only ids that fit a signed 32-bit int (2^31 is refused with
- * "Message must have integer 'id' property"), and clients (Puppeteer, Playwright, chromedp)
- * count up from 1. So everything browserd sends on its own uses negative ids: -1 .. -999 for
- * the pool's readiness probe (browser_pool.h), -1000 and below for the gateway's own setup. */
+ * CDP message ids: browserd's own commands use the negative ids that cdp_ids.h reserves. */
 #ifndef BROWSERD_CDP_BROWSER_H
 #define BROWSERD_CDP_BROWSER_H
 
@@ -194,16 +191,6 @@ typedef struct {
 } browser_stats_t;
 void browser_get_stats(const browser_t *b, browser_stats_t *out);
 
-/* Removes the profile directories under root left by dead supervisors (a profile is in use
- * exactly while its supervisor or Chromium holds the flock on it, so a reused pid cannot
- * keep garbage alive, and a live session is never touched). Only names browserd creates are
- * considered. Blocking (disk): call it at startup before the loop runs, or on a worker.
- * Returns the number of directories removed, 0 if root does not exist, or a negative errno
- * (-EPERM: root is not a directory owned by us with mode 0700). */
-int browser_cleanup_stale(const char *root);
 
-/* The hidden supervisor mode: `browserd __browser-supervisor ...` (argv[1] is the command).
- * Returns the process exit status. Defined in supervisor.c. */
-int browser_supervisor_main(int argc, char **argv);
 
 #endif

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json/cdp_scan.h"
+#include "cdp/cdp_scan.h"
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 30000
@@ -72,7 +72,7 @@ static void on_pooled_message(void *ctx, char *msg, size_t len) {
     browser_pool_t *p = e->pool;
     if (e->state == ENTRY_PROBING) {
         cdp_msg_t m;
-        if (cdp_scan(msg, len, &m) == 0 && m.id_is_int && m.id == BROWSER_POOL_PROBE_ID) {
+        if (cdp_scan(msg, len, &m) == 0 && m.id_is_int && m.id == CDP_ID_POOL_PROBE) {
             bool ok = (m.present & CDP_KEY_RESULT) != 0;
             free(msg);
             if (!ok) {
@@ -154,11 +154,12 @@ static int launch_one(browser_pool_t *p) {
         free(e);
         return rc;
     }
-    static const char probe[] = "{\"id\":-1,\"method\":\"Browser.getVersion\"}";
-    char *msg = malloc(sizeof probe);
+    char probe[64];
+    int n = snprintf(probe, sizeof probe, "{\"id\":%d,\"method\":\"Browser.getVersion\"}", CDP_ID_POOL_PROBE);
+    char *msg = malloc((size_t)n + 1);
     if (msg) {
-        memcpy(msg, probe, sizeof probe);
-        rc = (int)browser_send(e->b, msg, sizeof probe - 1);
+        memcpy(msg, probe, (size_t)n + 1);
+        rc = (int)browser_send(e->b, msg, (size_t)n);
     }
     if (!msg || rc < 0) browser_kill(e->b); /* its on_exit will find it linked */
     e->prev = p->tail;

@@ -2,17 +2,16 @@
  * Chromium's start (a few hundred ms, more under load).
  *
  * A pooled browser is "ready" once Chromium answered a first command over the pipe
- * (Browser.getVersion, id BROWSER_POOL_PROBE_ID) and the optional on_setup hook marked it
+ * (Browser.getVersion, id CDP_ID_POOL_PROBE) and the optional on_setup hook marked it
  * ready. Each pooled browser serves exactly one session: browser_pool_take hands it over for
  * good and starts a replacement. A pooled browser that exits while waiting (crash, killed by
  * someone) or is not ready within ready_timeout_ms is dropped and replaced; launches that keep
  * failing are retried with exponential backoff (100 ms doubling up to 30 s), so a broken
  * Chromium does not turn into a fork loop.
  *
- * Message ids used before a client exists (see browser.h for why negative): the pool's probe
- * uses -1 (ids -1 .. -999 are reserved for the pool); the on_setup hook must use ids
- * <= BROWSER_POOL_SETUP_ID_MAX. Replies to them arrive before the browser is taken, so they
- * never reach a client; a client's own ids (>= 1 in every known client) cannot collide either.
+ * Message ids used before a client exists: the probe's and the setup hook's, from the ranges
+ * cdp_ids.h reserves. Replies to them arrive before the browser is taken, so they never reach
+ * a client.
  *
  * Threading: loop thread only, like browser.h.
  * Ownership: the pool owns its waiting browsers; a taken browser belongs to the caller (who
@@ -24,9 +23,8 @@
 #include <uv.h>
 
 #include "cdp/browser.h"
+#include "cdp/cdp_ids.h"
 
-#define BROWSER_POOL_PROBE_ID (-1)
-#define BROWSER_POOL_SETUP_ID_MAX (-1000)
 #define BROWSER_POOL_DEFAULT_SIZE 2
 
 typedef struct browser_pool browser_pool_t;
@@ -40,7 +38,7 @@ typedef struct {
     /* Launch -> ready limit; over it the browser is killed and replaced. Default 30 s. */
     uint64_t ready_timeout_ms;
     /* Optional. Called once the browser answered the probe. The hook may send its own setup
-     * commands (ids <= BROWSER_POOL_SETUP_ID_MAX) with browser_send and must call
+     * commands (ids of cdp_ids.h's pool range) with browser_send and must call
      * browser_pool_mark_ready(pool, b) when it is done (from the hook or later). NULL: ready
      * at once. */
     void (*on_setup)(void *ctx, browser_pool_t *pool, browser_t *b);

@@ -170,7 +170,7 @@ int browser_profile_remove_when_unlocked(const char *dir, int timeout_ms) {
     return rc;
 }
 
-int browser_cleanup_stale(const char *root) {
+int browser_profile_cleanup_stale(const char *root) {
     int rc = browser_profile_root_check(root, false);
     if (rc == -ENOENT) return 0;
     if (rc < 0) return rc;

@@ -1,6 +1,6 @@
-/* Profile directories of browsers (internal to src/cdp): the temp root's checks, names,
- * creation under a lock, deletion. Blocking (disk): used by the supervisor process, by
- * browser_cleanup_stale (startup) and on libuv worker threads, never on the loop thread.
+/* Profile directories of browsers: the temp root's checks, names, creation under a lock,
+ * deletion, and the removal of stale ones at browserd's start. Blocking (disk): used by the supervisor process, by
+ * browser_profile_cleanup_stale (startup) and on libuv worker threads, never on the loop thread.
  *
  * Layout of one profile, all 0700 and owned by browserd's user:
  *   ROOT/s-<16 hex>/        the lock: flock(LOCK_EX) held by the supervisor and Chromium
@@ -21,7 +21,7 @@
 #define BROWSER_PROFILE_PREFIX "s-"
 #define BROWSER_PROFILE_NAME_LEN 18 /* "s-" + 16 hex digits */
 /* A profile being set up: created, locked, then renamed to its final name, so a concurrent
- * browser_cleanup_stale never sees an unlocked profile under a final name. */
+ * browser_profile_cleanup_stale never sees an unlocked profile under a final name. */
 #define BROWSER_PROFILE_NEW_PREFIX ".new-"
 
 /* Makes sure root is a directory owned by the effective uid with mode 0700: creates it
@@ -49,5 +49,13 @@ int browser_profile_remove(const char *dir);
 /* For browserd's own cleanup after a lost supervisor: waits up to timeout_ms for the lock
  * (Chromium's main process may still be dying), then removes dir. */
 int browser_profile_remove_when_unlocked(const char *dir, int timeout_ms);
+
+/* Removes the profile directories under root left by dead supervisors (a profile is in use
+ * exactly while its supervisor or Chromium holds the flock on it, so a reused pid cannot
+ * keep garbage alive, and a live session is never touched). Only names browserd creates are
+ * considered. Blocking (disk): call it at startup before the loop runs, or on a worker.
+ * Returns the number of directories removed, 0 if root does not exist, or a negative errno
+ * (-EPERM: root is not a directory owned by us with mode 0700). */
+int browser_profile_cleanup_stale(const char *root);
 
 #endif

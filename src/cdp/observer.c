@@ -1,23 +1,20 @@
 #include "cdp/observer.h"
 
-#include <cjson/cJSON.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "cdp/browser_pool.h"
+#include "cdp/cdp_ids.h"
 
-/* Setup command ids: the attach, then one id per later command, counting down. */
-#define ID_ATTACH (BROWSER_POOL_SETUP_ID_MAX)
-#define ID_AUTO_ATTACH (BROWSER_POOL_SETUP_ID_MAX - 1)
+#define KEY(s) {s, sizeof s - 1}
 
-void observer_init(observer_t *o, browser_t *b, void (*on_ready)(void *ctx), void *ctx) {
+void observer_init(observer_t *o, observer_send_fn send, void *send_ctx) {
     memset(o, 0, sizeof *o);
-    o->browser = b;
-    o->next_id = BROWSER_POOL_SETUP_ID_MAX - 2;
-    o->on_ready = on_ready;
-    o->ctx = ctx;
+    o->send = send;
+    o->send_ctx = send_ctx;
+    o->next_id = CDP_ID_OBSERVER_NEXT;
     recorder_init(&o->recorder);
 }
 
@@ -36,11 +33,26 @@ static int send_command(observer_t *o, int64_t id, const char *session, const ch
     char *msg = malloc((size_t)n + 1);
     if (!msg) return -1;
     memcpy(msg, buf, (size_t)n + 1);
-    return browser_send(o->browser, msg, (size_t)n) < 0 ? -1 : 0;
+    return o->send(o->send_ctx, msg, (size_t)n) < 0 ? -1 : 0;
 }
 
 int observer_start(observer_t *o) {
-    return send_command(o, ID_ATTACH, NULL, "Target.attachToBrowserTarget", NULL);
+    return send_command(o, CDP_ID_OBSERVER_ATTACH, NULL, "Target.attachToBrowserTarget", NULL);
+}
+
+void observer_summary(const observer_t *o, observer_summary_t *out) {
+    const recorder_t *r = &o->recorder;
+    out->navigations = r->navigations;
+    out->target_url = r->target_url;
+    out->end_url = r->end_url;
+    out->last_failed = r->last_failed;
+    out->last_error = r->last_error;
+}
+
+bool observer_take_changed(observer_t *o) {
+    bool changed = o->recorder.changed;
+    o->recorder.changed = false;
+    return changed;
 }
 
 bool observer_owns_session(const observer_t *o, const char *id, size_t len) {
@@ -81,24 +93,19 @@ static ptrdiff_t session_index(const observer_t *o, const char *id, size_t len) 
  * the history shows came before the Page domain was on: it is counted now, as a commit. */
 static void catch_up(observer_t *o, size_t page, const cdp_msg_t *scan) {
     if (o->committed[page] || !scan->result.ptr) return;
-    cJSON *result = cJSON_ParseWithLength(scan->result.ptr, scan->result.len);
-    const cJSON *index = cJSON_GetObjectItemCaseSensitive(result, "currentIndex");
-    const cJSON *entries = cJSON_GetObjectItemCaseSensitive(result, "entries");
-    const cJSON *entry = cJSON_IsNumber(index) ? cJSON_GetArrayItem(entries, index->valueint) : NULL;
-    const cJSON *url = cJSON_GetObjectItemCaseSensitive(entry, "url");
-    if (cJSON_IsString(url) && !recorder_is_internal_url(url->valuestring)) {
-        cJSON *params = cJSON_CreateObject(), *frame = cJSON_CreateObject();
-        if (params && frame && cJSON_AddStringToObject(frame, "id", o->frame_id[page]) &&
-            cJSON_AddStringToObject(frame, "url", url->valuestring)) {
-            cJSON_AddItemToObject(params, "frame", frame);
-            frame = NULL;
-            recorder_page_event(&o->recorder, "Page.frameNavigated", params);
-        }
-        cJSON_Delete(frame);
-        cJSON_Delete(params);
-    }
     o->committed[page] = true;
-    cJSON_Delete(result);
+    static const cdp_slice_t keys[] = {KEY("currentIndex"), KEY("entries")};
+    cdp_value_t v[2], entry, url;
+    unsigned found;
+    int64_t index;
+    if (cdp_object_get_many(scan->result.ptr, scan->result.len, keys, 2, v, &found) != 0 ||
+        v[0].type != CDP_T_NUMBER || cdp_number_int(v[0].raw, &index) != 0 || index < 0 ||
+        v[1].type != CDP_T_ARRAY || cdp_array_get(v[1].raw.ptr, v[1].raw.len, (size_t)index, &entry) != 0 ||
+        entry.type != CDP_T_OBJECT || cdp_object_get(entry.raw.ptr, entry.raw.len, "url", 3, &url) != 0)
+        return;
+    char *u = cdp_string_dup(&url);
+    if (u) recorder_navigation_committed(&o->recorder, u);
+    free(u);
 }
 
 static void remove_page(observer_t *o, const char *session_id) {
@@ -115,86 +122,96 @@ static void remove_page(observer_t *o, const char *session_id) {
 }
 
 static void on_reply(observer_t *o, int64_t id, const char *msg, size_t len, const cdp_msg_t *scan) {
-    if (scan->error.ptr && (id == ID_ATTACH || id == ID_AUTO_ATTACH)) {
+    if (scan->error.ptr && (id == CDP_ID_OBSERVER_ATTACH || id == CDP_ID_OBSERVER_AUTO_ATTACH)) {
         fprintf(stderr, "event=observer_setup_failed id=%lld reply=%.*s\n", (long long)id, (int)(len > 300 ? 300 : len),
                 msg);
         o->failed = true;
         o->ready = true; /* the session still works; it just cannot see navigations */
-        if (o->on_ready) o->on_ready(o->ctx);
         return;
     }
-    if (id == ID_ATTACH) {
+    if (id == CDP_ID_OBSERVER_ATTACH) {
         cdp_value_t v;
         if (scan->result.ptr && cdp_object_get(scan->result.ptr, scan->result.len, "sessionId", 9, &v) == 0 &&
             v.type == CDP_T_STRING && !v.escaped && v.str.len <= OBSERVER_SESSION_ID_MAX) {
             memcpy(o->root_session, v.str.ptr, v.str.len);
             o->root_session[v.str.len] = '\0';
             send_command(o, o->next_id--, o->root_session, "Target.setDiscoverTargets", "{\"discover\":true}");
-            send_command(o, ID_AUTO_ATTACH, o->root_session, "Target.setAutoAttach",
+            send_command(o, CDP_ID_OBSERVER_AUTO_ATTACH, o->root_session, "Target.setAutoAttach",
                          "{\"autoAttach\":true,\"waitForDebuggerOnStart\":true,\"flatten\":true}");
         }
-    } else if (id == ID_AUTO_ATTACH) {
+    } else if (id == CDP_ID_OBSERVER_AUTO_ATTACH) {
         o->ready = true;
-        if (o->on_ready) o->on_ready(o->ctx);
     }
 }
 
-static void on_event(observer_t *o, const char *msg, size_t len, const cdp_msg_t *scan, bool in_root) {
-    (void)len;
+/* A string member into buf (session and target ids are short), or NULL. */
+static const char *str_of(const cdp_value_t *v, char *buf, size_t cap) {
+    return v->type == CDP_T_STRING && cdp_string_copy(v, buf, cap) == 0 ? buf : NULL;
+}
+
+static void on_target_attached(observer_t *o, const char *params, size_t len) {
+    static const cdp_slice_t keys[] = {KEY("sessionId"), KEY("targetInfo"), KEY("waitingForDebugger")};
+    static const cdp_slice_t info_keys[] = {KEY("type"), KEY("targetId")};
+    cdp_value_t v[3], info[2] = {{0}};
+    unsigned found;
+    if (cdp_object_get_many(params, len, keys, 3, v, &found) != 0) return;
+    if (v[1].type == CDP_T_OBJECT) cdp_object_get_many(v[1].raw.ptr, v[1].raw.len, info_keys, 2, info, &found);
+    char sid_buf[OBSERVER_SESSION_ID_MAX + 1], target_buf[OBSERVER_SESSION_ID_MAX + 1];
+    const char *sid = str_of(&v[0], sid_buf, sizeof sid_buf);
+    const char *target = str_of(&info[1], target_buf, sizeof target_buf);
+    bool page = cdp_string_equals(info[0].str, "page", 4);
+    if (sid) add_session(o, sid, page, target);
+    if (page && target) recorder_page_opened(&o->recorder, target);
+    /* A new target waits (we asked for waitForDebuggerOnStart) until every session that
+     * asked for that lets it run: ours does so only after Page and Network are enabled
+     * above, so not even the first navigation of a new tab or popup goes unseen. The
+     * commands run in order, so the release comes after the enables. */
+    if (sid && v[2].type == CDP_T_TRUE) send_command(o, o->next_id--, sid, "Runtime.runIfWaitingForDebugger", NULL);
+}
+
+static void on_target_detached(observer_t *o, const char *params, size_t len) {
+    static const cdp_slice_t keys[] = {KEY("sessionId"), KEY("targetId")};
+    cdp_value_t v[2];
+    unsigned found;
+    if (cdp_object_get_many(params, len, keys, 2, v, &found) != 0) return;
+    char sid_buf[OBSERVER_SESSION_ID_MAX + 1], target_buf[OBSERVER_SESSION_ID_MAX + 1];
+    const char *sid = str_of(&v[0], sid_buf, sizeof sid_buf);
+    const char *target = str_of(&v[1], target_buf, sizeof target_buf);
+    if (sid) remove_page(o, sid);
+    if (target) recorder_page_closed(&o->recorder, target);
+}
+
+/* Whether a page session's Page.frameNavigated is of its main frame (no parentId). */
+static bool main_frame_navigated(const char *params, size_t len) {
+    cdp_value_t frame, parent;
+    return cdp_object_get(params, len, "frame", 5, &frame) == 0 && frame.type == CDP_T_OBJECT &&
+           cdp_object_get(frame.raw.ptr, frame.raw.len, "parentId", 8, &parent) == -ENOENT;
+}
+
+static void on_event(observer_t *o, const cdp_msg_t *scan, bool in_root) {
     char method[96];
-    if (!scan->method.ptr || scan->method_escaped || scan->method.len >= sizeof method) return;
+    if (!scan->method.ptr || scan->method_escaped || scan->method.len >= sizeof method || !scan->params.ptr) return;
     memcpy(method, scan->method.ptr, scan->method.len);
     method[scan->method.len] = '\0';
-    /* Only a handful of event kinds matter; the rest (most of Network.*) is dropped unparsed. */
-    /* Of the responses, only the traffic proxy's error pages matter (parsed only then). */
-    bool proxy_error_page = strcmp(method, "Network.responseReceived") == 0 && scan->params.ptr &&
-                            memmem(scan->params.ptr, scan->params.len, RECORDER_PROXY_ERROR_HEADER,
-                                   strlen(RECORDER_PROXY_ERROR_HEADER)) != NULL;
-    bool wanted = strcmp(method, "Page.frameNavigated") == 0 || strcmp(method, "Network.requestWillBeSent") == 0 ||
-                  strcmp(method, "Network.loadingFailed") == 0 || strcmp(method, "Network.loadingFinished") == 0 ||
-                  proxy_error_page ||
-                  (in_root && (strcmp(method, "Target.attachedToTarget") == 0 ||
-                               strcmp(method, "Target.detachedFromTarget") == 0));
-    if (!wanted || !scan->params.ptr) return;
-    cJSON *params = cJSON_ParseWithLength(scan->params.ptr, scan->params.len);
-    if (!params) return;
-    (void)msg;
-    if (in_root && strcmp(method, "Target.attachedToTarget") == 0) {
-        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(params, "sessionId");
-        const cJSON *info = cJSON_GetObjectItemCaseSensitive(params, "targetInfo");
-        const cJSON *type = cJSON_GetObjectItemCaseSensitive(info, "type");
-        const cJSON *target = cJSON_GetObjectItemCaseSensitive(info, "targetId");
-        bool page = cJSON_IsString(type) && strcmp(type->valuestring, "page") == 0;
-        if (cJSON_IsString(sid))
-            add_session(o, sid->valuestring, page, cJSON_IsString(target) ? target->valuestring : NULL);
-        if (page && cJSON_IsString(target)) recorder_page_opened(&o->recorder, target->valuestring);
-        /* A new target waits (we asked for waitForDebuggerOnStart) until every session that
-         * asked for that lets it run: ours does so only after Page and Network are enabled
-         * above, so not even the first navigation of a new tab or popup goes unseen. The
-         * commands run in order, so the release comes after the enables. */
-        if (cJSON_IsString(sid) && cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(params, "waitingForDebugger")))
-            send_command(o, o->next_id--, sid->valuestring, "Runtime.runIfWaitingForDebugger", NULL);
-    } else if (in_root && strcmp(method, "Target.detachedFromTarget") == 0) {
-        const cJSON *sid = cJSON_GetObjectItemCaseSensitive(params, "sessionId");
-        const cJSON *target = cJSON_GetObjectItemCaseSensitive(params, "targetId");
-        if (cJSON_IsString(sid)) remove_page(o, sid->valuestring);
-        if (cJSON_IsString(target)) recorder_page_closed(&o->recorder, target->valuestring);
-    } else if (!in_root) {
-        if (strcmp(method, "Page.frameNavigated") == 0) {
-            const cJSON *frame = cJSON_GetObjectItemCaseSensitive(params, "frame");
-            ptrdiff_t i = session_index(o, scan->session_id.ptr, scan->session_id.len);
-            if (i >= 0 && cJSON_IsObject(frame) && !cJSON_GetObjectItemCaseSensitive(frame, "parentId"))
-                o->committed[i] = true;
-        }
-        recorder_page_event(&o->recorder, method, params);
+    const char *params = scan->params.ptr;
+    size_t len = scan->params.len;
+    if (in_root) {
+        if (strcmp(method, "Target.attachedToTarget") == 0) on_target_attached(o, params, len);
+        else if (strcmp(method, "Target.detachedFromTarget") == 0) on_target_detached(o, params, len);
+        return;
     }
-    cJSON_Delete(params);
+    if (strcmp(method, "Page.frameNavigated") == 0) {
+        ptrdiff_t i = session_index(o, scan->session_id.ptr, scan->session_id.len);
+        if (i >= 0 && main_frame_navigated(params, len)) o->committed[i] = true;
+    }
+    /* The recorder picks what it needs: frame commits and document requests. */
+    recorder_page_event(&o->recorder, method, params, len);
 }
 
 bool observer_consume(observer_t *o, const char *msg, size_t len, const cdp_msg_t *scan) {
     bool has_session = scan->session_id.ptr != NULL;
     bool ours = has_session && observer_owns_session(o, scan->session_id.ptr, scan->session_id.len);
-    if (scan->id_is_int && scan->id <= BROWSER_POOL_SETUP_ID_MAX && (!has_session || ours)) {
+    if (scan->id_is_int && cdp_id_observer(scan->id) && (!has_session || ours)) {
         ptrdiff_t i = has_session ? session_index(o, scan->session_id.ptr, scan->session_id.len) : -1;
         if (i >= 0 && o->enable_id[i] == scan->id) {
             o->history_id[i] = o->next_id--;
@@ -210,7 +227,7 @@ bool observer_consume(observer_t *o, const char *msg, size_t len, const cdp_msg_
     if (!(scan->present & CDP_KEY_ID)) {
         bool in_root = strlen(o->root_session) == scan->session_id.len &&
                        memcmp(o->root_session, scan->session_id.ptr, scan->session_id.len) == 0;
-        on_event(o, msg, len, scan, in_root);
+        on_event(o, scan, in_root);
     }
     return true;
 }

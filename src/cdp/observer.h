@@ -5,30 +5,39 @@
  * the observer's own, where it enables the Page and Network domains. The events of those
  * sessions feed the recorder (navigations, the last URL, failures), whatever the client
  * itself enables. Every message of the observer's sessions, and every reply to its commands
- * (ids <= BROWSER_POOL_SETUP_ID_MAX, negative so no client id can collide), is consumed here
- * and never reaches the client.
+ * (the observer's ids of cdp_ids.h), is consumed here and never reaches the client.
  *
- * Threading: loop thread. Ownership: the observer borrows the browser; it owns its recorder. */
+ * The observer does no I/O itself: it hands the commands it sends to a send function (the
+ * gateway's writes to the browser's pipe; a test's recorder of commands), and is fed the
+ * browser's messages through observer_consume.
+ *
+ * Threading: loop thread. Ownership: the observer owns its recorder; messages passed to
+ * observer_consume are borrowed; a command given to send is the callee's (malloc'ed). */
 #ifndef BROWSERD_CDP_OBSERVER_H
 #define BROWSERD_CDP_OBSERVER_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
-#include "cdp/browser.h"
+#include "cdp/cdp_scan.h"
 #include "cdp/recorder.h"
-#include "json/cdp_scan.h"
 
 #define OBSERVER_MAX_PAGES 64
 #define OBSERVER_SESSION_ID_MAX 64
 
+/* Sends one command (a malloc'ed JSON text of len bytes, ownership moves to the callee in
+ * every case). Returns 0, or a negative errno when the browser is gone. */
+typedef int (*observer_send_fn)(void *ctx, char *msg, size_t len);
+
 typedef struct {
-    browser_t *browser;
+    observer_send_fn send;
+    void *send_ctx;
     char root_session[OBSERVER_SESSION_ID_MAX + 1]; /* "" until attached */
     char pages[OBSERVER_MAX_PAGES][OBSERVER_SESSION_ID_MAX + 1]; /* every attached session */
     size_t npages;
-    /* per page session: the id of its Page.getNavigationHistory, and whether a main-frame
-     * commit was seen there (see observer.c, catch_up) */
+    /* per page session: the id of its Page.enable and of its Page.getNavigationHistory, and
+     * whether a main-frame commit was seen there (see observer.c, catch_up) */
     int64_t enable_id[OBSERVER_MAX_PAGES];
     int64_t history_id[OBSERVER_MAX_PAGES];
     char frame_id[OBSERVER_MAX_PAGES][OBSERVER_SESSION_ID_MAX + 1];
@@ -37,14 +46,21 @@ typedef struct {
     bool ready;     /* discovery and auto-attach are on */
     bool failed;    /* a setup command failed: navigations cannot be seen */
     recorder_t recorder;
-    void (*on_ready)(void *ctx);
-    void *ctx;
 } observer_t;
 
-/* on_ready (may be NULL) is called once discovery and auto-attach are on. */
-void observer_init(observer_t *o, browser_t *b, void (*on_ready)(void *ctx), void *ctx);
+/* What the gateway records of a session's navigations (borrowed from the observer: valid until
+ * the next observer_consume or observer_free). */
+typedef struct {
+    int64_t navigations;
+    const char *target_url; /* NULL until a navigation counted */
+    const char *end_url;
+    bool last_failed;       /* the last counted navigation failed */
+    const char *last_error; /* "net::ERR_... at URL" when it did */
+} observer_summary_t;
+
+void observer_init(observer_t *o, observer_send_fn send, void *send_ctx);
 void observer_free(observer_t *o);
-/* Sends the first setup command. */
+/* Sends the first setup command. 0 or the send function's error. */
 int observer_start(observer_t *o);
 
 /* Looks at one message from the browser (already scanned); returns true when it is the
@@ -53,5 +69,10 @@ bool observer_consume(observer_t *o, const char *msg, size_t len, const cdp_msg_
 
 /* True for a session id that belongs to the observer (a client must not use it). */
 bool observer_owns_session(const observer_t *o, const char *id, size_t len);
+
+/* The navigation fields of the session record, now. */
+void observer_summary(const observer_t *o, observer_summary_t *out);
+/* Whether they changed since the last call (which clears the mark): time to save. */
+bool observer_take_changed(observer_t *o);
 
 #endif

@@ -19,11 +19,12 @@
  *     navigation too, with the error "net::ERR_... at URL";
  *   - internal pages (about:, chrome:, chrome-error:, chrome-untrusted:, devtools:, data:)
  *     are never counted and never become target_url or end_url.
- * Pure: no I/O, fed parsed events. Owns its strings; recorder_free releases them. */
+ * Pure: no I/O, fed events as the scanner found them (the raw JSON of their params, already
+ * validated by cdp_scan: nothing is parsed twice). Owns its strings; recorder_free releases
+ * them. */
 #ifndef BROWSERD_CDP_RECORDER_H
 #define BROWSERD_CDP_RECORDER_H
 
-#include <cjson/cJSON.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -65,8 +66,13 @@ void recorder_free(recorder_t *r);
 void recorder_page_opened(recorder_t *r, const char *target_id);
 void recorder_page_closed(recorder_t *r, const char *target_id);
 
-/* One event from an observed page session: `method` and its `params` object (may be NULL). */
-void recorder_page_event(recorder_t *r, const char *method, const cJSON *params);
+/* One event from an observed page session: `method` (a C string) and its params object, the
+ * raw JSON slice cdp_scan reported (borrowed for the call; NULL is ignored). */
+void recorder_page_event(recorder_t *r, const char *method, const char *params, size_t len);
+
+/* A main-frame document at url committed before the observer could see it (found in the
+ * page's navigation history): counted as a navigation unless url is internal. */
+void recorder_navigation_committed(recorder_t *r, const char *url);
 
 /* The header of the traffic proxy's error pages (src/proxy/proxy_http.h). */
 #define RECORDER_PROXY_ERROR_HEADER "X-Browserd-Proxy-Error"

@@ -193,7 +193,7 @@ fail:
     _exit(127);
 }
 
-int browser_supervisor_main(int argc, char **argv) {
+int supervisor_main(int argc, char **argv) {
     sup_t s = {.status_fd = -1, .self = getpid()};
     int i = 2;
     for (; i < argc; i++) {

@@ -30,4 +30,8 @@
 #define SUPERVISOR_STATUS_FD 5
 #define SUPERVISOR_STATUS_MAX_LINE 128
 
+/* The hidden supervisor mode: `browserd __browser-supervisor ...` (argv[1] is the command, see
+ * BROWSER_SUPERVISOR_COMMAND in browser.h). Returns the process exit status. */
+int supervisor_main(int argc, char **argv);
+
 #endif

@@ -1,5 +1,6 @@
 #include "session/record.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -12,6 +13,26 @@ void session_record_free(session_record_t *r) {
     free(r->error_code);
     free(r->error_message);
     r->api_name = r->target_url = r->end_url = r->error_code = r->error_message = NULL;
+}
+
+static char *dup_opt(const char *s, bool *oom) {
+    if (!s) return NULL;
+    char *d = strdup(s);
+    if (!d) *oom = true;
+    return d;
+}
+
+int session_record_copy(session_record_t *dst, const session_record_t *src) {
+    bool oom = false;
+    *dst = *src;
+    dst->api_name = dup_opt(src->api_name, &oom);
+    dst->target_url = dup_opt(src->target_url, &oom);
+    dst->end_url = dup_opt(src->end_url, &oom);
+    dst->error_code = dup_opt(src->error_code, &oom);
+    dst->error_message = dup_opt(src->error_message, &oom);
+    if (!oom) return 0;
+    session_record_free(dst);
+    return -ENOMEM;
 }
 
 static const char *const status_names[] = {"running", "finished", "failed"};

@@ -32,6 +32,9 @@ typedef struct {
 } session_record_t;
 
 void session_record_free(session_record_t *r);
+/* A deep copy of src into dst (dst owns its strings then; src may borrow its own): 0, or
+ * -ENOMEM with dst holding nothing to free. */
+int session_record_copy(session_record_t *dst, const session_record_t *src);
 
 const char *session_status_name(session_status_t s);
 /* -1 when unknown. Exact, case-sensitive names. */

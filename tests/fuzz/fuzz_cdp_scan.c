@@ -1,4 +1,4 @@
-/* libFuzzer target: the CDP message scanner (src/json/cdp_scan.c).
+/* libFuzzer target: the CDP message scanner (src/cdp/cdp_scan.c).
  *
  * Three oracles:
  *  1. A reference: a deliberately plain recursive-descent validator written here from
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json/cdp_scan.h"
+#include "cdp/cdp_scan.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

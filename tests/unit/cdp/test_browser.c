@@ -27,7 +27,7 @@
 
 #include "cdp/browser_pool.h"
 #include "cdp/browser_profile.h"
-#include "json/cdp_scan.h"
+#include "cdp/cdp_scan.h"
 
 #define BIG_MESSAGE ((size_t)50 << 20)
 
@@ -565,7 +565,7 @@ static void test_launch_version_kill(void **state) {
     assert_true(fd >= 0);
     assert_int_equal(flock(fd, LOCK_EX | LOCK_NB), -1); /* held by the supervisor */
     close(fd);
-    assert_int_equal(browser_cleanup_stale(temp_root), 0); /* a live profile is not stale */
+    assert_int_equal(browser_profile_cleanup_stale(temp_root), 0); /* a live profile is not stale */
     assert_true(path_exists(t->profile));
 
     uint64_t t0 = uv_hrtime();
@@ -1141,7 +1141,7 @@ static void test_cleanup_stale(void **state) {
     (void)state;
     char root[256], dead[300], live[300], other[300], young_new[300], old_new[300];
     snprintf(root, sizeof root, "%s/stale", base_dir);
-    assert_int_equal(browser_cleanup_stale(root), 0); /* absent root: nothing to do */
+    assert_int_equal(browser_profile_cleanup_stale(root), 0); /* absent root: nothing to do */
     assert_int_equal(browser_profile_root_check(root, true), 0);
     snprintf(dead, sizeof dead, "%s/s-00000000000000aa", root);
     snprintf(live, sizeof live, "%s/s-00000000000000bb", root);
@@ -1160,7 +1160,7 @@ static void test_cleanup_stale(void **state) {
     struct timespec old[2] = {{time(NULL) - 3600, 0}, {time(NULL) - 3600, 0}};
     assert_int_equal(utimensat(AT_FDCWD, old_new, old, 0), 0);
 
-    assert_int_equal(browser_cleanup_stale(root), 2);
+    assert_int_equal(browser_profile_cleanup_stale(root), 2);
     assert_false(path_exists(dead));
     assert_false(path_exists(old_new));
     assert_true(path_exists(live));
@@ -1168,7 +1168,7 @@ static void test_cleanup_stale(void **state) {
     assert_true(path_exists(young_new));
     assert_true(path_exists("/etc/hostname"));
     close(lock_fd); /* the "supervisor" dies */
-    assert_int_equal(browser_cleanup_stale(root), 1);
+    assert_int_equal(browser_profile_cleanup_stale(root), 1);
     assert_false(path_exists(live));
 
     /* A root that is not ours, or not a directory, is refused. */
@@ -1180,10 +1180,10 @@ static void test_cleanup_stale(void **state) {
     char link[300];
     snprintf(link, sizeof link, "%s/stale-link", base_dir);
     assert_int_equal(symlink(root, link), 0);
-    assert_int_equal(browser_cleanup_stale(link), -EPERM);
+    assert_int_equal(browser_profile_cleanup_stale(link), -EPERM);
     if (geteuid() == 0) {
         assert_int_equal(chown(root, 65534, 65534), 0);
-        assert_int_equal(browser_cleanup_stale(root), -EPERM);
+        assert_int_equal(browser_profile_cleanup_stale(root), -EPERM);
         assert_int_equal(chown(root, 0, 0), 0);
     }
     assert_int_equal(browser_profile_remove(root), 0);
@@ -1201,7 +1201,7 @@ static void remove_base(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(int argc, char **argv) {
-    if (argc > 1 && strcmp(argv[1], BROWSER_SUPERVISOR_COMMAND) == 0) return browser_supervisor_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], BROWSER_SUPERVISOR_COMMAND) == 0) return supervisor_main(argc, argv);
     signal(SIGPIPE, SIG_IGN);
     const char *filter = getenv("BROWSERD_TEST_FILTER"); /* e.g. "test_pool" or "*kill*" */
     if (filter && *filter) cmocka_set_test_filter(filter);

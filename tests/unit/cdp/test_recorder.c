@@ -1,5 +1,4 @@
-/* Navigation semantics of the recorder, fed the CDP events Chromium sends, and the zone
- * credential formats of the CDP endpoint. */
+/* Navigation semantics of the recorder, fed the CDP events Chromium sends (src/cdp/recorder.c). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,14 +7,17 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cdp/credentials.h"
+#include "cdp/cdp_scan.h"
 #include "cdp/recorder.h"
 
+/* An event as the observer hands it over: the params slice of a message cdp_scan validated. */
 static void feed(recorder_t *r, const char *method, const char *params_json) {
-    cJSON *p = cJSON_Parse(params_json);
-    assert_non_null(p);
-    recorder_page_event(r, method, p);
-    cJSON_Delete(p);
+    char msg[2048];
+    int n = snprintf(msg, sizeof msg, "{\"method\":\"%s\",\"params\":%s,\"sessionId\":\"S\"}", method, params_json);
+    assert_true(n > 0 && (size_t)n < sizeof msg);
+    cdp_msg_t m;
+    assert_int_equal(cdp_scan(msg, (size_t)n, &m), 0);
+    recorder_page_event(r, method, m.params.ptr, m.params.len);
 }
 
 static void navigated(recorder_t *r, const char *frame_json) {
@@ -218,55 +220,12 @@ static void test_doc_table_is_bounded(void **state) {
     recorder_free(&r);
 }
 
-static credentials_result_t basic(const char *user_pass, zone_credentials_t *c) {
-    /* tiny base64 encoder for the test */
-    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    char enc[600] = "Basic ";
-    size_t n = strlen(user_pass), o = 6;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned char)user_pass[i] << 16;
-        if (i + 1 < n) v |= (unsigned char)user_pass[i + 1] << 8;
-        if (i + 2 < n) v |= (unsigned char)user_pass[i + 2];
-        enc[o++] = t[(v >> 18) & 63];
-        enc[o++] = t[(v >> 12) & 63];
-        enc[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
-        enc[o++] = i + 2 < n ? t[v & 63] : '=';
-    }
-    enc[o] = '\0';
-    return credentials_from_basic(enc, o, c);
-}
-
-static void test_credentials(void **state) {
-    (void)state;
-    zone_credentials_t c;
-    assert_int_equal(basic("brd-customer-hl_123-zone-scraping_browser1:pw0", &c), CREDENTIALS_OK);
-    assert_string_equal(c.customer_id, "hl_123");
-    assert_string_equal(c.zone, "scraping_browser1");
-    assert_string_equal(c.password, "pw0");
-    assert_int_equal(basic("customer-default-zone-z1:p:with:colons", &c), CREDENTIALS_OK);
-    assert_string_equal(c.customer_id, "default");
-    assert_string_equal(c.password, "p:with:colons");
-    assert_int_equal(basic("brd-customer-a-zone-b-country-us-session-Xy9:pw", &c), CREDENTIALS_OK);
-    assert_string_equal(c.zone, "b");
-    assert_int_equal(basic("brd-customer-a-zone-b-country:pw", &c), CREDENTIALS_MALFORMED);
-    assert_int_equal(basic("brd-customer-A-zone-b:pw", &c), CREDENTIALS_MALFORMED);
-    assert_int_equal(basic("brd-zone-b:pw", &c), CREDENTIALS_MALFORMED);
-    assert_int_equal(basic("brd-customer-a-zone-:pw", &c), CREDENTIALS_MALFORMED);
-    assert_int_equal(basic("brd-customer-a-zone-b", &c), CREDENTIALS_MALFORMED);
-    assert_int_equal(basic("brd-customer-a-zone-b:", &c), CREDENTIALS_MISSING);
-    assert_int_equal(credentials_from_basic("Bearer abc", 10, &c), CREDENTIALS_MISSING);
-    assert_int_equal(credentials_from_basic("Basic", 5, &c), CREDENTIALS_MISSING);
-    assert_int_equal(credentials_from_basic("Basic !!!", 9, &c), CREDENTIALS_MALFORMED);
-    assert_int_equal(credentials_from_basic("  bAsIc   YTpi  ", 16, &c), CREDENTIALS_MALFORMED); /* "a:b" */
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_main_frame_navigations_count), cmocka_unit_test(test_failed_navigation_counts_with_error),
         cmocka_unit_test(test_proxy_error_page_is_a_failed_navigation),
         cmocka_unit_test(test_failed_main_frame_counts_before_its_error_page),
         cmocka_unit_test(test_internal_urls),               cmocka_unit_test(test_doc_table_is_bounded),
-        cmocka_unit_test(test_credentials),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -23,27 +23,20 @@
 #include <cmocka.h>
 
 #include "http/http_server.h"
+#include "../support/loop_thread.h"
 
 #define WAIT_SECONDS 5
 
 /* ---- the server under test, on its loop thread --------------------------------------- */
 
 typedef struct fixture fixture_t;
-typedef void (*loop_command_fn)(fixture_t *fx, void *arg);
 
 struct fixture {
-    uv_loop_t loop;
-    uv_async_t wakeup;
-    pthread_t thread;
+    loop_thread_t lt; /* its mutex and condition also guard the fields below */
     bool started;
     http_server_t *srv;
     int port;
 
-    pthread_mutex_t mutex;
-    pthread_cond_t cond;
-    loop_command_fn command;
-    void *command_arg;
-    bool command_pending;
     unsigned requests_seen; /* requests the handler received */
     bool stop_requested;    /* http_server_stop was called (test thread's view) */
     bool stopped;           /* on_stopped was called */
@@ -59,46 +52,19 @@ static void deadline_in(struct timespec *ts, int seconds) {
     ts->tv_sec += seconds;
 }
 
-static void on_wakeup(uv_async_t *async) {
-    fixture_t *fx = async->data;
-    pthread_mutex_lock(&fx->mutex);
-    loop_command_fn fn = fx->command_pending ? fx->command : NULL;
-    void *arg = fx->command_arg;
-    pthread_mutex_unlock(&fx->mutex);
-    if (!fn) return;
-    fn(fx, arg);
-    pthread_mutex_lock(&fx->mutex);
-    fx->command_pending = false;
-    pthread_cond_broadcast(&fx->cond);
-    pthread_mutex_unlock(&fx->mutex);
-}
-
 /* Runs fn on the loop thread and waits until it has returned. */
-static void run_on_loop(fixture_t *fx, loop_command_fn fn, void *arg) {
-    pthread_mutex_lock(&fx->mutex);
-    fx->command = fn;
-    fx->command_arg = arg;
-    fx->command_pending = true;
-    pthread_mutex_unlock(&fx->mutex);
-    uv_async_send(&fx->wakeup);
-    struct timespec deadline;
-    deadline_in(&deadline, WAIT_SECONDS);
-    pthread_mutex_lock(&fx->mutex);
-    int rc = 0;
-    while (fx->command_pending && rc == 0) rc = pthread_cond_timedwait(&fx->cond, &fx->mutex, &deadline);
-    bool done = !fx->command_pending;
-    pthread_mutex_unlock(&fx->mutex);
-    if (!done) fail_msg("loop command did not run");
+static void run_on_loop(fixture_t *fx, loop_thread_fn fn, void *arg) {
+    if (!loop_thread_run(&fx->lt, fn, arg)) fail_msg("loop command did not run");
 }
 
 static void wait_requests_seen(fixture_t *fx, unsigned count) {
     struct timespec deadline;
     deadline_in(&deadline, WAIT_SECONDS);
-    pthread_mutex_lock(&fx->mutex);
+    pthread_mutex_lock(&fx->lt.mutex);
     int rc = 0;
-    while (fx->requests_seen < count && rc == 0) rc = pthread_cond_timedwait(&fx->cond, &fx->mutex, &deadline);
+    while (fx->requests_seen < count && rc == 0) rc = pthread_cond_timedwait(&fx->lt.cond, &fx->lt.mutex, &deadline);
     unsigned seen = fx->requests_seen;
-    pthread_mutex_unlock(&fx->mutex);
+    pthread_mutex_unlock(&fx->lt.mutex);
     if (seen < count) fail_msg("the handler saw %u requests, expected %u", seen, count);
 }
 
@@ -126,10 +92,10 @@ static void respond_echo_path(http_conn_t *conn, const http_request_t *req) {
 
 static void handler(void *ctx, http_conn_t *conn, const http_request_t *req) {
     fixture_t *fx = ctx;
-    pthread_mutex_lock(&fx->mutex);
+    pthread_mutex_lock(&fx->lt.mutex);
     fx->requests_seen++;
-    pthread_cond_broadcast(&fx->cond);
-    pthread_mutex_unlock(&fx->mutex);
+    pthread_cond_broadcast(&fx->lt.cond);
+    pthread_mutex_unlock(&fx->lt.mutex);
 
     if (strcmp(req->path, "/hello") == 0) {
         respond_echo_path(conn, req);
@@ -141,7 +107,7 @@ static void handler(void *ctx, http_conn_t *conn, const http_request_t *req) {
         delayed_response_t *d = calloc(1, sizeof *d);
         d->conn = conn;
         snprintf(d->path, sizeof d->path, "%s", req->path);
-        uv_timer_init(&fx->loop, &d->timer);
+        uv_timer_init(&fx->lt.loop, &d->timer);
         d->timer.data = d;
         uint64_t ms = req->query ? strtoull(req->query + strlen("ms="), NULL, 10) : 10;
         uv_timer_start(&d->timer, on_delay_elapsed, ms, 0);
@@ -184,7 +150,8 @@ static void handler(void *ctx, http_conn_t *conn, const http_request_t *req) {
 }
 
 /* Answers the held request; its request data must still be intact (ASan checks the reads). */
-static void release_held(fixture_t *fx, void *arg) {
+static void release_held(void *owner, void *arg) {
+    fixture_t *fx = owner;
     (void)arg;
     assert_non_null(fx->held_conn);
     http_conn_t *conn = fx->held_conn;
@@ -196,22 +163,17 @@ static void release_held(fixture_t *fx, void *arg) {
 
 static void on_server_stopped(void *arg) {
     fixture_t *fx = arg;
-    pthread_mutex_lock(&fx->mutex);
+    pthread_mutex_lock(&fx->lt.mutex);
     fx->stopped = true;
-    pthread_cond_broadcast(&fx->cond);
-    pthread_mutex_unlock(&fx->mutex);
-    uv_close((uv_handle_t *)&fx->wakeup, NULL); /* the last handle: uv_run returns */
+    pthread_cond_broadcast(&fx->lt.cond);
+    pthread_mutex_unlock(&fx->lt.mutex);
+    loop_thread_release(&fx->lt); /* the last handle: uv_run returns */
 }
 
-static void stop_server(fixture_t *fx, void *arg) {
+static void stop_server(void *owner, void *arg) {
+    fixture_t *fx = owner;
     (void)arg;
     http_server_stop(fx->srv, on_server_stopped, fx);
-}
-
-static void *loop_thread(void *arg) {
-    fixture_t *fx = arg;
-    uv_run(&fx->loop, UV_RUN_DEFAULT);
-    return NULL;
 }
 
 static void fixture_start(fixture_t *fx, const http_server_config_t *overrides) {
@@ -220,13 +182,11 @@ static void fixture_start(fixture_t *fx, const http_server_config_t *overrides) 
     if (overrides) cfg = *overrides;
     cfg.host = "127.0.0.1";
     cfg.port = 0;
-    assert_int_equal(uv_loop_init(&fx->loop), 0);
-    assert_int_equal(uv_async_init(&fx->loop, &fx->wakeup, on_wakeup), 0);
-    fx->wakeup.data = fx;
-    assert_int_equal(http_server_start(&fx->loop, &cfg, handler, fx, &fx->srv), 0);
+    assert_int_equal(loop_thread_init(&fx->lt, fx, WAIT_SECONDS), 0);
+    assert_int_equal(http_server_start(&fx->lt.loop, &cfg, handler, fx, &fx->srv), 0);
     fx->port = http_server_port(fx->srv);
     assert_true(fx->port > 0);
-    assert_int_equal(pthread_create(&fx->thread, NULL, loop_thread, fx), 0);
+    assert_int_equal(loop_thread_start(&fx->lt), 0);
     fx->started = true;
 }
 
@@ -244,22 +204,19 @@ static void fixture_stop(fixture_t *fx) {
     /* on_stopped closes the wakeup handle: from here on nothing may be posted to the loop. */
     struct timespec deadline;
     deadline_in(&deadline, WAIT_SECONDS);
-    pthread_mutex_lock(&fx->mutex);
+    pthread_mutex_lock(&fx->lt.mutex);
     int rc = 0;
-    while (!fx->stopped && rc == 0) rc = pthread_cond_timedwait(&fx->cond, &fx->mutex, &deadline);
+    while (!fx->stopped && rc == 0) rc = pthread_cond_timedwait(&fx->lt.cond, &fx->lt.mutex, &deadline);
     bool stopped = fx->stopped;
-    pthread_mutex_unlock(&fx->mutex);
+    pthread_mutex_unlock(&fx->lt.mutex);
     if (!stopped) fail_msg("the server did not stop");
-    pthread_join(fx->thread, NULL);
+    assert_int_equal(loop_thread_join(&fx->lt), 0); /* every handle was closed */
     assert_true(fx->stopped);
-    assert_int_equal(uv_loop_close(&fx->loop), 0); /* every handle was closed */
 }
 
 static int setup(void **state) {
     fixture_t *fx = calloc(1, sizeof *fx);
     if (!fx) return -1;
-    pthread_mutex_init(&fx->mutex, NULL);
-    pthread_cond_init(&fx->cond, NULL);
     *state = fx;
     return 0;
 }
@@ -268,8 +225,6 @@ static int teardown(void **state) {
     fixture_t *fx = *state;
     if (fx->started && fx->held_conn) run_on_loop(fx, release_held, NULL);
     fixture_stop(fx);
-    pthread_mutex_destroy(&fx->mutex);
-    pthread_cond_destroy(&fx->cond);
     free(fx);
     return 0;
 }
@@ -412,9 +367,9 @@ static int client_read_response(client_t *cl, bool head_request, response_t *r) 
 }
 
 static unsigned requests_seen(fixture_t *fx) {
-    pthread_mutex_lock(&fx->mutex);
+    pthread_mutex_lock(&fx->lt.mutex);
     unsigned seen = fx->requests_seen;
-    pthread_mutex_unlock(&fx->mutex);
+    pthread_mutex_unlock(&fx->lt.mutex);
     return seen;
 }
 
@@ -810,9 +765,9 @@ static void test_graceful_stop_with_request_in_flight(void **state) {
     request_stop(fx);
     assert_closed_by_server(&idle); /* idle connections are closed at once */
     assert_true(connect_socket(fx->port) < 0); /* no longer listening */
-    pthread_mutex_lock(&fx->mutex);
+    pthread_mutex_lock(&fx->lt.mutex);
     bool stopped_early = fx->stopped;
-    pthread_mutex_unlock(&fx->mutex);
+    pthread_mutex_unlock(&fx->lt.mutex);
     assert_false(stopped_early); /* waits for the request in flight */
 
     run_on_loop(fx, release_held, NULL);
@@ -907,8 +862,8 @@ static void test_large_responses_pipelined(void **state) {
     client_close(&cl);
 }
 
-static void read_stats(fixture_t *fx, void *arg) {
-    (void)fx;
+static void read_stats(void *owner, void *arg) {
+    fixture_t *fx = owner;
     http_server_get_stats(fx->srv, arg);
 }
 

@@ -17,8 +17,8 @@
  *  - numbers: the RFC grammar (no leading zeros, no '+', no '.5', no NaN/Infinity);
  *  - at most CDP_SCAN_MAX_DEPTH nested objects/arrays (the same limit, counted the same way,
  *    as cJSON's CJSON_NESTING_LIMIT). */
-#ifndef BROWSERD_JSON_CDP_SCAN_H
-#define BROWSERD_JSON_CDP_SCAN_H
+#ifndef BROWSERD_CDP_CDP_SCAN_H
+#define BROWSERD_CDP_CDP_SCAN_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -105,6 +105,29 @@ typedef struct {
  * Recommended for reading one to three fields of hot-path events (params.targetInfo.url of
  * Target.targetInfoChanged is two calls); use cJSON where a whole structure is needed. */
 int cdp_object_get(const char *obj, size_t len, const char *key, size_t key_len, cdp_value_t *out);
+
+/* cdp_object_get with the member name compared case-insensitively (ASCII letters): HTTP
+ * header names in Network.* events. */
+int cdp_object_get_ci(const char *obj, size_t len, const char *key, size_t key_len, cdp_value_t *out);
+
+/* Several members in one pass: out[i] for keys[i] (first occurrence), bit i of *found set
+ * when it is present (out[i] is zeroed otherwise). n <= CDP_GET_MAX_KEYS. 0, or -EINVAL
+ * (not a valid object, or too many keys). */
+#define CDP_GET_MAX_KEYS 16
+int cdp_object_get_many(const char *obj, size_t len, const cdp_slice_t *keys, int n, cdp_value_t *out,
+                        unsigned *found);
+
+/* Element `index` of a JSON array that has been validated already (an array value that
+ * cdp_scan or cdp_object_get* reported: this walk does not validate again). 0, -ENOENT past
+ * the end, or -EINVAL when arr is not an array. */
+int cdp_array_get(const char *arr, size_t len, size_t index, cdp_value_t *out);
+
+/* A string value unescaped into out as a C string (cap includes the NUL): 0, -ENOSPC,
+ * -EINVAL (not a string, or it holds a \u0000 that a C string cannot). */
+int cdp_string_copy(const cdp_value_t *v, char *out, size_t cap);
+/* The same into a malloc'ed string (the caller frees it); NULL when out of memory or not
+ * representable. */
+char *cdp_string_dup(const cdp_value_t *v);
 
 /* Parses a JSON number slice as an integer: 0, -ERANGE (does not fit int64_t) or -EINVAL
  * (not an integer literal: fraction, exponent, or not a number at all). */

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "json/cdp_scan.h"
+#include "cdp/cdp_scan.h"
 
 static int scan(const char *s, cdp_msg_t *m) { return cdp_scan(s, strlen(s), m); }
 

@@ -7,9 +7,10 @@
  * control characters and non-ASCII bytes (both are < 0x20 as signed bytes), two more find
  * '"' and '\\'. Everything else is a plain byte-at-a-time state machine, which is fine for
  * the short tokens of CDP messages. */
-#include "json/cdp_scan.h"
+#include "cdp/cdp_scan.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #ifdef __SSE2__
@@ -292,6 +293,31 @@ static bool str_equals(const uint8_t *p, const uint8_t *end, const uint8_t *lit,
     return i == lit_len;
 }
 
+static uint8_t ascii_lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
+
+/* str_equals with ASCII letters compared case-insensitively. */
+static bool str_equals_ci(const uint8_t *p, const uint8_t *end, const uint8_t *lit, size_t lit_len) {
+    size_t i = 0;
+    while (p < end) {
+        uint8_t buf[4];
+        size_t n = decode_next(&p, end, buf);
+        if (n == 0 || n > lit_len - i)
+            return false;
+        for (size_t k = 0; k < n; k++)
+            if (ascii_lower(buf[k]) != ascii_lower((uint8_t)lit[i + k]))
+                return false;
+        i += n;
+    }
+    return i == lit_len;
+}
+
+static bool raw_equals_ci(const uint8_t *a, const uint8_t *b, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (ascii_lower(a[i]) != ascii_lower(b[i]))
+            return false;
+    return true;
+}
+
 bool cdp_string_equals(cdp_slice_t contents, const char *lit, size_t lit_len) {
     const uint8_t *p = (const uint8_t *)contents.ptr;
     if (!p)
@@ -354,7 +380,7 @@ int cdp_number_int(cdp_slice_t raw, int64_t *out) {
 /* Validates one JSON document whose top level must be an object, and captures the values
  * of top-level members named keys[i] (first occurrence) into mem[i]; dup gets bit i for a
  * repeated name. */
-static bool scan_object(const uint8_t *s, size_t len, const cdp_slice_t *keys, int nkeys,
+static bool scan_object(const uint8_t *s, size_t len, const cdp_slice_t *keys, int nkeys, bool fold_case,
                         member_t *mem, unsigned *dup, scan_err_t *e) {
     const uint8_t *p = s;
     const uint8_t *end = s + len;
@@ -410,8 +436,13 @@ member:
         if (depth == 1) {
             size_t klen = (size_t)(q - k);
             for (int i = 0; i < nkeys; i++) {
-                bool eq = kesc ? str_equals(k, q, (const uint8_t *)keys[i].ptr, keys[i].len)
-                               : (klen == keys[i].len && memcmp(k, keys[i].ptr, klen) == 0);
+                const uint8_t *want = (const uint8_t *)keys[i].ptr;
+                bool eq;
+                if (kesc)
+                    eq = fold_case ? str_equals_ci(k, q, want, keys[i].len) : str_equals(k, q, want, keys[i].len);
+                else
+                    eq = klen == keys[i].len &&
+                         (fold_case ? raw_equals_ci(k, want, klen) : memcmp(k, want, klen) == 0);
                 if (eq) {
                     if (mem[i].p)
                         *dup |= 1u << i;
@@ -599,7 +630,7 @@ int cdp_scan(const char *json, size_t len, cdp_msg_t *out) {
     member_t mem[6];
     scan_err_t e = {NULL, NULL};
     memset(out, 0, sizeof *out);
-    if (!scan_object((const uint8_t *)json, len, cdp_keys, 6, mem, &out->duplicate, &e)) {
+    if (!scan_object((const uint8_t *)json, len, cdp_keys, 6, false, mem, &out->duplicate, &e)) {
         out->err = e.err;
         out->err_offset = (size_t)(e.at - (const uint8_t *)json);
         return -EINVAL;
@@ -619,22 +650,10 @@ int cdp_scan(const char *json, size_t len, cdp_msg_t *out) {
     return 0;
 }
 
-int cdp_object_get(const char *obj, size_t len, const char *key, size_t key_len, cdp_value_t *out) {
-    if (!obj) {
-        obj = "";
-        len = 0;
-    }
-    cdp_slice_t k = {key ? key : "", key_len};
-    member_t m;
-    unsigned dup;
-    scan_err_t e = {NULL, NULL};
+static void value_of(const member_t *m, cdp_value_t *out) {
     memset(out, 0, sizeof *out);
-    if (!scan_object((const uint8_t *)obj, len, &k, 1, &m, &dup, &e))
-        return -EINVAL;
-    if (!m.p)
-        return -ENOENT;
-    out->raw = slice_of(&m);
-    switch (m.p[0]) {
+    out->raw = slice_of(m);
+    switch (m->p[0]) {
     case '{': out->type = CDP_T_OBJECT; break;
     case '[': out->type = CDP_T_ARRAY; break;
     case 't': out->type = CDP_T_TRUE; break;
@@ -642,11 +661,130 @@ int cdp_object_get(const char *obj, size_t len, const char *key, size_t key_len,
     case 'n': out->type = CDP_T_NULL; break;
     case '"':
         out->type = CDP_T_STRING;
-        out->str.ptr = (const char *)m.p + 1;
-        out->str.len = m.len - 2;
-        out->escaped = m.escaped;
+        out->str.ptr = (const char *)m->p + 1;
+        out->str.len = m->len - 2;
+        out->escaped = m->escaped;
         break;
     default: out->type = CDP_T_NUMBER; break;
     }
+}
+
+static int object_get(const char *obj, size_t len, const cdp_slice_t *keys, int n, bool fold_case, cdp_value_t *out,
+                      unsigned *found) {
+    if (!obj) {
+        obj = "";
+        len = 0;
+    }
+    member_t m[CDP_GET_MAX_KEYS];
+    unsigned dup;
+    scan_err_t e = {NULL, NULL};
+    *found = 0;
+    if (n < 0 || n > CDP_GET_MAX_KEYS)
+        return -EINVAL;
+    if (!scan_object((const uint8_t *)obj, len, keys, n, fold_case, m, &dup, &e))
+        return -EINVAL;
+    for (int i = 0; i < n; i++) {
+        if (m[i].p) {
+            value_of(&m[i], &out[i]);
+            *found |= 1u << i;
+        } else {
+            memset(&out[i], 0, sizeof out[i]);
+        }
+    }
     return 0;
+}
+
+int cdp_object_get(const char *obj, size_t len, const char *key, size_t key_len, cdp_value_t *out) {
+    cdp_slice_t k = {key ? key : "", key_len};
+    unsigned found;
+    int rc = object_get(obj, len, &k, 1, false, out, &found);
+    return rc < 0 ? rc : found ? 0 : -ENOENT;
+}
+
+int cdp_object_get_ci(const char *obj, size_t len, const char *key, size_t key_len, cdp_value_t *out) {
+    cdp_slice_t k = {key ? key : "", key_len};
+    unsigned found;
+    int rc = object_get(obj, len, &k, 1, true, out, &found);
+    return rc < 0 ? rc : found ? 0 : -ENOENT;
+}
+
+int cdp_object_get_many(const char *obj, size_t len, const cdp_slice_t *keys, int n, cdp_value_t *out,
+                        unsigned *found) {
+    return object_get(obj, len, keys, n, false, out, found);
+}
+
+/* The end of the (valid) value starting at p: strings skip their escapes, containers count
+ * their brackets outside strings. Only for input the scanner has validated already. */
+static const uint8_t *skip_valid_value(const uint8_t *p, const uint8_t *end) {
+    int depth = 0;
+    do {
+        if (*p == '"') {
+            for (p++; p < end && *p != '"'; p++)
+                if (*p == '\\')
+                    p++;
+            p++;
+        } else if (*p == '{' || *p == '[') {
+            depth++;
+            p++;
+        } else if (*p == '}' || *p == ']') {
+            depth--;
+            p++;
+        } else if (depth == 0) {
+            while (p < end && *p != ',' && *p != ']' && *p != '}' && !is_ws(*p))
+                p++;
+        } else {
+            p++;
+        }
+    } while (depth > 0 && p < end);
+    return p;
+}
+
+int cdp_array_get(const char *arr, size_t len, size_t index, cdp_value_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!arr)
+        return -EINVAL;
+    const uint8_t *p = skip_ws((const uint8_t *)arr, (const uint8_t *)arr + len);
+    const uint8_t *end = (const uint8_t *)arr + len;
+    if (p == end || *p != '[')
+        return -EINVAL;
+    p = skip_ws(p + 1, end);
+    for (size_t i = 0; p < end && *p != ']'; i++) {
+        const uint8_t *v = p;
+        p = skip_valid_value(p, end);
+        if (p > end)
+            return -EINVAL;
+        if (i == index) {
+            member_t m = {v, (size_t)(p - v), false};
+            if (*v == '"')
+                m.escaped = memchr(v + 1, '\\', m.len - 2) != NULL;
+            value_of(&m, out);
+            return 0;
+        }
+        p = skip_ws(p, end);
+        if (p < end && *p == ',')
+            p = skip_ws(p + 1, end);
+    }
+    return -ENOENT;
+}
+
+int cdp_string_copy(const cdp_value_t *v, char *out, size_t cap) {
+    if (v->type != CDP_T_STRING || cap == 0)
+        return -EINVAL;
+    size_t n;
+    int rc = cdp_string_decode(v->str, out, cap - 1, &n);
+    if (rc < 0)
+        return rc;
+    out[n] = '\0';
+    return memchr(out, '\0', n) ? -EINVAL : 0; /* a \u0000 would cut a C string short */
+}
+
+char *cdp_string_dup(const cdp_value_t *v) {
+    if (v->type != CDP_T_STRING)
+        return NULL;
+    char *out = malloc(v->str.len + 1);
+    if (out && cdp_string_copy(v, out, v->str.len + 1) < 0) {
+        free(out);
+        out = NULL;
+    }
+    return out;
 }

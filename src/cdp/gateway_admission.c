@@ -1,0 +1,348 @@
+/* The HTTP side of the gateway and a session's start: see gateway_internal.h.
+ *
+ * An upgrade request is checked (WebSocket headers, then the zone's credentials on a worker
+ * thread, where the store is), then admitted at once, queued while every browser slot is
+ * taken, or refused. Admitted: the socket is taken over from the HTTP server, answered 101, a
+ * browser is taken from the pool (or launched), its proxy is pointed at the zone's upstream,
+ * the observer attaches, and the relay starts. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cdp/gateway_internal.h"
+#include "core/timeutil.h"
+#include "json/jsonw.h"
+
+/* ---------------------------------------------------------------- starting a session ---- */
+
+static int send_to_browser(void *ctx, char *msg, size_t len) {
+    int64_t rc = browser_send(ctx, msg, len);
+    return rc < 0 ? (int)rc : 0;
+}
+
+/* Takes the socket over, answers 101, and relays from now on. */
+static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *adm) {
+    int fd = -1;
+    char *rest = NULL;
+    size_t rest_len = 0;
+    session_t *s = session_new(gw, &adm->cred);
+    if (!s) {
+        http_respond_error(conn, 503, NULL, "Out of memory", true);
+        return;
+    }
+    uv_tcp_init(gw->cfg.loop, &s->client);
+    s->client.data = s;
+    s->client_open = true;
+    if (http_conn_take_over(conn, &fd, &rest, &rest_len) < 0) {
+        /* the client went away while waiting: nothing to record */
+        s->ended = true;
+        gw->active--;
+        relay_close_client(s);
+        admission_admit_waiters(gw);
+        return;
+    }
+    if (uv_tcp_open(&s->client, fd) < 0) {
+        close(fd);
+        free(rest);
+        session_end(s, SESSION_FAILED, "unknown", "could not adopt the client socket", WS_CLOSE_INTERNAL_ERROR, "");
+        relay_close_client(s);
+        return;
+    }
+    uv_tcp_nodelay(&s->client, 1);
+
+    char head[256];
+    int hn = snprintf(head, sizeof head,
+                      "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                      "Sec-WebSocket-Accept: %s\r\n\r\n",
+                      adm->accept);
+    uv_buf_t hb = uv_buf_init(head, (unsigned)hn);
+    uv_try_write((uv_stream_t *)&s->client, &hb, 1); /* a fresh socket takes 130 bytes at once */
+
+    void *pooled_net = NULL;
+    browser_t *b = gw->pool ? browser_pool_take_data(gw->pool, &relay_browser_callbacks, s, &pooled_net) : NULL;
+    bool from_pool = b != NULL;
+    s->net = pooled_net;
+    if (!b) {
+        browser_config_t bcfg = gw->browser_cfg;
+        if (gateway_net_create(gw, &s->net) == 0) {
+            bcfg.extra_args = s->net->args;
+            bcfg.extra_arg_count = 2;
+        }
+        if (!s->net || browser_launch(gw->cfg.loop, &bcfg, &relay_browser_callbacks, s, &b) < 0) {
+            free(rest);
+            s->browser_gone = true;
+            session_end(s, SESSION_FAILED, "unknown", "no browser could be started", WS_CLOSE_INTERNAL_ERROR,
+                        "no browser could be started");
+            return;
+        }
+    }
+    traffic_proxy_counts(s->net->proxy, &s->net_base);
+    traffic_proxy_set_tag(s->net->proxy, s->id_text);
+    /* The zone's own upstream proxy, else the default one: known only now. */
+    char perr[256];
+    const char *up = adm->upstream[0] ? adm->upstream : gw->cfg.upstream_proxy;
+    if (traffic_proxy_set_upstream(s->net->proxy, up, perr, sizeof perr) < 0)
+        fprintf(stderr, "event=upstream_proxy_invalid session=%s zone=%s detail=\"%s\"\n", s->id_text, s->zone, perr);
+    s->browser = b;
+    session_ref(s); /* until on_browser_exit */
+    observer_init(&s->observer, send_to_browser, b);
+    s->observer_live = true;
+    observer_start(&s->observer);
+    session_start_timers(s);
+    fprintf(stderr, "event=session_start session=%s customer=%s zone=%s browser=%s\n", s->id_text, s->customer, s->zone,
+            from_pool ? "pooled" : "launched");
+    session_save(s);
+    relay_start(s, rest, rest_len);
+}
+
+/* ---------------------------------------------------------------- the queue ---- */
+
+static void waiter_unlink(gateway_t *gw, waiter_t *w) {
+    if (w->prev) w->prev->next = w->next;
+    else gw->queue_head = w->next;
+    if (w->next) w->next->prev = w->prev;
+    else gw->queue_tail = w->prev;
+}
+
+static void on_waiter_timer_closed(uv_handle_t *h) {
+    waiter_t *w = h->data;
+    gateway_t *gw = w->gw;
+    explicit_bzero(&w->adm, sizeof w->adm);
+    free(w);
+    gw->stop_pending--;
+    gateway_maybe_stopped(gw);
+}
+
+static void waiter_release(waiter_t *w) {
+    waiter_unlink(w->gw, w);
+    w->gw->stop_pending++;
+    uv_close((uv_handle_t *)&w->timer, on_waiter_timer_closed);
+}
+
+/* A client that waited too long: 503, and a session record failed with client_timeout. */
+static void on_waiter_timeout(uv_timer_t *t) {
+    waiter_t *w = t->data;
+    uint8_t id[16];
+    session_record_t rec = {
+        .api_name = w->adm.cred.zone,
+        .status = SESSION_FAILED,
+        .timestamp_ms = w->arrived_ms,
+        .duration_ms = time_now_ms() - w->arrived_ms,
+        .captcha = CAPTCHA_NONE,
+        .error_code = "client_timeout",
+        .error_message = "the client waited in the queue for a free browser longer than allowed",
+    };
+    uuid_v7_generate(rec.timestamp_ms, id);
+    uuid_format(id, rec.session_id);
+    session_save_unstarted(w->gw, w->adm.cred.customer_id, &rec);
+    fprintf(stderr, "event=client_timeout session=%s customer=%s\n", rec.session_id, w->adm.cred.customer_id);
+    http_respond_error(w->conn, 503, "Retry-After: 5\r\n", "No browser became free in time (client_timeout)", true);
+    waiter_release(w);
+}
+
+void admission_admit_waiters(gateway_t *gw) {
+    while (gw->queue_head && !gw->stopping && gw->active < gw->cfg.max_sessions) {
+        waiter_t *w = gw->queue_head;
+        uv_timer_stop(&w->timer);
+        admission_t adm = w->adm;
+        http_conn_t *conn = w->conn;
+        waiter_release(w);
+        session_start(gw, conn, &adm);
+        explicit_bzero(&adm, sizeof adm);
+    }
+}
+
+void admission_refuse_waiters(gateway_t *gw) {
+    while (gw->queue_head) {
+        waiter_t *w = gw->queue_head;
+        uv_timer_stop(&w->timer);
+        http_respond_error(w->conn, 503, NULL, "browserd is shutting down", true);
+        waiter_release(w);
+    }
+}
+
+static void enqueue(gateway_t *gw, http_conn_t *conn, const admission_t *adm) {
+    waiter_t *wt = calloc(1, sizeof *wt);
+    if (!wt) {
+        http_respond_error(conn, 503, NULL, "Out of memory", true);
+        return;
+    }
+    wt->gw = gw;
+    wt->conn = conn;
+    wt->adm = *adm;
+    wt->arrived_ms = time_now_ms();
+    uv_timer_init(gw->cfg.loop, &wt->timer);
+    wt->timer.data = wt;
+    uv_timer_start(&wt->timer, on_waiter_timeout, gw->cfg.queue_timeout_ms, 0);
+    wt->prev = gw->queue_tail;
+    if (gw->queue_tail) gw->queue_tail->next = wt;
+    else gw->queue_head = wt;
+    gw->queue_tail = wt;
+}
+
+/* ---------------------------------------------------------------- the zone check ---- */
+
+/* After the zone check (worker thread): admit, queue, or refuse. */
+typedef struct {
+    uv_work_t work;
+    gateway_t *gw;
+    http_conn_t *conn;
+    admission_t adm;
+    int rc;
+} auth_job_t;
+
+static void auth_work(uv_work_t *w) {
+    auth_job_t *j = w->data;
+    admission_t *a = &j->adm;
+    j->rc = store_zone_authorize(j->gw->cfg.store, a->cred.customer_id, a->cred.zone, a->cred.password, a->upstream,
+                                 sizeof a->upstream);
+}
+
+static void auth_done(uv_work_t *w, int status) {
+    auth_job_t *j = w->data;
+    gateway_t *gw = j->gw;
+    if (status != 0 || gw->stopping)
+        http_respond_error(j->conn, 503, NULL, "browserd is shutting down", true);
+    else if (j->rc == -ENOENT)
+        http_respond_error(j->conn, 403, NULL, "Invalid credentials: unknown customer or zone", true);
+    else if (j->rc == -EACCES)
+        http_respond_error(j->conn, 403, NULL, "Invalid credentials: wrong zone password", true);
+    else if (j->rc < 0)
+        http_respond_error(j->conn, 503, NULL, "Credentials could not be checked", true);
+    else if (gw->active < gw->cfg.max_sessions && !gw->queue_head)
+        session_start(gw, j->conn, &j->adm);
+    else
+        enqueue(gw, j->conn, &j->adm);
+    explicit_bzero(&j->adm, sizeof j->adm); /* the password and the upstream's credentials */
+    free(j);
+}
+
+/* ---------------------------------------------------------------- HTTP requests ---- */
+
+static const char *header_value(const http_request_t *req, const char *name, size_t *len) {
+    const http_header_t *h = http_request_header(req, name);
+    *len = h ? h->value_len : 0;
+    return h ? h->value : NULL;
+}
+
+/* /json/version: what Chromium answers there, with webSocketDebuggerUrl pointing back at
+ * browserd (with the caller's own credentials, when it sent some, so that clients that
+ * discover the endpoint over HTTP keep them for the WebSocket). */
+static void respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req) {
+    size_t host_len;
+    const char *host = header_value(req, "host", &host_len);
+    char fallback[96];
+    if (!host || !host_len) {
+        snprintf(fallback, sizeof fallback, "%s:%d", gw->host, gateway_port(gw));
+        host = fallback;
+        host_len = strlen(fallback);
+    }
+    buf_t url;
+    buf_init(&url);
+    int rc = buf_append_str(&url, "ws://");
+    size_t auth_len;
+    const char *auth = header_value(req, "authorization", &auth_len);
+    zone_credentials_t cred;
+    if (auth && credentials_from_basic(auth, auth_len, &cred) == CREDENTIALS_OK) {
+        rc |= buf_printf(&url, "brd-customer-%s-zone-%s:", cred.customer_id, cred.zone);
+        for (const char *p = cred.password; *p; p++) { /* percent-encode all but unreserved */
+            unsigned char c = (unsigned char)*p;
+            if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strchr("-._~", c))
+                rc |= buf_append_char(&url, (char)c);
+            else
+                rc |= buf_printf(&url, "%%%02X", c);
+        }
+        rc |= buf_append_char(&url, '@');
+        explicit_bzero(cred.password, sizeof cred.password);
+    }
+    rc |= buf_append(&url, host, host_len);
+    rc |= buf_append_str(&url, "/devtools/browser/browserd");
+    buf_t b;
+    buf_init(&b);
+    jsonw_t w;
+    jsonw_init(&w, &b);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "Browser");
+    jsonw_string(&w, "HeadlessChrome (browserd)");
+    jsonw_key(&w, "Protocol-Version");
+    jsonw_string(&w, "1.3");
+    jsonw_key(&w, "User-Agent");
+    jsonw_string(&w, "browserd");
+    jsonw_key(&w, "webSocketDebuggerUrl");
+    jsonw_string_n(&w, url.data, url.len);
+    jsonw_object_end(&w);
+    explicit_bzero(url.data, url.len);
+    buf_free(&url);
+    size_t len;
+    char *body = rc < 0 || jsonw_failed(&w) ? NULL : buf_steal(&b, &len);
+    if (!body) {
+        buf_free(&b);
+        http_respond_error(conn, 500, NULL, "Internal error", true);
+        return;
+    }
+    http_respond(conn, 200, NULL, body, len, false);
+}
+
+void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
+    gateway_t *gw = ctx;
+    if (!req->upgrade) {
+        if (req->method == HTTP_M_GET &&
+            (strcmp(req->path, "/json/version") == 0 || strcmp(req->path, "/json/version/") == 0)) {
+            respond_version(gw, conn, req);
+            return;
+        }
+        http_respond_error(conn, 404, NULL, "Not found: connect with a WebSocket", true);
+        return;
+    }
+    if (gw->stopping) {
+        http_respond_error(conn, 503, NULL, "browserd is shutting down", true);
+        return;
+    }
+    ws_handshake_req_t hs = {0};
+    hs.upgrade = header_value(req, "upgrade", &hs.upgrade_len);
+    hs.connection = header_value(req, "connection", &hs.connection_len);
+    hs.version = header_value(req, "sec-websocket-version", &hs.version_len);
+    hs.key = header_value(req, "sec-websocket-key", &hs.key_len);
+    int status = 400;
+    const char *reason = NULL;
+    if (ws_handshake_validate(&hs, &status, &reason) != 0) {
+        http_respond_error(conn, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, reason, true);
+        return;
+    }
+    size_t auth_len;
+    const char *auth = header_value(req, "authorization", &auth_len);
+    auth_job_t *j = calloc(1, sizeof *j);
+    if (!j) {
+        http_respond_error(conn, 503, NULL, "Out of memory", true);
+        return;
+    }
+    credentials_result_t cr = auth ? credentials_from_basic(auth, auth_len, &j->adm.cred) : CREDENTIALS_MISSING;
+    if (cr == CREDENTIALS_MISSING) {
+        free(j);
+        http_respond_error(conn, 407, "Proxy-Authenticate: Basic realm=\"browserd\"\r\n",
+                           "Credentials are missing: use brd-customer-<ID>-zone-<ZONE>:<PASSWORD>", true);
+        return;
+    }
+    if (cr != CREDENTIALS_OK) {
+        free(j);
+        http_respond_error(conn, 403, NULL, "Invalid credentials: expected brd-customer-<ID>-zone-<ZONE>:<PASSWORD>",
+                           true);
+        return;
+    }
+    if (ws_handshake_accept(hs.key, hs.key_len, j->adm.accept) != 0) {
+        explicit_bzero(j, sizeof *j); /* the password */
+        free(j);
+        http_respond_error(conn, 500, NULL, "Internal error", true);
+        return;
+    }
+    j->gw = gw;
+    j->conn = conn;
+    j->work.data = j;
+    if (uv_queue_work(gw->cfg.loop, &j->work, auth_work, auth_done) != 0) {
+        explicit_bzero(j, sizeof *j); /* the password */
+        free(j);
+        http_respond_error(conn, 503, NULL, "Service unavailable", true);
+    }
+}
