@@ -405,6 +405,31 @@ static void check_against_cjson(const cdp_msg_t *m, const uint8_t *data, size_t 
     free(copy);
 }
 
+/* The elements of a valid array, one by one: each lies within it, in order, and is itself a
+ * valid value where the lookups can check it (objects); their number is cJSON's when j is given. */
+static void check_array(const cdp_slice_t *arr, const cJSON *j) {
+    size_t count = 0;
+    const char *prev_end = arr->ptr;
+    for (;; count++) {
+        cdp_value_t v;
+        int rc = cdp_array_get(arr->ptr, arr->len, count, &v);
+        CHECK(rc == 0 || rc == -ENOENT);
+        if (rc != 0)
+            break;
+        CHECK(v.raw.ptr > prev_end && v.raw.ptr + v.raw.len < arr->ptr + arr->len);
+        prev_end = v.raw.ptr + v.raw.len - 1;
+        if (v.type == CDP_T_OBJECT) {
+            cdp_value_t w;
+            int g = cdp_object_get(v.raw.ptr, v.raw.len, "id", 2, &w);
+            CHECK(g == 0 || g == -ENOENT);
+        }
+        if (count > 100000)
+            break;
+    }
+    if (j && cJSON_IsArray(j))
+        CHECK((int)count == cJSON_GetArraySize(j));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     cdp_msg_t m;
     int rc = cdp_scan((const char *)data, size, &m);
@@ -474,7 +499,40 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (g == 0 && v.type == CDP_T_STRING)
         CHECK(v.str.ptr == m.method.ptr && v.str.len == m.method.len);
 
-    if (r.longest_number <= 63 && !r.saw_nul_escape)
+    /* Several members in one pass: the same slices as the scanner's. */
+    static const cdp_slice_t keys[6] = {{"id", 2}, {"method", 6}, {"sessionId", 9},
+                                        {"params", 6}, {"result", 6}, {"error", 5}};
+    cdp_value_t many[6];
+    unsigned found;
+    CHECK(cdp_object_get_many((const char *)data, size, keys, 6, many, &found) == 0);
+    CHECK(found == m.present);
+    for (int i = 0; i < 6; i++)
+        if (found & (1u << i))
+            CHECK((const uint8_t *)many[i].raw.ptr == r.mem_p[i] && many[i].raw.len == r.mem_len[i]);
+    /* Case-insensitive lookup: finds at least what the exact one finds, never a later member. */
+    cdp_value_t ci;
+    int gci = cdp_object_get_ci((const char *)data, size, "METHOD", 6, &ci);
+    CHECK(gci == 0 || gci == -ENOENT);
+    if (g == 0)
+        CHECK(gci == 0 && ci.raw.ptr <= v.raw.ptr);
+    /* Arrays among the members. */
+    bool comparable = r.longest_number <= 63 && !r.saw_nul_escape;
+    cJSON *j = NULL;
+    if (comparable) {
+        char *copy = malloc(size + 1);
+        CHECK(copy);
+        memcpy(copy, data, size);
+        copy[size] = '\0';
+        j = cJSON_ParseWithLengthOpts(copy, size + 1, NULL, 1);
+        free(copy);
+    }
+    static const char *const names[6] = {"id", "method", "sessionId", "params", "result", "error"};
+    for (int i = 0; i < 6; i++)
+        if ((found & (1u << i)) && many[i].type == CDP_T_ARRAY)
+            check_array(&many[i].raw, j ? cJSON_GetObjectItemCaseSensitive(j, names[i]) : NULL);
+    cJSON_Delete(j);
+
+    if (comparable)
         check_against_cjson(&m, data, size);
     return 0;
 }

@@ -599,6 +599,82 @@ static void test_string_helpers(void **state) {
     assert_true(cdp_string_equals((cdp_slice_t){"", 0}, "", 0));
 }
 
+static void test_object_get_many_finds_several_members_in_one_pass(void **state) {
+    (void)state;
+    const char *o = "{\"requestId\":\"R1\",\"type\":\"Document\",\"x\":{\"requestId\":\"no\"},\"frameId\":\"F\","
+                    "\"type\":\"Image\"}";
+    static const cdp_slice_t keys[] = {{"requestId", 9}, {"type", 4}, {"frameId", 7}, {"absent", 6}};
+    cdp_value_t v[4];
+    unsigned found = 0;
+    assert_int_equal(cdp_object_get_many(o, strlen(o), keys, 4, v, &found), 0);
+    assert_int_equal(found, 7); /* the first three, not "absent" */
+    assert_slice(v[0].str, "R1");    /* the top-level member, not the nested one */
+    assert_slice(v[1].str, "Document"); /* the first occurrence */
+    assert_slice(v[2].str, "F");
+    assert_null(v[3].raw.ptr);
+    assert_int_equal(cdp_object_get_many("{\"a\":", 5, keys, 1, v, &found), -EINVAL);
+    assert_int_equal(cdp_object_get_many(o, strlen(o), keys, CDP_GET_MAX_KEYS + 1, v, &found), -EINVAL);
+}
+
+static void test_object_get_ci_compares_names_ignoring_ascii_case(void **state) {
+    (void)state;
+    const char *h = "{\"Content-Type\":\"text/html\",\"x-browserd-proxy-error\":\"ERR_X\",\"X-\\u0041\":\"esc\"}";
+    cdp_value_t v;
+    assert_int_equal(cdp_object_get_ci(h, strlen(h), "X-Browserd-Proxy-Error", 22, &v), 0);
+    assert_slice(v.str, "ERR_X");
+    assert_int_equal(cdp_object_get_ci(h, strlen(h), "content-type", 12, &v), 0);
+    assert_slice(v.str, "text/html");
+    assert_int_equal(cdp_object_get_ci(h, strlen(h), "x-a", 3, &v), 0); /* an escaped name */
+    assert_slice(v.str, "esc");
+    assert_int_equal(cdp_object_get(h, strlen(h), "content-type", 12, &v), -ENOENT); /* exact lookup */
+    assert_int_equal(cdp_object_get_ci(h, strlen(h), "content-typ", 11, &v), -ENOENT);
+}
+
+static void test_array_get_walks_elements_of_every_type(void **state) {
+    (void)state;
+    const char *a = " [ {\"url\":\"a,]b\"} , [1,[2]] ,\"s\\\"]\", -1.5e3,true,null ] ";
+    cdp_value_t v;
+    assert_int_equal(cdp_array_get(a, strlen(a), 0, &v), 0);
+    assert_int_equal(v.type, CDP_T_OBJECT);
+    assert_slice(v.raw, "{\"url\":\"a,]b\"}");
+    assert_int_equal(cdp_array_get(a, strlen(a), 1, &v), 0);
+    assert_int_equal(v.type, CDP_T_ARRAY);
+    assert_slice(v.raw, "[1,[2]]");
+    assert_int_equal(cdp_array_get(a, strlen(a), 2, &v), 0);
+    assert_int_equal(v.type, CDP_T_STRING);
+    assert_true(v.escaped);
+    assert_slice(v.str, "s\\\"]");
+    assert_int_equal(cdp_array_get(a, strlen(a), 3, &v), 0);
+    assert_slice(v.raw, "-1.5e3");
+    assert_int_equal(cdp_array_get(a, strlen(a), 4, &v), 0);
+    assert_int_equal(v.type, CDP_T_TRUE);
+    assert_int_equal(cdp_array_get(a, strlen(a), 5, &v), 0);
+    assert_int_equal(v.type, CDP_T_NULL);
+    assert_int_equal(cdp_array_get(a, strlen(a), 6, &v), -ENOENT);
+    assert_int_equal(cdp_array_get("[]", 2, 0, &v), -ENOENT);
+    assert_int_equal(cdp_array_get("{}", 2, 0, &v), -EINVAL);
+}
+
+static void test_string_copy_and_dup_give_c_strings(void **state) {
+    (void)state;
+    const char *o = "{\"u\":\"a\\u0026b\",\"z\":\"a\\u0000b\",\"n\":1}";
+    cdp_value_t u, z, n;
+    assert_int_equal(cdp_object_get(o, strlen(o), "u", 1, &u), 0);
+    assert_int_equal(cdp_object_get(o, strlen(o), "z", 1, &z), 0);
+    assert_int_equal(cdp_object_get(o, strlen(o), "n", 1, &n), 0);
+    char buf[8];
+    assert_int_equal(cdp_string_copy(&u, buf, sizeof buf), 0);
+    assert_string_equal(buf, "a&b");
+    assert_int_equal(cdp_string_copy(&u, buf, 3), -ENOSPC); /* room for the NUL is needed */
+    assert_int_equal(cdp_string_copy(&z, buf, sizeof buf), -EINVAL); /* no C string holds it */
+    assert_int_equal(cdp_string_copy(&n, buf, sizeof buf), -EINVAL); /* not a string */
+    char *d = cdp_string_dup(&u);
+    assert_string_equal(d, "a&b");
+    free(d);
+    assert_null(cdp_string_dup(&z));
+    assert_null(cdp_string_dup(&n));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_command_event_response),
@@ -617,6 +693,10 @@ int main(void) {
         cmocka_unit_test(test_huge_string),
         cmocka_unit_test(test_object_get),
         cmocka_unit_test(test_string_helpers),
+        cmocka_unit_test(test_object_get_many_finds_several_members_in_one_pass),
+        cmocka_unit_test(test_object_get_ci_compares_names_ignoring_ascii_case),
+        cmocka_unit_test(test_array_get_walks_elements_of_every_type),
+        cmocka_unit_test(test_string_copy_and_dup_give_c_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
