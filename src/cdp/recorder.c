@@ -66,7 +66,7 @@ static void track_doc(recorder_t *r, const char *request_id, const char *frame_i
         }
     }
     free(d->url); /* a redirect (same request id) or an overwritten entry */
-    d->url = url ? strdup(url) : NULL;
+    d->url = url ? strdup(url) : NULL; /* out of memory: a request of unknown URL, never counted */
     snprintf(d->request_id, sizeof d->request_id, "%s", request_id);
     snprintf(d->frame_id, sizeof d->frame_id, "%s", frame_id);
     d->error[0] = '\0';
