@@ -8,7 +8,12 @@
 
 #include <cmocka.h>
 
-#include "../../../src/store/sqlite.c"
+#include "../../../src/store/store.c"
+#include "store/sqlite_internal.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include "core/timeutil.h"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -184,7 +189,7 @@ static bool file_contains(const char *path, const char *needle) {
 static void test_migrations_from_empty_and_reopen(void **state) {
     fixture_t *fx = *state;
     sqlite3 *db = raw_open(fx->path);
-    assert_int_equal(raw_int(db, "PRAGMA user_version"), MIGRATION_COUNT);
+    assert_int_equal(raw_int(db, "PRAGMA user_version"), store_sqlite_migration_count);
     assert_int_equal(raw_int(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
                                  "('meta', 'customers', 'api_keys', 'zones', 'sessions')"),
                      5);
@@ -709,7 +714,7 @@ static void test_threads(void **state) {
     sqlite3_close(db);
     /* One connection per thread that used the store (the 4 workers and this one). */
     int conns = 0;
-    for (store_conn_t *c = fx->store->conns; c; c = c->next) conns++;
+    for (store_conn_t *c = ((sqlite_db_t *)fx->store->db)->conns; c; c = c->next) conns++;
     assert_int_equal(conns, THREADS + 1);
 }
 
@@ -719,9 +724,9 @@ static void test_query_plans(void **state) {
     fixture_t *fx = *state;
     sqlite3 *db = raw_open(fx->path);
     for (int id = 0; id < STMT_COUNT; id++) {
-        assert_non_null(stmt_sql[id]);
+        assert_non_null(store_sqlite_stmt_sql[id]);
         char sql[2048];
-        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", stmt_sql[id]);
+        snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", store_sqlite_stmt_sql[id]);
         sqlite3_stmt *st = NULL;
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
             fail_msg("statement %d does not prepare: %s", id, sqlite3_errmsg(db));
@@ -729,9 +734,9 @@ static void test_query_plans(void **state) {
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             const char *detail = (const char *)sqlite3_column_text(st, 3);
             if (strncmp(detail, "SCAN ", 5) == 0 && strcmp(detail, "SCAN CONSTANT ROW") != 0)
-                fail_msg("full scan in statement %d (%s): %s", id, stmt_sql[id], detail);
+                fail_msg("full scan in statement %d (%s): %s", id, store_sqlite_stmt_sql[id], detail);
             if (strstr(detail, "TEMP B-TREE"))
-                fail_msg("sort without an index in statement %d (%s): %s", id, stmt_sql[id], detail);
+                fail_msg("sort without an index in statement %d (%s): %s", id, store_sqlite_stmt_sql[id], detail);
         }
         assert_int_equal(rc, SQLITE_DONE);
         sqlite3_finalize(st);
@@ -743,9 +748,9 @@ static void test_query_plans(void **state) {
  * use in production). */
 static void test_statements_prepare(void **state) {
     fixture_t *fx = *state;
-    store_conn_t *c = conn_get(fx->store, NULL, 0);
+    store_conn_t *c = store_sqlite_conn(fx->store->db, NULL, 0);
     assert_non_null(c);
-    for (int id = 0; id < STMT_COUNT; id++) assert_non_null(stmt_get(c, (stmt_id_t)id, NULL, 0));
+    for (int id = 0; id < STMT_COUNT; id++) assert_non_null(store_sqlite_stmt(c, (stmt_id_t)id, NULL, 0));
 }
 
 int main(void) {
