@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/admin.h"
@@ -538,6 +540,51 @@ static void test_import_refuses_an_overlong_line(void **state) {
     assert_int_equal(stored_sessions(fx), 0);
 }
 
+/* The address space in use, from /proc/self/statm (pages). */
+static size_t address_space_bytes(void) {
+    FILE *f = fopen("/proc/self/statm", "r");
+    assert_non_null(f);
+    unsigned long pages = 0;
+    assert_int_equal(fscanf(f, "%lu", &pages), 1);
+    fclose(f);
+    return (size_t)pages * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Running out of memory while reading a line fails the import: it is not taken for the end
+ * of the file (which would commit the lines before it as the whole import). The command runs
+ * in a child process under an address-space limit below what the long line needs. */
+static void test_import_that_runs_out_of_memory_imports_nothing(void **state) {
+    fixture_t *fx = *state;
+#if defined(__SANITIZE_ADDRESS__)
+    skip(); /* the sanitizer's shadow memory does not fit under an address-space limit */
+#endif
+    char path[200];
+    assert_int_equal(run(fx, "customer", "add", "acme"), 0);
+    snprintf(path, sizeof path, "%s/huge.jsonl", fx->dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(session_line(1, "finished"), f);
+    static char spaces[1 << 20];
+    memset(spaces, ' ', sizeof spaces);
+    for (int i = 0; i < 256; i++) assert_int_equal(fwrite(spaces, 1, sizeof spaces, f), sizeof spaces);
+    fputs("\n", f);
+    fputs(session_line(2, "finished"), f);
+    assert_int_equal(fclose(f), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        size_t limit = address_space_bytes() + ((size_t)96 << 20);
+        struct rlimit rl = {limit, limit};
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(99);
+        _exit(run(fx, "sessions", "import", "acme", path));
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 1);
+    assert_int_equal(stored_sessions(fx), 0);
+}
+
 int main(void) {
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
@@ -572,6 +619,7 @@ int main(void) {
         TEST(test_import_for_unknown_customer_fails),
         TEST(test_import_of_a_missing_file_fails),
         TEST(test_import_refuses_an_overlong_line),
+        TEST(test_import_that_runs_out_of_memory_imports_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
