@@ -34,7 +34,8 @@ typedef struct store store_t;
 #define STORE_ZONE_MAX 64      /* zone names: [a-z0-9_]{1,64} */
 
 /* Opens (creating if needed) and migrates the database to the current schema version.
- * `target` is a file path for SQLite. */
+ * `target` is a file path for SQLite; a libpq URI ("postgresql://…" or "postgres://…") names
+ * a PostgreSQL database, which this build refuses with -EINVAL. On failure *out is NULL. */
 int store_open(const char *target, store_t **out, char *err, size_t err_cap);
 void store_close(store_t *s);
 

@@ -11,10 +11,15 @@
  * <name>_internal.h (what those two share), its table declared below, and its line in
  * store.c's backend_for().
  *
+ * Ownership: every pointer an operation receives is borrowed for the call; what it returns
+ * through an out parameter is the caller's (key_list: malloc'ed); a record handed out by
+ * store_import_next stays the import's; store_db_t belongs to store.c's store_t, from open
+ * to close.
+ *
  * ---- The contract every operation keeps ----
- * - Arguments are checked already and borrowed for the call: customer ids and zone names are
- *   well formed, key ids are "key_" + 12 hex, records passed record checks, session keys are
- *   the lowercase session ids. A backend does not check them again.
+ * - Arguments are checked already: customer ids and zone names are well formed, key ids are
+ *   "key_" + 12 hex, records passed the record checks, session keys are the lowercase
+ *   session ids. A backend does not check them again.
  * - Threads: a store_db_t is used by many threads at once (libuv's pool), each op may run
  *   concurrently with any other; the backend makes that safe (SQLite: one connection per
  *   calling thread; PostgreSQL: per thread or a pool, never one connection for two threads).
