@@ -10,6 +10,7 @@
  *   -EEXIST  it exists already
  *   -EINVAL  bad argument (the message says which)
  *   -EIO     the database failed (the message says how)
+ *   -ENOMEM  out of memory
  * Where a function takes `err`/`err_cap`, a human-readable reason is written there on failure.
  *
  * Change feed: every insert or update of a session gets a new, strictly increasing `seq`
