@@ -17,7 +17,8 @@
 #define EXIT_FAILED 1
 #define EXIT_USAGE 2
 /* The API's own records are a few hundred bytes; a line this long is not one of them, and
- * stopping early keeps a wrong file (a binary, a dump on one line) from eating memory. */
+ * stopping at it keeps a wrong file (a binary, a dump on one line) from being parsed.
+ * getline still reads such a line whole: memory grows with the longest line read. */
 #define IMPORT_LINE_MAX (1024 * 1024)
 
 const char *cli_admin_usage(void) {
@@ -190,7 +191,10 @@ static int next_record(void *ctx, session_record_t *rec, char *err, size_t err_c
         errno = 0;
         ssize_t n = getline(&src->line, &src->line_cap, src->in);
         if (n < 0) {
-            if (!ferror(src->in)) return 0;
+            /* Only the end of the file ends the records: getline also fails without setting
+             * the stream's error flag when it cannot grow its buffer (ENOMEM), and taking that
+             * for the end would commit the lines read so far as the whole import. */
+            if (feof(src->in) && !ferror(src->in)) return 0;
             snprintf(err, err_cap, "line %" PRId64 ": cannot read: %s", src->line_no + 1,
                      strerror(errno ? errno : EIO));
             src->source_failed = true;

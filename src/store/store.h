@@ -10,6 +10,7 @@
  *   -EEXIST  it exists already
  *   -EINVAL  bad argument (the message says which)
  *   -EIO     the database failed (the message says how)
+ *   -ENOMEM  out of memory
  * Where a function takes `err`/`err_cap`, a human-readable reason is written there on failure.
  *
  * Change feed: every insert or update of a session gets a new, strictly increasing `seq`
@@ -34,7 +35,8 @@ typedef struct store store_t;
 #define STORE_ZONE_MAX 64      /* zone names: [a-z0-9_]{1,64} */
 
 /* Opens (creating if needed) and migrates the database to the current schema version.
- * `target` is a file path for SQLite. */
+ * `target` is a file path for SQLite; a libpq URI ("postgresql://…" or "postgres://…") names
+ * a PostgreSQL database, which this build refuses with -EINVAL. On failure *out is NULL. */
 int store_open(const char *target, store_t **out, char *err, size_t err_cap);
 void store_close(store_t *s);
 

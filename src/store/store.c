@@ -1,0 +1,434 @@
+/* The entry points of store.h: the backend chosen by the target, and everything that must
+ * behave the same whatever the database (store_internal.h): argument checks, the secrets
+ * (random keys, ids and passwords, their hashes, constant-time comparisons), the session
+ * record checks and keys, the messages, and the log line of a failure that has no caller to
+ * tell. Then one call through the backend's table. */
+#include "store/store.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "core/uuid.h"
+#include "store/store_internal.h"
+
+#define API_KEY_RANDOM_BYTES 32
+#define KEY_ID_RANDOM_BYTES 6
+#define INVALID_CUSTOMER "invalid customer id (expected [a-z0-9_]{1,32})"
+
+struct store {
+    const store_backend_t *backend;
+    store_db_t *db;
+};
+
+struct store_import {
+    store_record_source next;
+    void *ctx;
+    session_record_t rec; /* the record pulled last, owned until the next pull */
+    char session_key[UUID_TEXT_LEN + 1];
+    int64_t pulled;       /* records handed to the backend */
+};
+
+void store_set_err(char *err, size_t err_cap, const char *fmt, ...) {
+    if (!err || err_cap == 0) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_cap, fmt, ap);
+    va_end(ap);
+}
+
+/* The functions of store.h without an err parameter still owe the operator a reason when the
+ * database fails: it goes to the log. A backend leaves the reason empty for the outcomes
+ * that are answers (unknown, exists, the callback's own result), so those are not logged. */
+static int logged(int rc, const char *op, const char *reason) {
+    if (rc != 0 && reason[0]) fprintf(stderr, "level=error module=store op=%s error=\"%s\"\n", op, reason);
+    return rc;
+}
+
+/* ---- secrets ---- */
+
+static int fill_random(void *buf, size_t len) {
+    uint8_t *p = buf;
+    while (len > 0) {
+        ssize_t n = getrandom(p, len, 0);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -EIO;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+static void hex_encode(const uint8_t *in, size_t len, char *out) {
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[in[i] >> 4];
+        out[2 * i + 1] = digits[in[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+/* SHA-256 of a‖b (b may be empty). */
+static int sha256_two(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t out[STORE_HASH_LEN]) {
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int out_len = 0;
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, a, a_len) == 1 &&
+             (b_len == 0 || EVP_DigestUpdate(ctx, b, b_len) == 1) && EVP_DigestFinal_ex(ctx, out, &out_len) == 1 &&
+             out_len == STORE_HASH_LEN;
+    EVP_MD_CTX_free(ctx);
+    return ok ? 0 : -EIO;
+}
+
+/* 24 characters of [a-z0-9], uniformly: bytes >= 252 (= 7 * 36) are drawn again, so that
+ * every character is equally likely (no modulo bias). */
+static int random_password(char out[STORE_PASSWORD_LEN + 1]) {
+    static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    size_t n = 0;
+    while (n < STORE_PASSWORD_LEN) {
+        uint8_t bytes[32];
+        if (fill_random(bytes, sizeof bytes) != 0) return -EIO;
+        for (size_t i = 0; i < sizeof bytes && n < STORE_PASSWORD_LEN; i++)
+            if (bytes[i] < 252) out[n++] = alphabet[bytes[i] % 36];
+        OPENSSL_cleanse(bytes, sizeof bytes);
+    }
+    out[n] = '\0';
+    return 0;
+}
+
+int store_key_row_check(const uint8_t key_hash[STORE_HASH_LEN], const void *stored_hash, size_t stored_len,
+                        bool revoked, const char *customer, char customer_out[STORE_ID_MAX + 1]) {
+    if (!stored_hash || stored_len != STORE_HASH_LEN || CRYPTO_memcmp(stored_hash, key_hash, STORE_HASH_LEN) != 0 ||
+        revoked || !customer || strlen(customer) > STORE_ID_MAX)
+        return -ENOENT;
+    memcpy(customer_out, customer, strlen(customer) + 1);
+    return 0;
+}
+
+int store_zone_row_check(const void *salt, size_t salt_len, const void *stored_hash, size_t stored_len,
+                         const char *password, const char *stored_upstream, char *upstream, size_t upstream_cap,
+                         char *err, size_t err_cap) {
+    uint8_t hash[STORE_HASH_LEN];
+    if (!salt || !stored_hash || stored_len != STORE_HASH_LEN ||
+        sha256_two(salt, salt_len, password, strlen(password), hash) != 0) {
+        store_set_err(err, err_cap, "malformed zone row or SHA-256 failure");
+        return -EIO;
+    }
+    if (CRYPTO_memcmp(stored_hash, hash, STORE_HASH_LEN) != 0) return -EACCES;
+    if (stored_upstream && upstream && upstream_cap) snprintf(upstream, upstream_cap, "%s", stored_upstream);
+    return 0;
+}
+
+/* ---- names ---- */
+
+static bool valid_name(const char *s, size_t max_len) {
+    if (!s) return false;
+    size_t n = 0;
+    for (; s[n]; n++) {
+        char c = s[n];
+        if (n >= max_len || !((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+    }
+    return n > 0;
+}
+
+bool store_valid_customer_id(const char *id) { return valid_name(id, STORE_ID_MAX); }
+bool store_valid_zone_name(const char *zone) { return valid_name(zone, STORE_ZONE_MAX); }
+
+static bool valid_key_id(const char *key_id) {
+    if (!key_id || strlen(key_id) != STORE_KEY_ID_LEN || memcmp(key_id, "key_", 4) != 0) return false;
+    for (size_t i = 4; i < STORE_KEY_ID_LEN; i++)
+        if (!((key_id[i] >= '0' && key_id[i] <= '9') || (key_id[i] >= 'a' && key_id[i] <= 'f'))) return false;
+    return true;
+}
+
+/* ---- open, close ---- */
+
+/* The backend of a --db target. libpq takes exactly these two URI designators (compared as
+ * libpq compares them, case and all); anything else is a file path. */
+static const store_backend_t *backend_for(const char *target, char *err, size_t err_cap) {
+    if (strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0) {
+        store_set_err(err, err_cap, "PostgreSQL databases are not supported by this build; give a SQLite file path");
+        return NULL;
+    }
+    return &store_sqlite_backend;
+}
+
+int store_schema_too_new(int64_t version, int known, char *err, size_t err_cap) {
+    store_set_err(err, err_cap,
+                  "the database has schema version %" PRId64 ", newer than this browserd knows (%d); "
+                  "use the browserd release that wrote it or a later one",
+                  version, known);
+    return -EIO;
+}
+
+int store_open(const char *target, store_t **out, char *err, size_t err_cap) {
+    *out = NULL;
+    if (!target || !*target) {
+        store_set_err(err, err_cap, "no database given");
+        return -EINVAL;
+    }
+    const store_backend_t *backend = backend_for(target, err, err_cap);
+    if (!backend) return -EINVAL;
+    store_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        store_set_err(err, err_cap, "out of memory");
+        return -ENOMEM;
+    }
+    s->backend = backend;
+    int rc = backend->open(target, &s->db, err, err_cap);
+    if (rc != 0) {
+        free(s);
+        return rc;
+    }
+    *out = s;
+    return 0;
+}
+
+void store_close(store_t *s) {
+    if (!s) return;
+    s->backend->close(s->db);
+    free(s);
+}
+
+/* ---- customers ---- */
+
+int store_customer_add(store_t *s, const char *customer_id, char *err, size_t err_cap) {
+    if (!store_valid_customer_id(customer_id)) {
+        store_set_err(err, err_cap, INVALID_CUSTOMER);
+        return -EINVAL;
+    }
+    int rc = s->backend->customer_add(s->db, customer_id, err, err_cap);
+    if (rc == -EEXIST) store_set_err(err, err_cap, "customer %s already exists", customer_id);
+    return rc;
+}
+
+int store_customer_exists(store_t *s, const char *customer_id) {
+    if (!store_valid_customer_id(customer_id)) return -ENOENT;
+    char reason[256] = "";
+    return logged(s->backend->customer_exists(s->db, customer_id, reason, sizeof reason), "customer_exists", reason);
+}
+
+int store_customer_count(store_t *s, int64_t *count) {
+    char reason[256] = "";
+    return logged(s->backend->customer_count(s->db, count, reason, sizeof reason), "customer_count", reason);
+}
+
+/* ---- API keys ---- */
+
+int store_key_add(store_t *s, const char *customer_id, char key_out[STORE_API_KEY_LEN + 1],
+                  char key_id_out[STORE_KEY_ID_LEN + 1], char *err, size_t err_cap) {
+    if (!store_valid_customer_id(customer_id)) {
+        store_set_err(err, err_cap, INVALID_CUSTOMER);
+        return -EINVAL;
+    }
+    /* A key id is only 48 random bits: a collision is unlikely but not impossible, so a
+     * clash on key_id draws again. A clash on the 256-bit key hash would mean a broken
+     * random generator, and is reported as an error. */
+    for (int attempt = 0; attempt < 4; attempt++) {
+        uint8_t key_bytes[API_KEY_RANDOM_BYTES], id_bytes[KEY_ID_RANDOM_BYTES], hash[STORE_HASH_LEN];
+        char key_text[STORE_API_KEY_LEN + 1], key_id[STORE_KEY_ID_LEN + 1];
+        if (fill_random(key_bytes, sizeof key_bytes) != 0 || fill_random(id_bytes, sizeof id_bytes) != 0) {
+            store_set_err(err, err_cap, "getrandom failed: %s", strerror(errno));
+            return -EIO;
+        }
+        hex_encode(key_bytes, sizeof key_bytes, key_text);
+        memcpy(key_id, "key_", 4);
+        hex_encode(id_bytes, sizeof id_bytes, key_id + 4);
+        OPENSSL_cleanse(key_bytes, sizeof key_bytes);
+        if (sha256_two(key_text, STORE_API_KEY_LEN, NULL, 0, hash) != 0) {
+            OPENSSL_cleanse(key_text, sizeof key_text);
+            store_set_err(err, err_cap, "SHA-256 failed");
+            return -EIO;
+        }
+        int rc = s->backend->key_add(s->db, customer_id, key_id, hash, err, err_cap);
+        if (rc == 0) {
+            memcpy(key_out, key_text, sizeof key_text);
+            memcpy(key_id_out, key_id, sizeof key_id);
+        }
+        OPENSSL_cleanse(key_text, sizeof key_text);
+        if (rc == -ENOENT) store_set_err(err, err_cap, "unknown customer %s", customer_id);
+        if (rc != -EEXIST) return rc;
+    }
+    store_set_err(err, err_cap, "could not draw an unused key id");
+    return -EIO;
+}
+
+int store_key_list(store_t *s, const char *customer_id, store_key_info_t **out, size_t *count) {
+    *out = NULL;
+    *count = 0;
+    if (!store_valid_customer_id(customer_id)) return -EINVAL;
+    char reason[256] = "";
+    return logged(s->backend->key_list(s->db, customer_id, out, count, reason, sizeof reason), "key_list", reason);
+}
+
+int store_key_revoke(store_t *s, const char *key_id) {
+    if (!valid_key_id(key_id)) return -EINVAL;
+    char reason[256] = "";
+    return logged(s->backend->key_revoke(s->db, key_id, reason, sizeof reason), "key_revoke", reason);
+}
+
+int store_key_authenticate(store_t *s, const char *api_key, size_t key_len, char customer_out[STORE_ID_MAX + 1]) {
+    /* The length is not secret (every key has 64 characters); the content is. Only its
+     * hash is looked up, so index timing reveals nothing about the key's characters. */
+    if (!api_key || key_len != STORE_API_KEY_LEN) return -ENOENT;
+    char reason[256] = "";
+    uint8_t hash[STORE_HASH_LEN];
+    if (sha256_two(api_key, key_len, NULL, 0, hash) != 0) return logged(-EIO, "key_authenticate", "SHA-256 failed");
+    int rc = s->backend->key_authenticate(s->db, hash, customer_out, reason, sizeof reason);
+    return logged(rc, "key_authenticate", reason);
+}
+
+/* ---- zones ---- */
+
+int store_zone_add(store_t *s, const char *customer_id, const char *zone,
+                   char password_out[STORE_PASSWORD_LEN + 1], char *err, size_t err_cap) {
+    if (!store_valid_customer_id(customer_id)) {
+        store_set_err(err, err_cap, INVALID_CUSTOMER);
+        return -EINVAL;
+    }
+    if (!store_valid_zone_name(zone)) {
+        store_set_err(err, err_cap, "invalid zone name (expected [a-z0-9_]{1,64})");
+        return -EINVAL;
+    }
+    char password[STORE_PASSWORD_LEN + 1];
+    uint8_t salt[STORE_ZONE_SALT_LEN], hash[STORE_HASH_LEN];
+    int rc = 0;
+    if (random_password(password) != 0 || fill_random(salt, sizeof salt) != 0) {
+        store_set_err(err, err_cap, "getrandom failed: %s", strerror(errno));
+        rc = -EIO;
+    } else if (sha256_two(salt, sizeof salt, password, STORE_PASSWORD_LEN, hash) != 0) {
+        store_set_err(err, err_cap, "SHA-256 failed");
+        rc = -EIO;
+    } else {
+        rc = s->backend->zone_add(s->db, customer_id, zone, salt, hash, err, err_cap);
+    }
+    if (rc == -EEXIST) store_set_err(err, err_cap, "zone %s already exists for customer %s", zone, customer_id);
+    if (rc == -ENOENT) store_set_err(err, err_cap, "unknown customer %s", customer_id);
+    if (rc == 0) memcpy(password_out, password, sizeof password);
+    OPENSSL_cleanse(password, sizeof password);
+    return rc;
+}
+
+int store_zone_check(store_t *s, const char *customer_id, const char *zone, const char *password) {
+    return store_zone_authorize(s, customer_id, zone, password, NULL, 0);
+}
+
+int store_zone_authorize(store_t *s, const char *customer_id, const char *zone, const char *password,
+                         char *upstream, size_t upstream_cap) {
+    if (upstream && upstream_cap) upstream[0] = '\0';
+    if (!customer_id || !zone || !password) return -ENOENT;
+    char reason[256] = "";
+    int rc = s->backend->zone_authorize(s->db, customer_id, zone, password, upstream, upstream_cap, reason,
+                                        sizeof reason);
+    return logged(rc, "zone_check", reason);
+}
+
+int store_zone_set_upstream(store_t *s, const char *customer_id, const char *zone, const char *url) {
+    char reason[256] = "";
+    int rc = s->backend->zone_set_upstream(s->db, customer_id, zone, url && *url ? url : NULL, reason, sizeof reason);
+    return logged(rc, "zone_set_upstream", reason);
+}
+
+/* ---- sessions ---- */
+
+/* What the schema and the catalog rely on; the import parser checks far more (formats). */
+static int record_check(const session_record_t *r, char *err, size_t err_cap) {
+    uint8_t id[16];
+    if (strnlen(r->session_id, sizeof r->session_id) != UUID_TEXT_LEN ||
+        uuid_parse(r->session_id, UUID_TEXT_LEN, id) != 0) {
+        store_set_err(err, err_cap, "session_id is not a UUID");
+        return -EINVAL;
+    }
+    const char *bad = !r->api_name || !r->api_name[0]                 ? "api_name is empty"
+                      : (unsigned)r->status >= SESSION_STATUS_COUNT   ? "status is out of range"
+                      : (unsigned)r->captcha > CAPTCHA_FAILED         ? "captcha is out of range"
+                      : r->navigations < 0                            ? "navigations is negative"
+                      : r->bandwidth < 0                              ? "bandwidth is negative"
+                      : r->duration_ms < 0 && r->duration_ms != SESSION_DURATION_NULL ? "duration is negative"
+                      : r->error_message && !r->error_code            ? "error message without an error code"
+                                                                      : NULL;
+    if (bad) {
+        store_set_err(err, err_cap, "session %s: %s", r->session_id, bad);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+/* The case-insensitive identity of a session: its id in lowercase. */
+static void session_key_of(const char *session_id, char key[UUID_TEXT_LEN + 1]) {
+    for (int i = 0; i < UUID_TEXT_LEN; i++) key[i] = (char)tolower((unsigned char)session_id[i]);
+    key[UUID_TEXT_LEN] = '\0';
+}
+
+int store_import_next(store_import_t *im, const session_record_t **rec, const char **session_key, char *err,
+                      size_t err_cap) {
+    session_record_free(&im->rec);
+    memset(&im->rec, 0, sizeof im->rec);
+    int more = im->next(im->ctx, &im->rec, err, err_cap);
+    if (more <= 0) return more < 0 ? -EINVAL : 0;
+    int rc = record_check(&im->rec, err, err_cap);
+    if (rc != 0) return rc;
+    session_key_of(im->rec.session_id, im->session_key);
+    im->pulled++;
+    *rec = &im->rec;
+    *session_key = im->session_key;
+    return 1;
+}
+
+int store_sessions_import(store_t *s, const char *customer_id, store_record_source next, void *ctx,
+                          int64_t *imported, char *err, size_t err_cap) {
+    if (imported) *imported = 0;
+    if (!store_valid_customer_id(customer_id)) {
+        store_set_err(err, err_cap, INVALID_CUSTOMER);
+        return -EINVAL;
+    }
+    store_import_t im = {.next = next, .ctx = ctx};
+    int rc = s->backend->sessions_import(s->db, customer_id, &im, err, err_cap);
+    if (rc == -ENOENT) store_set_err(err, err_cap, "unknown customer %s", customer_id);
+    if (rc == -EEXIST) store_set_err(err, err_cap, "session_id %s already exists", im.rec.session_id);
+    if (rc == 0 && imported) *imported = im.pulled;
+    session_record_free(&im.rec);
+    return rc;
+}
+
+int store_session_put(store_t *s, const char *customer_id, const session_record_t *rec) {
+    return store_session_save(s, customer_id, rec, NULL);
+}
+
+int store_session_save(store_t *s, const char *customer_id, const session_record_t *rec, const char *worker) {
+    char reason[256] = "";
+    if (!store_valid_customer_id(customer_id)) return -EINVAL;
+    if (record_check(rec, reason, sizeof reason) != 0) return logged(-EINVAL, "session_put", reason);
+    char session_key[UUID_TEXT_LEN + 1];
+    session_key_of(rec->session_id, session_key);
+    int rc = s->backend->session_save(s->db, customer_id, session_key, rec, worker, reason, sizeof reason);
+    return logged(rc, "session_put", reason);
+}
+
+int store_sessions_fail_orphans(store_t *s, int64_t *failed) {
+    char reason[256] = "";
+    int64_t n = 0;
+    int rc = s->backend->sessions_fail_orphans(s->db, &n, reason, sizeof reason);
+    if (failed) *failed = rc == 0 ? n : 0;
+    return logged(rc, "fail_orphans", reason);
+}
+
+int store_change_seq(store_t *s, int64_t *seq) {
+    char reason[256] = "";
+    return logged(s->backend->change_seq(s->db, seq, reason, sizeof reason), "change_seq", reason);
+}
+
+int store_sessions_since(store_t *s, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx) {
+    *last_seq = after_seq;
+    char reason[256] = "";
+    int rc = s->backend->sessions_since(s->db, after_seq, last_seq, cb, ctx, reason, sizeof reason);
+    return logged(rc, "sessions_since", reason);
+}

@@ -1,0 +1,180 @@
+/* The backend interface of the store: what a database must do for store.h, and the helpers
+ * every backend shares. Private to src/store/ (store.c and the backends' files).
+ *
+ * store.c owns the entry points of store.h. It checks every argument (names, key ids, the
+ * session records), draws and hashes the secrets, computes the session keys and words the
+ * messages of -ENOENT and -EEXIST, then makes one call through the backend's table. So a
+ * backend only stores and finds, and the rules of the store are written once.
+ *
+ * Adding a backend (PostgreSQL is next): its <name>_schema.c (connections, schema and
+ * migrations), <name>_store.c (the operations and its `const store_backend_t`),
+ * <name>_internal.h (what those two share), its table declared below, and its line in
+ * store.c's backend_for().
+ *
+ * Ownership: every pointer an operation receives is borrowed for the call; what it returns
+ * through an out parameter is the caller's (key_list: malloc'ed); a record handed out by
+ * store_import_next stays the import's; store_db_t belongs to store.c's store_t, from open
+ * to close.
+ *
+ * ---- The contract every operation keeps ----
+ * - Arguments are checked already: customer ids and zone names are well formed, key ids are
+ *   "key_" + 12 hex, records passed the record checks, session keys are the lowercase
+ *   session ids. A backend does not check them again.
+ * - Threads: a store_db_t is used by many threads at once (libuv's pool), each op may run
+ *   concurrently with any other; the backend makes that safe (SQLite: one connection per
+ *   calling thread; PostgreSQL: per thread or a pool, never one connection for two threads).
+ * - Results: 0 or a negative errno of store.h. -ENOENT and -EEXIST mean exactly what the op
+ *   says (no other cause may produce them); store.c turns them into messages.
+ * - err/err_cap: the backend writes a reason there when, and only when, the database or the
+ *   backend itself failed (-EIO, or -ENOMEM where said). store.c passes it to the caller, or
+ *   logs it for the functions of store.h that have no err; an empty reason is not logged.
+ * - Times (created_ms, revoked_ms, updated_ms) are time_now_ms() of this process, read by
+ *   the op, never the database server's clock: orphan durations subtract them from session
+ *   timestamps, which come from browserd's clock.
+ * - Every op that writes more than one row does so in one transaction: all or nothing.
+ *
+ * ---- The change feed ----
+ * Every insert or update of a session takes the next value of one store-wide counter and
+ * stores it in the row's seq, in the transaction that writes the row. Commits must become
+ * visible in seq order: once a reader has seen seq N, no later commit may carry a seq <= N
+ * (the catalog resumes after the last seq it saw and would skip it forever). SQLite gets this
+ * from its single write lock (BEGIN IMMEDIATE before taking the seq). A PostgreSQL SEQUENCE
+ * does not give it (nextval is not transactional: the transaction that took 5 may commit
+ * after the one that took 6); incrementing a counter row inside the write transaction does
+ * (its row lock is held to the commit, so writers take seqs and commit one after another).
+ * A row updated twice keeps only its latest seq. */
+#ifndef BROWSERD_STORE_STORE_INTERNAL_H
+#define BROWSERD_STORE_STORE_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "session/record.h"
+#include "store/store.h"
+
+#define STORE_HASH_LEN 32      /* SHA-256: API key hashes, zone password hashes */
+#define STORE_ZONE_SALT_LEN 16 /* random salt of a zone's password hash */
+
+/* The error of sessions that store_sessions_fail_orphans ends (error_code "worker_disconnect"). */
+#define STORE_ORPHAN_MESSAGE "the browserd process that ran the session stopped before the session ended"
+
+/* An open database of one backend; each backend defines its own struct and casts. */
+typedef struct store_db store_db_t;
+
+/* The records of one import, pulled by the backend through store_import_next. Owned by
+ * store.c. */
+typedef struct store_import store_import_t;
+
+typedef struct {
+    /* Opens `target` (creating it when the backend can) and brings its schema to the current
+     * version: one migration step per transaction, the version read again inside it, so that
+     * two processes opening a new database at once do not both migrate it. A version newer
+     * than the code knows fails with store_schema_too_new. On failure nothing stays open. */
+    int (*open)(const char *target, store_db_t **out, char *err, size_t err_cap);
+    /* Closes every connection; called once, when no other call runs. */
+    void (*close)(store_db_t *db);
+
+    /* Inserts the customer and counts it in the customer counter, in one transaction.
+     * -EEXIST when it exists. */
+    int (*customer_add)(store_db_t *db, const char *customer_id, char *err, size_t err_cap);
+    /* 0 when it exists, -ENOENT when not. */
+    int (*customer_exists)(store_db_t *db, const char *customer_id, char *err, size_t err_cap);
+    /* The customer counter: a lookup, never a scan (it is read to detect a fresh database). */
+    int (*customer_count)(store_db_t *db, int64_t *count, char *err, size_t err_cap);
+
+    /* Inserts an active key. -EEXIST when key_id is taken (store.c draws another), -ENOENT
+     * for an unknown customer; a clash of key_hash (unique) is -EIO. */
+    int (*key_add)(store_db_t *db, const char *customer_id, const char *key_id,
+                   const uint8_t key_hash[STORE_HASH_LEN], char *err, size_t err_cap);
+    /* The customer's keys, oldest first (created_ms, then insertion order), *out malloc'ed
+     * (NULL and 0 when none). -ENOENT for an unknown customer, -ENOMEM without a reason. */
+    int (*key_list)(store_db_t *db, const char *customer_id, store_key_info_t **out, size_t *count, char *err,
+                    size_t err_cap);
+    /* Sets the revocation time unless set: revoking twice is 0 and keeps the first time.
+     * -ENOENT when no such key. */
+    int (*key_revoke)(store_db_t *db, const char *key_id, char *err, size_t err_cap);
+    /* Finds the key by its hash (an index lookup: only the hash reaches the database) and
+     * returns what store_key_row_check decides over the row; -ENOENT when there is none. */
+    int (*key_authenticate)(store_db_t *db, const uint8_t key_hash[STORE_HASH_LEN],
+                            char customer_out[STORE_ID_MAX + 1], char *err, size_t err_cap);
+
+    /* Inserts a zone without upstream proxy. -EEXIST when (customer, zone) exists, -ENOENT
+     * for an unknown customer. */
+    int (*zone_add)(store_db_t *db, const char *customer_id, const char *zone, const uint8_t salt[STORE_ZONE_SALT_LEN],
+                    const uint8_t password_hash[STORE_HASH_LEN], char *err, size_t err_cap);
+    /* Finds the zone by (customer, zone) and returns what store_zone_row_check decides over
+     * the row (which fills `upstream` on success only); -ENOENT when there is none. */
+    int (*zone_authorize)(store_db_t *db, const char *customer_id, const char *zone, const char *password,
+                          char *upstream, size_t upstream_cap, char *err, size_t err_cap);
+    /* Sets the zone's upstream proxy URL as given, or clears it (url NULL). -ENOENT when no
+     * such zone. */
+    int (*zone_set_upstream)(store_db_t *db, const char *customer_id, const char *zone, const char *url, char *err,
+                             size_t err_cap);
+
+    /* One import, in one transaction, all or nothing: -ENOENT for an unknown customer
+     * before any record is pulled; then store_import_next until it returns 0 (or a negative
+     * code, returned as is, err left as the feed wrote it). The rows get consecutive seqs
+     * after the current one, and the counter is written once, at the end; updated_ms is one
+     * clock reading for the whole import (it is one change). A (customer, session_key) that
+     * exists (stored, or earlier in this import) is -EEXIST, returned before the next record
+     * is pulled: store.c and the command line name the record pulled last. Holds the change
+     * feed's ordering (no other write takes seqs until it commits). Imports write millions
+     * of rows: bind and step one prepared insert per record (or the backend's equivalent),
+     * never build SQL text per row. */
+    int (*sessions_import)(store_db_t *db, const char *customer_id, store_import_t *im, char *err, size_t err_cap);
+    /* Inserts or replaces the session (customer_id, session_key) with `rec`, `worker` (NULL:
+     * run by no browserd process), updated_ms now and the next seq, in one transaction.
+     * -ENOENT for an unknown customer. */
+    int (*session_save)(store_db_t *db, const char *customer_id, const char *session_key, const session_record_t *rec,
+                        const char *worker, char *err, size_t err_cap);
+    /* In one transaction, every session with status running and a worker becomes failed:
+     * duration max(0, updated_ms - timestamp_ms) (it ran until its last save), error_code
+     * "worker_disconnect", error_message STORE_ORPHAN_MESSAGE, worker NULL, each with a new
+     * seq. *failed: how many (set on success only). -ENOMEM with a reason. */
+    int (*sessions_fail_orphans)(store_db_t *db, int64_t *failed, char *err, size_t err_cap);
+    /* The counter's value (0 for a new database): a lookup, called once per API request. A
+     * missing counter is a damaged database: -EIO "meta row change_seq is missing". */
+    int (*change_seq)(store_db_t *db, int64_t *seq, char *err, size_t err_cap);
+    /* Calls cb for every session with seq > after_seq, in seq order, from one consistent
+     * snapshot, with the record's strings borrowed for the call (api_name never NULL);
+     * *last_seq is the seq of the last row cb accepted (store.c sets it to after_seq first).
+     * A non-zero cb result stops and is returned without a reason. cb may call the store
+     * again on the same thread, so the rows must not hold the connection that call would
+     * use. A row that cannot be a session (bad id, status or captcha) is -EIO. */
+    int (*sessions_since)(store_db_t *db, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx,
+                          char *err, size_t err_cap);
+} store_backend_t;
+
+/* The backends (each defined by its <name>_store.c). */
+extern const store_backend_t store_sqlite_backend;
+
+/* ---- shared by the backends (defined in store.c) ---- */
+
+__attribute__((format(printf, 3, 4))) void store_set_err(char *err, size_t err_cap, const char *fmt, ...);
+
+/* The next record of an import: 1 with *rec (checked) and *session_key, both owned by the
+ * import and valid until the next call; 0 at the end of the records; -EINVAL with the reason
+ * in err when the source failed or the record is not a valid session. */
+int store_import_next(store_import_t *im, const session_record_t **rec, const char **session_key, char *err,
+                      size_t err_cap);
+
+/* Decides store_key_authenticate over the row found by the key's hash (its columns as
+ * stored, borrowed): 0 and the owner copied to customer_out when the stored hash equals
+ * key_hash (compared in constant time), the key is not revoked and the owner id fits;
+ * -ENOENT otherwise. */
+int store_key_row_check(const uint8_t key_hash[STORE_HASH_LEN], const void *stored_hash, size_t stored_len,
+                        bool revoked, const char *customer, char customer_out[STORE_ID_MAX + 1]);
+
+/* Decides store_zone_authorize over the zone's row (its columns as stored, borrowed): 0 when
+ * SHA-256(salt || password) equals the stored hash (constant time), then copies the stored
+ * upstream (NULL: none) to `upstream`; -EACCES for another password; -EIO with a reason for
+ * a malformed row or a hashing failure. */
+int store_zone_row_check(const void *salt, size_t salt_len, const void *stored_hash, size_t stored_len,
+                         const char *password, const char *stored_upstream, char *upstream, size_t upstream_cap,
+                         char *err, size_t err_cap);
+
+/* The refusal of a database whose schema `version` is newer than the `known` one: -EIO. */
+int store_schema_too_new(int64_t version, int known, char *err, size_t err_cap);
+
+#endif
