@@ -8,7 +8,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/session_query.h"
+#include "session/session_query.h"
 #include "catalog/catalog.h"
 #include "store/store.h"
 

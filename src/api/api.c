@@ -7,7 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/session_query.h"
+#include "session/session_query.h"
 #include "core/buf.h"
 #include "core/uuid.h"
 #include "json/jsonw.h"

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api/session_query.h"
+#include "session/session_query.h"
 #include "core/buf.h"
 #include "session/record.h"
 #include "store/store.h"

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "api/session_query.h"
+#include "session/session_query.h"
 #include "session/record.h"
 
 #define DEC_1_2025_MS INT64_C(1764547200000) /* 2025-12-01T00:00:00Z */

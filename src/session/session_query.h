@@ -1,8 +1,8 @@
 /* The list query of GET /browser_sessions: parsing and validation of its query string
  * into a session_query_t, with the contract's rules (shared/spec/browser-sessions-api.md).
  * Ownership: a session_query_t owns its strings; session_query_free releases them. */
-#ifndef BROWSERD_API_SESSION_QUERY_H
-#define BROWSERD_API_SESSION_QUERY_H
+#ifndef BROWSERD_SESSION_SESSION_QUERY_H
+#define BROWSERD_SESSION_SESSION_QUERY_H
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-#include "api/session_query.h"
+#include "session/session_query.h"
 
 #include <errno.h>
 #include <stdarg.h>
