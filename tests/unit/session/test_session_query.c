@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -47,15 +48,15 @@ static void parse_ok(const char *qs, session_query_t *q) {
     assert_string_equal(details, ""); /* cleared on success */
 }
 
-/* Parses `qs` and expects -1 with exactly `expected_details`, and a query left at the
+/* Parses `qs` and expects -EINVAL with exactly `expected_details`, and a query left at the
  * defaults (nothing to free; ASan reports any leak of a partial parse). */
 static void expect_error(const char *qs, const char *expected_details) {
     session_query_t q;
     char details[128] = "unset";
     const int rc = session_query_parse(qs, strlen(qs), &q, details, sizeof details);
-    if (rc != -1 || strcmp(details, expected_details) != 0)
+    if (rc != -EINVAL || strcmp(details, expected_details) != 0)
         print_error("query \"%s\": rc %d, details \"%s\", expected \"%s\"\n", qs, rc, details, expected_details);
-    assert_int_equal(rc, -1);
+    assert_int_equal(rc, -EINVAL);
     assert_string_equal(details, expected_details);
     assert_defaults(&q);
 }
@@ -507,14 +508,14 @@ static void test_details_buffer(void **state) {
     (void)state;
     session_query_t q;
     /* No buffer at all. */
-    assert_int_equal(session_query_parse("limit=0", 7, &q, NULL, 0), -1);
+    assert_int_equal(session_query_parse("limit=0", 7, &q, NULL, 0), -EINVAL);
     assert_defaults(&q);
     char details[8];
     memset(details, 'x', sizeof details);
-    assert_int_equal(session_query_parse("limit=0", 7, &q, details, 0), -1);
+    assert_int_equal(session_query_parse("limit=0", 7, &q, details, 0), -EINVAL);
     assert_int_equal(details[0], 'x'); /* capacity 0: untouched */
     /* Truncated, always NUL-terminated, never past the capacity. */
-    assert_int_equal(session_query_parse("limit=0", 7, &q, details, 6), -1);
+    assert_int_equal(session_query_parse("limit=0", 7, &q, details, 6), -EINVAL);
     assert_string_equal(details, "limit");
     assert_int_equal(details[6], 'x');
     /* Only `len` bytes of the query count. */
@@ -538,7 +539,7 @@ static void test_details_are_ascii_and_short(void **state) {
     for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
         session_query_t q;
         char details[128];
-        assert_int_equal(session_query_parse(hostile[i], strlen(hostile[i]), &q, details, sizeof details), -1);
+        assert_int_equal(session_query_parse(hostile[i], strlen(hostile[i]), &q, details, sizeof details), -EINVAL);
         assert_true(strlen(details) < 64);
         for (const char *p = details; *p; p++) {
             assert_true(*p >= 0x20 && *p < 0x7f);
