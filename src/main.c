@@ -160,6 +160,11 @@ static int bootstrap(store_t *store) {
     return 0;
 }
 
+/* The API's DELETE ends a session where it runs: in the gateway (api_end_session_fn). */
+static int end_gateway_session(void *gateway, const char *customer_id, const uint8_t id[16]) {
+    return gateway_kill_session(gateway, customer_id, id);
+}
+
 static const char *env_or(const char *name, const char *fallback) {
     const char *v = getenv(name);
     return v && *v ? v : fallback;
@@ -316,7 +321,8 @@ static int serve(const char *db, int argc, char **argv) {
             goto cleanup;
         }
     }
-    api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .gateway = d.gateway};
+    api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog,
+                         .end_session = d.gateway ? end_gateway_session : NULL, .end_session_ctx = d.gateway};
     if (api_new(&acfg, &api) < 0) goto cleanup;
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);

@@ -1464,9 +1464,11 @@ done:
     return rc;
 }
 
-static void write_row(const customer_t *c, const string_pool_t *pool, uint32_t r, jsonw_t *w) {
+/* The row as a session_record_t that borrows the pool's strings: no copy of any string, and
+ * nothing to free (the view is never passed to session_record_free). */
+static void row_view(const customer_t *c, const string_pool_t *pool, uint32_t r, session_record_t *view) {
     const crow_t *x = &c->rows[r];
-    session_record_t view = {
+    *view = (session_record_t){
         .status = x->status,
         .navigations = x->navigations,
         .timestamp_ms = x->ts_ms,
@@ -1474,67 +1476,46 @@ static void write_row(const customer_t *c, const string_pool_t *pool, uint32_t r
         .captcha = x->captcha,
         .bandwidth = x->bandwidth,
     };
-    if (x->id_text) memcpy(view.session_id, string_pool_get(pool, x->id_text), UUID_TEXT_LEN + 1);
-    else uuid_format(x->id, view.session_id);
-    /* The view borrows pool strings; it is never freed. */
-    view.api_name = (char *)string_pool_get(pool, c->zones[x->zone].name);
-    view.target_url = (char *)string_pool_get(pool, x->target_url);
-    view.end_url = (char *)string_pool_get(pool, x->end_url);
-    view.error_code = (char *)string_pool_get(pool, x->error_code);
-    view.error_message = (char *)string_pool_get(pool, x->error_message);
-    session_record_write_json(&view, w);
+    if (x->id_text) memcpy(view->session_id, string_pool_get(pool, x->id_text), UUID_TEXT_LEN + 1);
+    else uuid_format(x->id, view->session_id);
+    view->api_name = (char *)string_pool_get(pool, c->zones[x->zone].name);
+    view->target_url = (char *)string_pool_get(pool, x->target_url);
+    view->end_url = (char *)string_pool_get(pool, x->end_url);
+    view->error_code = (char *)string_pool_get(pool, x->error_code);
+    view->error_message = (char *)string_pool_get(pool, x->error_message);
 }
 
-int catalog_list_json(catalog_t *c, const char *customer_id, const session_query_t *q, buf_t *out) {
+int catalog_list(catalog_t *c, const char *customer_id, const session_query_t *q, catalog_row_fn fn, void *ctx,
+                 catalog_page_info_t *info) {
     page_t pg = {0};
     int rc = 0;
     pthread_rwlock_rdlock(&c->lock);
     const customer_t *cust = find_customer(c, customer_id, NULL);
     if (cust && cust->broken) rc = -ENOMEM; /* a failed update left the arrays incomplete */
     else if (cust) rc = run_query(cust, &c->pool, q, &pg);
-    jsonw_t w;
-    jsonw_init(&w, out);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "sessions");
-    jsonw_array_begin(&w);
-    for (uint32_t i = 0; i < pg.count; i++) write_row(cust, &c->pool, pg.rows[i], &w);
-    jsonw_array_end(&w);
+    /* The rows are visited under the read lock: the views borrow the pool's strings, and
+     * pg.rows is this thread's scratch, reused by its next query. */
+    for (uint32_t i = 0; rc == 0 && i < pg.count; i++) {
+        session_record_t view;
+        row_view(cust, &c->pool, pg.rows[i], &view);
+        rc = fn(ctx, &view);
+    }
     pthread_rwlock_unlock(&c->lock);
     if (rc < 0) return rc;
-    bool has_more = (uint64_t)q->offset + pg.count < pg.total;
-    jsonw_key(&w, "count");
-    jsonw_int(&w, pg.count);
-    jsonw_key(&w, "total");
-    jsonw_int(&w, (int64_t)pg.total);
-    jsonw_key(&w, "pagination");
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "offset");
-    jsonw_int(&w, q->offset);
-    jsonw_key(&w, "limit");
-    jsonw_int(&w, q->limit);
-    jsonw_key(&w, "has_more");
-    jsonw_bool(&w, has_more);
-    jsonw_key(&w, "next_offset");
-    if (has_more) jsonw_int(&w, (int64_t)q->offset + q->limit);
-    else jsonw_null(&w);
-    jsonw_object_end(&w);
-    jsonw_object_end(&w);
-    return jsonw_failed(&w) ? -ENOMEM : 0;
+    info->count = pg.count;
+    info->total = pg.total;
+    return 0;
 }
 
-int catalog_get_json(catalog_t *c, const char *customer_id, const uint8_t id[16], buf_t *out) {
+int catalog_get(catalog_t *c, const char *customer_id, const uint8_t id[16], catalog_row_fn fn, void *ctx) {
     int rc = -ENOENT;
     pthread_rwlock_rdlock(&c->lock);
     const customer_t *cust = find_customer(c, customer_id, NULL);
     int64_t r = cust ? find_row(cust, id) : -1;
     if (r >= 0) {
-        jsonw_t w;
-        jsonw_init(&w, out);
-        jsonw_object_begin(&w);
-        jsonw_key(&w, "session");
-        write_row(cust, &c->pool, (uint32_t)r, &w);
-        jsonw_object_end(&w);
-        rc = jsonw_failed(&w) ? -ENOMEM : 0;
+        session_record_t view;
+        row_view(cust, &c->pool, (uint32_t)r, &view);
+        rc = fn(ctx, &view);
     }
     pthread_rwlock_unlock(&c->lock);
     return rc;

@@ -13,7 +13,6 @@
 #include <stdint.h>
 
 #include "session/session_query.h"
-#include "core/buf.h"
 #include "session/record.h"
 #include "store/store.h"
 
@@ -30,13 +29,28 @@ int catalog_put(catalog_t *c, const char *customer_id, const session_record_t *r
  * (one store_change_seq call). Concurrent callers wait for one another. */
 int catalog_sync(catalog_t *c, store_t *s);
 
-/* Appends the 200 body of GET /browser_sessions for this customer to `out`:
- * {"sessions":[...],"count":N,"total":T,"pagination":{...}}. 0 or -ENOMEM. */
-int catalog_list_json(catalog_t *c, const char *customer_id, const session_query_t *q, buf_t *out);
+/* What a list found: `count` rows visited (the page), of `total` that match the filters. */
+typedef struct {
+    uint32_t count;
+    uint64_t total;
+} catalog_page_info_t;
 
-/* Appends {"session":{...}} for the session with this id (16 bytes, case folded by parsing).
- * 0, or -ENOENT when this customer has no such session. */
-int catalog_get_json(catalog_t *c, const char *customer_id, const uint8_t id[16], buf_t *out);
+/* Called for each row a list or get visits. `view` and every string it points to are
+ * borrowed from the catalog and valid only during the call, which runs under the catalog's
+ * read lock (so it must not call catalog_put or catalog_sync). Returns 0 to go on, or a
+ * negative errno that stops the visit and is returned by catalog_list / catalog_get. */
+typedef int (*catalog_row_fn)(void *ctx, const session_record_t *view);
+
+/* Calls fn(ctx, view) for each row of the page of this customer's sessions that q selects
+ * (filters, sort, offset, limit), in order, and sets *info. q is borrowed. A customer
+ * without sessions has none: 0 with count = total = 0. 0, -ENOMEM, or fn's error (then
+ * *info is not set). */
+int catalog_list(catalog_t *c, const char *customer_id, const session_query_t *q, catalog_row_fn fn, void *ctx,
+                 catalog_page_info_t *info);
+
+/* Calls fn(ctx, view) for the session with this id (16 bytes: any case of its text finds it).
+ * 0, -ENOENT when this customer has no such session, or fn's error. */
+int catalog_get(catalog_t *c, const char *customer_id, const uint8_t id[16], catalog_row_fn fn, void *ctx);
 
 /* Number of sessions held, all customers (for /healthz and logs). */
 size_t catalog_size(catalog_t *c);
