@@ -10,6 +10,7 @@
 
 #include "api/api_responses.h"
 #include "catalog/catalog.h"
+#include "catalog/catalog_sync.h"
 #include "session/session_query.h"
 #include "store/store.h"
 

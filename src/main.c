@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "catalog/catalog.h"
+#include "catalog/catalog_sync.h"
 #include "cdp/browser.h"
 #include "cdp/gateway.h"
 #include "cli/admin.h"

@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "api/api_responses.h"
+#include "catalog/catalog_sync.h"
 #include "core/buf.h"
 #include "core/uuid.h"
 #include "session/session_query.h"
@@ -207,14 +208,12 @@ void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
         }
         buf_t b;
         buf_init(&b);
+        char *body = NULL;
         size_t len = 0;
-        char *body = api_responses_health(&b, catalog_size(api->catalog)) < 0 ? NULL : buf_steal(&b, &len);
-        if (!body) {
-            buf_free(&b);
-            http_respond(conn, 500, NULL, NULL, 0, true);
-            return;
-        }
-        http_respond(conn, 200, NULL, body, len, false);
+        if (api_responses_health(&b, catalog_size(api->catalog)) == 0) body = buf_steal(&b, &len);
+        buf_free(&b); /* what a failed write left (nothing after buf_steal) */
+        if (body) http_respond(conn, 200, NULL, body, len, false);
+        else http_respond(conn, 500, NULL, NULL, 0, true);
         return;
     }
     /* Authentication comes before everything else, so 401 precedes 400, 404 and 405. */

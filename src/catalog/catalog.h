@@ -1,7 +1,10 @@
 /* The catalog: an in-memory, read-optimised index of every session, per customer, that
  * answers the list and get queries of the API with exact totals in O(log n) for the common
  * shapes (see docs/catalog.md). The store stays the durable record; the catalog follows it
- * through the store's change feed (catalog_sync).
+ * through the store's change feed (catalog_sync, in catalog_sync.h).
+ *
+ * Ownership: the catalog owns copies of everything put into it; arguments are borrowed for
+ * the call; the views handed to a catalog_row_fn are borrowed from the catalog (see there).
  *
  * Threading: all functions are safe to call from several worker threads at once; queries
  * share a read lock, changes take the write lock. Never call from the event-loop thread
@@ -14,20 +17,16 @@
 
 #include "session/session_query.h"
 #include "session/record.h"
-#include "store/store.h"
 
 typedef struct catalog catalog_t;
 
+/* An empty catalog, or NULL when out of memory. */
 catalog_t *catalog_new(void);
 void catalog_free(catalog_t *c);
 
 /* Inserts a session or replaces the one with the same id (case-insensitive) of the same
  * customer. The record is copied. 0 or -ENOMEM / -EINVAL (unparseable id). */
 int catalog_put(catalog_t *c, const char *customer_id, const session_record_t *rec);
-
-/* Applies every store change newer than the last one applied. Cheap when there is none
- * (one store_change_seq call). Concurrent callers wait for one another. */
-int catalog_sync(catalog_t *c, store_t *s);
 
 /* What a list found: `count` rows visited (the page), of `total` that match the filters. */
 typedef struct {
