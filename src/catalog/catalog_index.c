@@ -328,6 +328,7 @@ static int keyed_pos_cmp(const void *a, const void *b) {
 typedef enum { KEY_BANDWIDTH, KEY_DURATION, KEY_TARGET_URL, KEY_END_URL } row_key_t;
 
 static int rowvec_sort_by_key(rowvec_t *v, const customer_t *c, row_key_t which, const uint32_t *url_rank) {
+    if (v->n == 0) return 0; /* an array never filled has no storage: v->v is NULL */
     keyed_pos_t *items = malloc(((size_t)v->n + 1) * sizeof *items);
     uint32_t *sorted = malloc(((size_t)v->n + 1) * sizeof *sorted);
     if (!items || !sorted) {

@@ -21,7 +21,7 @@
 static void put_session(catalog_t *c, int n) {
     session_record_t r;
     memset(&r, 0, sizeof r);
-    snprintf(r.session_id, sizeof r.session_id, "0192f5e8-7b3c-7def-8a12-00000000000%d", n);
+    snprintf(r.session_id, sizeof r.session_id, "0192f5e8-7b3c-7def-8a12-00000000000%c", '0' + n);
     r.api_name = "scraping_browser1";
     r.status = SESSION_FINISHED;
     r.target_url = "https://www.example.com/";

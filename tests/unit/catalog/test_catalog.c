@@ -498,7 +498,7 @@ static void test_row_fn_error_stops_the_list_and_is_returned(void **state) {
     catalog_t *cat = catalog_new();
     for (int i = 0; i < 5; i++) {
         char text[37];
-        snprintf(text, sizeof text, "0192f5e8-7b3c-7def-8a12-00000000000%d", i);
+        snprintf(text, sizeof text, "0192f5e8-7b3c-7def-8a12-00000000000%c", '0' + i);
         session_record_t r;
         fixed_record(&r, text, 1700000000000 + i);
         assert_int_equal(catalog_put(cat, "cust_a", &r), 0);
