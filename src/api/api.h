@@ -8,9 +8,8 @@
 #ifndef BROWSERD_API_API_H
 #define BROWSERD_API_API_H
 
-#include <uv.h>
-
 #include <stdint.h>
+#include <uv.h>
 
 #include "catalog/catalog.h"
 #include "http/http_server.h"
@@ -34,6 +33,7 @@ typedef struct {
     void *end_session_ctx;
 } api_config_t;
 
+/* The config is copied (the pointers in it stay borrowed). 0 or -ENOMEM. */
 int api_new(const api_config_t *cfg, api_t **out);
 void api_free(api_t *api);
 
