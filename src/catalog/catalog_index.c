@@ -235,13 +235,13 @@ static int64_t host_of_url(customer_t *c, const char *url, size_t url_len) {
         uint32_t *nr = realloc(c->host_by_rev, cap * sizeof *nr);
         if (nh) c->hosts = nh;
         if (nr) c->host_by_rev = nr;
-        if (!nh || !nr) return -ENOMEM;
+        if (!nh || !nr) goto oom;
         memset(nh + c->hosts_cap, 0, (cap - c->hosts_cap) * sizeof *nh);
         c->hosts_cap = cap;
     }
     host_t *host = &c->hosts[id];
     host->reversed = malloc(hlen + 1);
-    if (!host->reversed) return -ENOMEM;
+    if (!host->reversed) goto oom;
     for (size_t i = 0; i < hlen; i++) host->reversed[i] = lc[hlen - 1 - i];
     host->reversed[hlen] = '\0';
     host->len = (uint32_t)hlen;
@@ -256,6 +256,10 @@ static int64_t host_of_url(customer_t *c, const char *url, size_t url_len) {
     c->host_by_rev[lo] = id;
     c->nhosts++;
     return id;
+oom:
+    /* Not a host yet: a name left in the pool would pass for a known host next time. */
+    string_pool_release(&c->host_names, id);
+    return -ENOMEM;
 }
 
 /* ---------------------------------------------------------------- index maintenance ---- */
