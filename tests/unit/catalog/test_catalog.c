@@ -260,7 +260,8 @@ static catalog_t *bulk_loaded_catalog(void) {
             for (uint32_t i = 0; i < cat->ncustomers; i++)
                 assert_int_equal(catalog_index_finish(cat->customers[i], &cat->pool), 0);
     }
-    for (uint32_t i = 0; i < cat->ncustomers; i++) assert_int_equal(catalog_index_finish(cat->customers[i], &cat->pool), 0);
+    for (uint32_t i = 0; i < cat->ncustomers; i++)
+        assert_int_equal(catalog_index_finish(cat->customers[i], &cat->pool), 0);
     catalog_index_recount(cat);
     pthread_rwlock_unlock(&cat->lock);
     return cat;
