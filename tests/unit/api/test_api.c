@@ -420,7 +420,8 @@ static void test_limit_above_100_is_a_400(void **state) {
     response_t res;
     get_as(fx, fx->key_a, "/browser_sessions?limit=101", &res);
     assert_response(&res, 400,
-                    "{\"error\":\"Invalid request parameters\",\"details\":\"limit: must be an integer from 1 to 100\"}");
+                    "{\"error\":\"Invalid request parameters\","
+                    "\"details\":\"limit: must be an integer from 1 to 100\"}");
 }
 
 static void test_list_refuses_other_methods_with_405_and_allow(void **state) {
