@@ -43,8 +43,9 @@ void session_query_init(session_query_t *q);
 /* Parses the raw query string (the part after '?', not decoded; may be empty or NULL).
  * Returns 0 with *q filled, -ENOMEM when out of memory, or -EINVAL with `details` set to a
  * short human-readable reason naming the parameter ("limit: must be an integer from 1 to
- * 100"); on an error *q holds nothing that needs freeing. `details` is borrowed (may be NULL). Unknown parameter names are ignored; known ones given twice, empty, or
- * invalid are errors; percent-encoding and '+' are decoded first. */
+ * 100"); on an error *q holds nothing that needs freeing. `details` is borrowed (may be
+ * NULL). Unknown parameter names are ignored; known ones given twice, empty, or invalid are
+ * errors; percent-encoding and '+' are decoded first. */
 int session_query_parse(const char *qs, size_t len, session_query_t *q, char *details, size_t details_cap);
 
 void session_query_free(session_query_t *q);
