@@ -1,6 +1,6 @@
 /* The query engine alone, without HTTP: loads a database's sessions into a catalog (timed),
- * then runs each query shape of a shapes file repeatedly through catalog_list_json and
- * prints the minimum and median time per shape. The minimum is the engine's own cost even
+ * then runs each query shape of a shapes file repeatedly through catalog_list, writing the
+ * API's response body as GET /browser_sessions does (api_responses_list), and prints the minimum and median time per shape. The minimum is the engine's own cost even
  * on a busy machine; compare it with the HTTP figures of bench/api_bench.sh.
  *   catalog_bench DB CUSTOMER SHAPES.tsv [REPEAT]        (e.g. bench/shapes.tsv) */
 #include <stdio.h>
@@ -8,8 +8,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "api/session_query.h"
+#include "api/api_responses.h"
 #include "catalog/catalog.h"
+#include "catalog/catalog_sync.h"
+#include "session/session_query.h"
 #include "store/store.h"
 
 static double now_us(void) {
@@ -71,7 +73,7 @@ int main(int argc, char **argv) {
         for (int i = 0; i < repeat; i++) {
             buf_reset(&out);
             double s = now_us();
-            catalog_list_json(cat, argv[2], &q, &out);
+            api_responses_list(&out, cat, argv[2], &q);
             times[i] = now_us() - s;
         }
         const char *total = strstr(out.data, "\"total\":");

@@ -11,6 +11,7 @@
 
 #include "api/api.h"
 #include "catalog/catalog.h"
+#include "catalog/catalog_sync.h"
 #include "cdp/browser.h"
 #include "cdp/browser_profile.h"
 #include "cdp/supervisor.h"
@@ -160,6 +161,11 @@ static int bootstrap(store_t *store) {
     printf("customer_id=%s\napi_key=%s\nzone=%s\nzone_password=%s\n", DEFAULT_CUSTOMER, key, DEFAULT_ZONE, pw);
     fflush(stdout);
     return 0;
+}
+
+/* The API's DELETE ends a session where it runs: in the gateway (api_end_session_fn). */
+static int end_gateway_session(void *gateway, const char *customer_id, const uint8_t id[16]) {
+    return gateway_kill_session(gateway, customer_id, id);
 }
 
 static const char *env_or(const char *name, const char *fallback) {
@@ -318,7 +324,8 @@ static int serve(const char *db, int argc, char **argv) {
             goto cleanup;
         }
     }
-    api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .gateway = d.gateway};
+    api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog,
+                         .end_session = d.gateway ? end_gateway_session : NULL, .end_session_ctx = d.gateway};
     if (api_new(&acfg, &api) < 0) goto cleanup;
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);

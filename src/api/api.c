@@ -7,16 +7,18 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/session_query.h"
+#include "api/api_responses.h"
+#include "catalog/catalog_sync.h"
 #include "core/buf.h"
 #include "core/uuid.h"
-#include "json/jsonw.h"
+#include "session/session_query.h"
 
 struct api {
     uv_loop_t *loop;
     store_t *store;
     catalog_t *catalog;
-    gateway_t *gateway;
+    api_end_session_fn end_session;
+    void *end_session_ctx;
 };
 
 #define BEARER_CHALLENGE "WWW-Authenticate: Bearer\r\n"
@@ -47,7 +49,8 @@ int api_new(const api_config_t *cfg, api_t **out) {
     api->loop = cfg->loop;
     api->store = cfg->store;
     api->catalog = cfg->catalog;
-    api->gateway = cfg->gateway;
+    api->end_session = cfg->end_session;
+    api->end_session_ctx = cfg->end_session_ctx;
     *out = api;
     return 0;
 }
@@ -72,34 +75,17 @@ static bool bearer_token(const http_request_t *req, const char **token, size_t *
     return true;
 }
 
-static void set_error(api_job_t *job, int status, const char *message, const char *session_id, size_t id_len) {
+/* The answer is an error: status and {"error":message} (with "key":value when key is not
+ * NULL), replacing whatever body was started. A body that cannot be written leaves status 500
+ * and an empty body, which job_done fills. */
+static void set_error(api_job_t *job, int status, const char *message, const char *key, const char *value,
+                      size_t value_len) {
     job->status = status;
     buf_reset(&job->body);
-    jsonw_t w;
-    jsonw_init(&w, &job->body);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "error");
-    jsonw_string(&w, message);
-    if (session_id) {
-        jsonw_key(&w, "session_id");
-        jsonw_string_n(&w, session_id, id_len);
+    if (http_error_body(&job->body, message, key, value, value_len) < 0) {
+        job->status = 500;
+        buf_reset(&job->body);
     }
-    jsonw_object_end(&w);
-    if (jsonw_failed(&w)) job->status = 500;
-}
-
-static void set_invalid_params(api_job_t *job, const char *details) {
-    job->status = 400;
-    buf_reset(&job->body);
-    jsonw_t w;
-    jsonw_init(&w, &job->body);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "error");
-    jsonw_string(&w, "Invalid request parameters");
-    jsonw_key(&w, "details");
-    jsonw_string(&w, details);
-    jsonw_object_end(&w);
-    if (jsonw_failed(&w)) job->status = 500;
 }
 
 static bool method_is_read(http_method_t m) { return m == HTTP_M_GET || m == HTTP_M_HEAD; }
@@ -108,26 +94,26 @@ static void handle_list(api_job_t *job, const char *customer) {
     const http_request_t *req = job->req;
     if (!method_is_read(req->method)) {
         job->extra_headers = "Allow: GET, HEAD\r\n";
-        set_error(job, 405, "Method not allowed", NULL, 0);
+        set_error(job, 405, "Method not allowed", NULL, NULL, 0);
         return;
     }
     session_query_t q;
     char details[256];
     int rc = session_query_parse(req->query, req->query_len, &q, details, sizeof details);
     if (rc == -ENOMEM) {
-        set_error(job, 500, "Internal error", NULL, 0);
+        set_error(job, 500, "Internal error", NULL, NULL, 0);
         return;
     }
     if (rc < 0) {
-        set_invalid_params(job, details);
+        set_error(job, 400, "Invalid request parameters", "details", details, strlen(details));
         return;
     }
     rc = catalog_sync(job->api->catalog, job->api->store);
-    if (rc == 0) rc = catalog_list_json(job->api->catalog, customer, &q, &job->body);
+    if (rc == 0) rc = api_responses_list(&job->body, job->api->catalog, customer, &q);
     session_query_free(&q);
     if (rc < 0) {
         fprintf(stderr, "event=list_failed customer=%s error=%s\n", customer, strerror(-rc));
-        set_error(job, 500, "Internal error", NULL, 0);
+        set_error(job, 500, "Internal error", NULL, NULL, 0);
         return;
     }
     job->status = 200;
@@ -138,23 +124,23 @@ static void handle_one(api_job_t *job, const char *customer, const char *id_text
     bool is_delete = req->method == HTTP_M_DELETE;
     if (!method_is_read(req->method) && !is_delete) {
         job->extra_headers = "Allow: GET, HEAD, DELETE\r\n";
-        set_error(job, 405, "Method not allowed", NULL, 0);
+        set_error(job, 405, "Method not allowed", NULL, NULL, 0);
         return;
     }
     uint8_t id[16];
     if (uuid_parse(id_text, id_len, id) < 0) {
-        set_error(job, 400, "Invalid session_id format", NULL, 0);
+        set_error(job, 400, "Invalid session_id format", NULL, NULL, 0);
         return;
     }
     int rc = catalog_sync(job->api->catalog, job->api->store);
-    if (rc == 0) rc = catalog_get_json(job->api->catalog, customer, id, &job->body);
+    if (rc == 0) rc = api_responses_session(&job->body, job->api->catalog, customer, id);
     if (rc == -ENOENT) {
-        set_error(job, 404, "Session not found", id_text, id_len);
+        set_error(job, 404, "Session not found", "session_id", id_text, id_len);
         return;
     }
     if (rc < 0) {
         fprintf(stderr, "event=get_failed customer=%s error=%s\n", customer, strerror(-rc));
-        set_error(job, 500, "Internal error", NULL, 0);
+        set_error(job, 500, "Internal error", NULL, NULL, 0);
         return;
     }
     if (is_delete) {
@@ -163,7 +149,7 @@ static void handle_one(api_job_t *job, const char *customer, const char *id_text
         job->kill = true;
         memcpy(job->session, id, 16);
         snprintf(job->customer, sizeof job->customer, "%s", customer);
-        set_error(job, 409, "Session is not running", id_text, id_len);
+        set_error(job, 409, "Session is not running", "session_id", id_text, id_len);
         return;
     }
     job->status = 200;
@@ -175,12 +161,12 @@ static void job_work(uv_work_t *work) {
     int rc = store_key_authenticate(job->api->store, job->token, job->token_len, customer);
     if (rc == -ENOENT) {
         job->extra_headers = BEARER_CHALLENGE;
-        set_error(job, 401, "Invalid credentials", NULL, 0);
+        set_error(job, 401, "Invalid credentials", NULL, NULL, 0);
         return;
     }
     if (rc < 0) {
         fprintf(stderr, "event=auth_failed error=%s\n", strerror(-rc));
-        set_error(job, 500, "Internal error", NULL, 0);
+        set_error(job, 500, "Internal error", NULL, NULL, 0);
         return;
     }
     const char *path = job->req->path;
@@ -191,22 +177,23 @@ static void job_work(uv_work_t *work) {
                !memchr(path + base + 1, '/', plen - base - 1)) {
         handle_one(job, customer, path + base + 1, plen - base - 1);
     } else {
-        set_error(job, 404, "Not found", NULL, 0);
+        set_error(job, 404, "Not found", NULL, NULL, 0);
     }
 }
 
 static void job_done(uv_work_t *work, int status) {
     api_job_t *job = work->data;
-    if (status != 0) set_error(job, 500, "Internal error", NULL, 0);
-    if (status == 0 && job->kill && job->api->gateway &&
-        gateway_kill_session(job->api->gateway, job->customer, job->session) == 0) {
+    if (status != 0) set_error(job, 500, "Internal error", NULL, NULL, 0);
+    api_t *api = job->api;
+    if (status == 0 && job->kill && api->end_session &&
+        api->end_session(api->end_session_ctx, job->customer, job->session) == 0) {
         buf_free(&job->body);
         http_respond(job->conn, 204, NULL, NULL, 0, false);
         free(job);
         return;
     }
-    if (job->status == 500 && job->body.len == 0) buf_append_str(&job->body, "{\"error\":\"Internal error\"}");
-    size_t len;
+    if (job->status == 500 && job->body.len == 0) (void)http_error_body(&job->body, "Internal error", NULL, NULL, 0);
+    size_t len = 0;
     char *body = buf_steal(&job->body, &len);
     http_respond(job->conn, job->status, job->extra_headers, body, len, false);
     free(job);
@@ -221,13 +208,12 @@ void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
         }
         buf_t b;
         buf_init(&b);
-        if (buf_printf(&b, "{\"status\":\"ok\",\"sessions\":%zu}", catalog_size(api->catalog)) < 0) {
-            http_respond(conn, 500, NULL, NULL, 0, true);
-            return;
-        }
-        size_t len;
-        char *body = buf_steal(&b, &len);
-        http_respond(conn, 200, NULL, body, len, false);
+        char *body = NULL;
+        size_t len = 0;
+        if (api_responses_health(&b, catalog_size(api->catalog)) == 0) body = buf_steal(&b, &len);
+        buf_free(&b); /* what a failed write left (nothing after buf_steal) */
+        if (body) http_respond(conn, 200, NULL, body, len, false);
+        else http_respond(conn, 500, NULL, NULL, 0, true);
         return;
     }
     /* Authentication comes before everything else, so 401 precedes 400, 404 and 405. */

@@ -8,22 +8,32 @@
 #ifndef BROWSERD_API_API_H
 #define BROWSERD_API_API_H
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "catalog/catalog.h"
-#include "cdp/gateway.h"
 #include "http/http_server.h"
 #include "store/store.h"
 
 typedef struct api api_t;
 
+/* Ends the running session `id` (16 bytes) of this customer, for a DELETE of it: 0 when it
+ * ran here and is ending (the API answers 204), -ENOENT when no such session runs in this
+ * process (409). Called on the loop thread, which owns the running sessions; the strings are
+ * borrowed for the call. */
+typedef int (*api_end_session_fn)(void *ctx, const char *customer_id, const uint8_t id[16]);
+
 typedef struct {
     uv_loop_t *loop;
     store_t *store;
     catalog_t *catalog;
-    gateway_t *gateway; /* may be NULL (no CDP endpoint): no session runs here then */
+    /* NULL when no session runs in this process (no CDP endpoint): every DELETE of a known
+     * session is then a 409. The ctx is borrowed and passed to every call. */
+    api_end_session_fn end_session;
+    void *end_session_ctx;
 } api_config_t;
 
+/* The config is copied (the pointers in it stay borrowed). 0 or -ENOMEM. */
 int api_new(const api_config_t *cfg, api_t **out);
 void api_free(api_t *api);
 

@@ -1,7 +1,10 @@
 /* The catalog: an in-memory, read-optimised index of every session, per customer, that
  * answers the list and get queries of the API with exact totals in O(log n) for the common
  * shapes (see docs/catalog.md). The store stays the durable record; the catalog follows it
- * through the store's change feed (catalog_sync).
+ * through the store's change feed (catalog_sync, in catalog_sync.h).
+ *
+ * Ownership: the catalog owns copies of everything put into it; arguments are borrowed for
+ * the call; the views handed to a catalog_row_fn are borrowed from the catalog (see there).
  *
  * Threading: all functions are safe to call from several worker threads at once; queries
  * share a read lock, changes take the write lock. Never call from the event-loop thread
@@ -12,13 +15,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api/session_query.h"
-#include "core/buf.h"
+#include "session/session_query.h"
 #include "session/record.h"
-#include "store/store.h"
 
 typedef struct catalog catalog_t;
 
+/* An empty catalog, or NULL when out of memory. */
 catalog_t *catalog_new(void);
 void catalog_free(catalog_t *c);
 
@@ -26,17 +28,28 @@ void catalog_free(catalog_t *c);
  * customer. The record is copied. 0 or -ENOMEM / -EINVAL (unparseable id). */
 int catalog_put(catalog_t *c, const char *customer_id, const session_record_t *rec);
 
-/* Applies every store change newer than the last one applied. Cheap when there is none
- * (one store_change_seq call). Concurrent callers wait for one another. */
-int catalog_sync(catalog_t *c, store_t *s);
+/* What a list found: `count` rows visited (the page), of `total` that match the filters. */
+typedef struct {
+    uint32_t count;
+    uint64_t total;
+} catalog_page_info_t;
 
-/* Appends the 200 body of GET /browser_sessions for this customer to `out`:
- * {"sessions":[...],"count":N,"total":T,"pagination":{...}}. 0 or -ENOMEM. */
-int catalog_list_json(catalog_t *c, const char *customer_id, const session_query_t *q, buf_t *out);
+/* Called for each row a list or get visits. `view` and every string it points to are
+ * borrowed from the catalog and valid only during the call, which runs under the catalog's
+ * read lock (so it must not call catalog_put or catalog_sync). Returns 0 to go on, or a
+ * negative errno that stops the visit and is returned by catalog_list / catalog_get. */
+typedef int (*catalog_row_fn)(void *ctx, const session_record_t *view);
 
-/* Appends {"session":{...}} for the session with this id (16 bytes, case folded by parsing).
- * 0, or -ENOENT when this customer has no such session. */
-int catalog_get_json(catalog_t *c, const char *customer_id, const uint8_t id[16], buf_t *out);
+/* Calls fn(ctx, view) for each row of the page of this customer's sessions that q selects
+ * (filters, sort, offset, limit), in order, and sets *info. q is borrowed. A customer
+ * without sessions has none: 0 with count = total = 0. 0, -ENOMEM, or fn's error (then
+ * *info is not set). */
+int catalog_list(catalog_t *c, const char *customer_id, const session_query_t *q, catalog_row_fn fn, void *ctx,
+                 catalog_page_info_t *info);
+
+/* Calls fn(ctx, view) for the session with this id (16 bytes: any case of its text finds it).
+ * 0, -ENOENT when this customer has no such session, or fn's error. */
+int catalog_get(catalog_t *c, const char *customer_id, const uint8_t id[16], catalog_row_fn fn, void *ctx);
 
 /* Number of sessions held, all customers (for /healthz and logs). */
 size_t catalog_size(catalog_t *c);

@@ -1,5 +1,6 @@
 #include "catalog/string_pool.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,7 +20,7 @@ int string_pool_init(string_pool_t *p) {
     p->buckets = calloc(1024, sizeof *p->buckets);
     if (!p->entries || !p->buckets) {
         string_pool_free(p);
-        return -1;
+        return -ENOMEM;
     }
     p->bucket_mask = 1023;
     p->count = 1; /* slot 0 reserved */
@@ -37,7 +38,7 @@ void string_pool_free(string_pool_t *p) {
 static int grow_buckets(string_pool_t *p) {
     uint32_t nb = (p->bucket_mask + 1) * 2;
     uint32_t *b = calloc(nb, sizeof *b);
-    if (!b) return -1;
+    if (!b) return -ENOMEM;
     for (uint32_t i = 1; i < p->count; i++) {
         string_pool_entry_t *e = &p->entries[i];
         if (!e->str) continue;

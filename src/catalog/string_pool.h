@@ -1,5 +1,8 @@
 /* Reference-counted string interning for the catalog: every distinct URL, zone name, error
  * code and message is stored once and named by a 32-bit id (0 = no string).
+ * Ownership: the pool owns its copies; each successful intern is one reference the caller
+ * holds until it releases it. string_pool_get's pointer is borrowed: valid until the last
+ * reference to the id is released.
  * Not thread-safe by itself: the catalog's lock covers it. */
 #ifndef BROWSERD_CATALOG_STRING_POOL_H
 #define BROWSERD_CATALOG_STRING_POOL_H
@@ -24,12 +27,14 @@ typedef struct {
     size_t bytes;                 /* string bytes held, for memory reports */
 } string_pool_t;
 
+/* An empty pool: 0 or -ENOMEM. */
 int string_pool_init(string_pool_t *p);
 void string_pool_free(string_pool_t *p);
 /* Returns the id of the string (adding a reference), 0 for s == NULL, or UINT32_MAX when out
  * of memory. The string is copied. */
 uint32_t string_pool_intern(string_pool_t *p, const char *s, size_t len);
-/* Drops one reference; the string is freed with its last reference. id 0 is ignored. */
+/* Drops one reference; the string is freed with its last reference, and its id may then be
+ * given to another string. id 0 is ignored. */
 void string_pool_release(string_pool_t *p, uint32_t id);
 
 static inline const char *string_pool_get(const string_pool_t *p, uint32_t id) {

@@ -1,5 +1,5 @@
 /* libFuzzer target: the HTTP request parser (src/http/http_request_parser.c) and, behind it,
- * the list query of GET /browser_sessions (src/api/session_query.c).
+ * the list query of GET /browser_sessions (src/session/session_query.c).
  *
  * The input is fed twice: in one piece, and split in two at a point taken from its first
  * byte, the way a server feeds what each read brings (bytes not consumed after a request are
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/session_query.h"
+#include "session/session_query.h"
 #include "http/http_request_parser.h"
 
 #define FUZZ_MAX_HEADER_BYTES 2048

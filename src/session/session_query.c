@@ -1,4 +1,4 @@
-#include "api/session_query.h"
+#include "session/session_query.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -132,8 +132,6 @@ static void set_url_filter(url_filter_t *f, char *value, size_t len) {
     f->len = len;
 }
 
-/* Validates one decoded value of a known parameter into q. Takes ownership of `value`.
- * Returns false when the value is invalid (and frees it). */
 /* A '+' written unencoded in a date's offset ("...T02:00:00+02:00" typed into curl) arrives
  * as a space after decoding. A space can stand nowhere else in a valid date-time, so it is
  * read as the '+' the user meant instead of refusing the date. */
@@ -147,6 +145,8 @@ static bool parse_date(const char *value, size_t len, bool end_of_day, int64_t *
     return time_parse_api_date(value, len, end_of_day, out) == 0;
 }
 
+/* Validates one decoded value of a known parameter into q. Takes ownership of `value`.
+ * Returns false when the value is invalid (and frees it). */
 static bool apply_value(session_query_t *q, param_t param, char *value, size_t len) {
     bool ok = true;
     int index;
@@ -215,13 +215,13 @@ int session_query_parse(const char *qs, size_t len, session_query_t *q, char *de
 
         if (seen[param]) {
             set_details(details, details_cap, "%s: given more than once", name);
-            rc = -1;
+            rc = -EINVAL;
             goto cleanup;
         }
         seen[param] = true;
         if (pair.value_len == 0) {
             set_details(details, details_cap, "%s: must not be empty", name);
-            rc = -1;
+            rc = -EINVAL;
             goto cleanup;
         }
 
@@ -235,24 +235,24 @@ int session_query_parse(const char *qs, size_t len, session_query_t *q, char *de
         }
         if (decode_rc == -EILSEQ) {
             set_details(details, details_cap, "%s: must not contain a NUL byte", name);
-            rc = -1;
+            rc = -EINVAL;
             goto cleanup;
         }
         if (decode_rc < 0) {
             set_details(details, details_cap, "%s: invalid percent-encoding", name);
-            rc = -1;
+            rc = -EINVAL;
             goto cleanup;
         }
         if (!apply_value(q, (param_t)param, value, value_len)) {
             set_details(details, details_cap, "%s: %s", name, invalid_value_reasons[param]);
-            rc = -1;
+            rc = -EINVAL;
             goto cleanup;
         }
     }
 
     if (q->start_ms > q->end_ms) {
         set_details(details, details_cap, "%s", "start_date: is later than end_date");
-        rc = -1;
+        rc = -EINVAL;
         goto cleanup;
     }
 

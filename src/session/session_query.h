@@ -1,8 +1,10 @@
-/* The list query of GET /browser_sessions: parsing and validation of its query string
- * into a session_query_t, with the contract's rules (shared/spec/browser-sessions-api.md).
+/* The list query of GET /browser_sessions: which sessions (filters), in which order (sort)
+ * and which page of them. A session concept, not an HTTP one: the catalog executes it, the
+ * API only parses it from a query string, with the contract's rules
+ * (shared/spec/browser-sessions-api.md).
  * Ownership: a session_query_t owns its strings; session_query_free releases them. */
-#ifndef BROWSERD_API_SESSION_QUERY_H
-#define BROWSERD_API_SESSION_QUERY_H
+#ifndef BROWSERD_SESSION_SESSION_QUERY_H
+#define BROWSERD_SESSION_SESSION_QUERY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -39,10 +41,11 @@ typedef struct {
 void session_query_init(session_query_t *q);
 
 /* Parses the raw query string (the part after '?', not decoded; may be empty or NULL).
- * Returns 0 with *q filled, -ENOMEM when out of memory, or -1 with `details` set to a short human-readable reason naming
- * the parameter ("limit: must be an integer from 1 to 100"), in which case *q holds nothing
- * that needs freeing. Unknown parameter names are ignored; known ones given twice, empty, or
- * invalid are errors; percent-encoding and '+' are decoded first. */
+ * Returns 0 with *q filled, -ENOMEM when out of memory, or -EINVAL with `details` set to a
+ * short human-readable reason naming the parameter ("limit: must be an integer from 1 to
+ * 100"); on an error *q holds nothing that needs freeing. `details` is borrowed (may be
+ * NULL). Unknown parameter names are ignored; known ones given twice, empty, or invalid are
+ * errors; percent-encoding and '+' are decoded first. */
 int session_query_parse(const char *qs, size_t len, session_query_t *q, char *details, size_t details_cap);
 
 void session_query_free(session_query_t *q);

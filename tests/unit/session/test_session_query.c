@@ -1,3 +1,6 @@
+/* session_query_parse against the contract's rules for the list query string
+ * (shared/spec/browser-sessions-api.md, docs/api.md), one behaviour per test. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "api/session_query.h"
+#include "session/session_query.h"
 #include "session/record.h"
 
 #define DEC_1_2025_MS INT64_C(1764547200000) /* 2025-12-01T00:00:00Z */
@@ -47,15 +50,15 @@ static void parse_ok(const char *qs, session_query_t *q) {
     assert_string_equal(details, ""); /* cleared on success */
 }
 
-/* Parses `qs` and expects -1 with exactly `expected_details`, and a query left at the
+/* Parses `qs` and expects -EINVAL with exactly `expected_details`, and a query left at the
  * defaults (nothing to free; ASan reports any leak of a partial parse). */
 static void expect_error(const char *qs, const char *expected_details) {
     session_query_t q;
     char details[128] = "unset";
     const int rc = session_query_parse(qs, strlen(qs), &q, details, sizeof details);
-    if (rc != -1 || strcmp(details, expected_details) != 0)
+    if (rc != -EINVAL || strcmp(details, expected_details) != 0)
         print_error("query \"%s\": rc %d, details \"%s\", expected \"%s\"\n", qs, rc, details, expected_details);
-    assert_int_equal(rc, -1);
+    assert_int_equal(rc, -EINVAL);
     assert_string_equal(details, expected_details);
     assert_defaults(&q);
 }
@@ -76,12 +79,16 @@ static uint32_t parse_offset(const char *qs) {
     return offset;
 }
 
-static void test_defaults(void **state) {
+static void test_init_sets_the_defaults(void **state) {
     (void)state;
     session_query_t q;
     session_query_init(&q);
     assert_defaults(&q);
+}
 
+static void test_empty_query_gives_the_defaults(void **state) {
+    (void)state;
+    session_query_t q;
     parse_ok("", &q);
     assert_defaults(&q);
     session_query_free(&q);
@@ -93,7 +100,11 @@ static void test_defaults(void **state) {
     parse_ok("&&&", &q);
     assert_defaults(&q);
     session_query_free(&q);
+}
 
+static void test_parse_starts_from_the_defaults_and_free_restores_them(void **state) {
+    (void)state;
+    session_query_t q;
     /* Parsing initializes: stale values in *q do not survive. */
     memset(&q, 0x5a, sizeof q);
     parse_ok("unknown=1", &q);
@@ -103,7 +114,7 @@ static void test_defaults(void **state) {
     assert_defaults(&q);
 }
 
-static void test_all_parameters(void **state) {
+static void test_every_parameter_is_parsed_into_its_field(void **state) {
     (void)state;
     session_query_t q;
     parse_ok("api_name=scraping_browser1&limit=10&offset=20&status=failed&start_date=2025-12-01"
@@ -126,9 +137,8 @@ static void test_all_parameters(void **state) {
     assert_defaults(&q);
 }
 
-static void test_limit(void **state) {
+static void test_limit_from_1_to_100_is_accepted(void **state) {
     (void)state;
-    const char *reason = "limit: must be an integer from 1 to 100";
     assert_int_equal(parse_limit("limit=1"), 1);
     assert_int_equal(parse_limit("limit=100"), 100);
     assert_int_equal(parse_limit("limit=50"), 50);
@@ -137,6 +147,11 @@ static void test_limit(void **state) {
     assert_int_equal(parse_limit("limit=0100"), 100);
     assert_int_equal(parse_limit("limit=%35"), 5);  /* decoded first */
     assert_int_equal(parse_limit("li%6Dit=9"), 9);  /* the name too */
+}
+
+static void test_limit_outside_1_to_100_or_not_plain_digits_is_an_error(void **state) {
+    (void)state;
+    const char *reason = "limit: must be an integer from 1 to 100";
     expect_error("limit=0", reason);
     expect_error("limit=000", reason);
     expect_error("limit=101", reason);
@@ -161,14 +176,18 @@ static void test_limit(void **state) {
     expect_error("limit=%EF%BC%95", reason); /* fullwidth digit five */
 }
 
-static void test_offset(void **state) {
+static void test_offset_from_0_to_2147483647_is_accepted(void **state) {
     (void)state;
-    const char *reason = "offset: must be an integer from 0 to 2147483647";
     assert_int_equal(parse_offset("offset=0"), 0);
     assert_int_equal(parse_offset("offset=000"), 0);
     assert_int_equal(parse_offset("offset=1"), 1);
     assert_int_equal(parse_offset("offset=2147483647"), 2147483647);
     assert_int_equal(parse_offset("offset=00002147483647"), 2147483647);
+}
+
+static void test_offset_outside_its_range_or_not_plain_digits_is_an_error(void **state) {
+    (void)state;
+    const char *reason = "offset: must be an integer from 0 to 2147483647";
     expect_error("offset=2147483648", reason);
     expect_error("offset=4294967295", reason);
     expect_error("offset=4294967296", reason); /* 2^32: no wrap to 0 */
@@ -185,9 +204,8 @@ static void test_offset(void **state) {
     expect_error("offset=1.5", reason);
 }
 
-static void test_status(void **state) {
+static void test_status_names_and_all_are_accepted(void **state) {
     (void)state;
-    const char *reason = "status: must be one of running, finished, failed, all";
     static const struct {
         const char *qs;
         int status;
@@ -204,6 +222,11 @@ static void test_status(void **state) {
         assert_int_equal(q.status, valid[i].status);
         session_query_free(&q);
     }
+}
+
+static void test_status_other_than_its_exact_names_is_an_error(void **state) {
+    (void)state;
+    const char *reason = "status: must be one of running, finished, failed, all";
     expect_error("status=Running", reason);
     expect_error("status=RUNNING", reason);
     expect_error("status=ALL", reason);
@@ -216,7 +239,7 @@ static void test_status(void **state) {
     expect_error("status=finished,failed", reason);
 }
 
-static void test_sort_and_order(void **state) {
+static void test_sort_and_order_values_are_accepted(void **state) {
     (void)state;
     static const struct {
         const char *qs;
@@ -238,6 +261,10 @@ static void test_sort_and_order(void **state) {
         assert_int_equal(q.desc, valid[i].desc);
         session_query_free(&q);
     }
+}
+
+static void test_sort_other_than_its_names_is_an_error(void **state) {
+    (void)state;
     const char *sort_reason = "sort: must be one of timestamp, duration, bandwidth";
     expect_error("sort=Timestamp", sort_reason);
     expect_error("sort=DURATION", sort_reason);
@@ -245,6 +272,10 @@ static void test_sort_and_order(void **state) {
     expect_error("sort=size", sort_reason);
     expect_error("sort=navigations", sort_reason);
     expect_error("sort=duration+", sort_reason);
+}
+
+static void test_order_other_than_asc_or_desc_is_an_error(void **state) {
+    (void)state;
     const char *order_reason = "order: must be one of asc, desc";
     expect_error("order=ASC", order_reason);
     expect_error("order=Desc", order_reason);
@@ -255,7 +286,7 @@ static void test_sort_and_order(void **state) {
     expect_error("order=1", order_reason);
 }
 
-static void test_api_name(void **state) {
+static void test_api_name_is_decoded_and_kept_exactly(void **state) {
     (void)state;
     static const struct {
         const char *qs;
@@ -279,7 +310,7 @@ static void test_api_name(void **state) {
     }
 }
 
-static void test_url_filters(void **state) {
+static void test_url_filter_with_a_scheme_is_a_prefix_else_a_domain_both_lowercased(void **state) {
     (void)state;
     static const struct {
         const char *value; /* raw, as in the query string */
@@ -318,6 +349,10 @@ static void test_url_filters(void **state) {
             session_query_free(&q);
         }
     }
+}
+
+static void test_target_and_end_url_filters_are_independent(void **state) {
+    (void)state;
     /* Both at once, independently. */
     session_query_t q;
     parse_ok("target_url=A.com&end_url=https://B.com", &q);
@@ -338,7 +373,7 @@ static void expect_dates(const char *qs, int64_t start_ms, int64_t end_ms) {
     session_query_free(&q);
 }
 
-static void test_dates(void **state) {
+static void test_bare_dates_cover_whole_days(void **state) {
     (void)state;
     /* Bare dates: start of day for start_date, end of day (inclusive) for end_date. */
     expect_dates("start_date=2025-12-01", DEC_1_2025_MS, INT64_MAX);
@@ -346,25 +381,40 @@ static void test_dates(void **state) {
     expect_dates("start_date=2025-12-01&end_date=2025-12-01", DEC_1_2025_MS, DEC_1_2025_MS + DAY_MS - 1);
     expect_dates("start_date=2024-02-29&end_date=2024-02-29", INT64_C(19782) * DAY_MS,
                  INT64_C(19783) * DAY_MS - 1);
+}
+
+static void test_date_times_are_exact(void **state) {
+    (void)state;
     /* Date-times: exact, bare-date rule does not apply. */
     expect_dates("start_date=2025-12-01T00:00:00Z&end_date=2025-12-01T00:00:00Z", DEC_1_2025_MS, DEC_1_2025_MS);
     expect_dates("end_date=2025-12-01T00:00:00Z", INT64_MIN, DEC_1_2025_MS);
     expect_dates("start_date=2025-12-01t00:00:00.5z", DEC_1_2025_MS + 500, INT64_MAX);
     expect_dates("start_date=2025-12-01T00:00:00.123456Z", DEC_1_2025_MS + 123, INT64_MAX);
+}
+
+static void test_date_offsets_apply_with_the_plus_encoded_or_not(void **state) {
+    (void)state;
     /* Offsets: '+' as %2B, or unencoded (it decodes to a space, read back as the '+' meant). */
     expect_dates("start_date=2025-12-01T02:00:00%2B02:00", DEC_1_2025_MS, INT64_MAX);
     expect_dates("start_date=2025-11-30T22:00:00-02:00", DEC_1_2025_MS, INT64_MAX);
     expect_dates("end_date=2025-12-01T05:30:00%2b05%3A30", INT64_MIN, DEC_1_2025_MS);
+    expect_dates("start_date=2025-12-01T02:00:00+02:00", DEC_1_2025_MS, INT64_MAX);
+    expect_dates("end_date=2025-12-01T05:30:00%2005:30", INT64_MIN, DEC_1_2025_MS);
+}
+
+static void test_bare_dates_and_date_times_mix(void **state) {
+    (void)state;
     /* Mixed forms, and equal bounds. */
     expect_dates("start_date=2025-12-01&end_date=2025-12-01T00:00:00Z", DEC_1_2025_MS, DEC_1_2025_MS);
     expect_dates("start_date=2025-12-01T23:59:59.999Z&end_date=2025-12-01", DEC_1_2025_MS + DAY_MS - 1,
                  DEC_1_2025_MS + DAY_MS - 1);
     expect_dates("end_date=2025-12-01&start_date=2025-11-30", DEC_1_2025_MS - DAY_MS, DEC_1_2025_MS + DAY_MS - 1);
+}
 
+static void test_invalid_dates_are_errors(void **state) {
+    (void)state;
     const char *start_reason = "start_date: must be an RFC 3339 date-time or YYYY-MM-DD";
     const char *end_reason = "end_date: must be an RFC 3339 date-time or YYYY-MM-DD";
-    expect_dates("start_date=2025-12-01T02:00:00+02:00", DEC_1_2025_MS, INT64_MAX);
-    expect_dates("end_date=2025-12-01T05:30:00%2005:30", INT64_MIN, DEC_1_2025_MS);
     expect_error("start_date=2025-12-01T02:00:00++02:00", start_reason);
     expect_error("start_date=2025-12-01%2000:00:00Z", start_reason); /* a space elsewhere stays wrong */
     expect_error("start_date=2025-02-29", start_reason);
@@ -379,18 +429,25 @@ static void test_dates(void **state) {
     expect_error("end_date=2025-12-01T00:00:60Z", end_reason);
     expect_error("end_date=2025-12-1", end_reason);
     expect_error("end_date=2025-12-01T00:00:00%2B24:00", end_reason);
+}
 
+static void test_start_date_later_than_end_date_is_an_error(void **state) {
+    (void)state;
     const char *order_reason = "start_date: is later than end_date";
     expect_error("start_date=2025-12-02&end_date=2025-12-01", order_reason);
     expect_error("end_date=2025-12-01&start_date=2025-12-02", order_reason);
     expect_error("start_date=2025-12-01T00:00:00.001Z&end_date=2025-12-01T00:00:00Z", order_reason);
     expect_error("start_date=2025-12-01T01:00:00Z&end_date=2025-12-01T02:00:00%2B02:00", order_reason);
     expect_error("start_date=2025-12-02&end_date=2025-12-01T23:59:59.999Z", order_reason);
+}
+
+static void test_date_order_is_checked_after_every_parameter(void **state) {
+    (void)state;
     /* The ordering check comes after every parameter is valid. */
     expect_error("start_date=2025-12-02&end_date=2025-12-01&limit=0", "limit: must be an integer from 1 to 100");
 }
 
-static void test_empty_values(void **state) {
+static void test_empty_value_of_a_known_parameter_is_an_error(void **state) {
     (void)state;
     for (size_t i = 0; i < ALL_PARAMS_COUNT; i++) {
         char qs[64], reason[64];
@@ -405,7 +462,7 @@ static void test_empty_values(void **state) {
     expect_error("api_name=", "api_name: must not be empty");
 }
 
-static void test_duplicates(void **state) {
+static void test_known_parameter_given_twice_is_an_error(void **state) {
     (void)state;
     for (size_t i = 0; i < ALL_PARAMS_COUNT; i++) {
         char qs[128], reason[64];
@@ -431,7 +488,7 @@ static void test_duplicates(void **state) {
     expect_error("offset=1&limit=5&offset=1", "offset: given more than once");
 }
 
-static void test_unknown_names_ignored(void **state) {
+static void test_unknown_parameter_names_are_ignored(void **state) {
     (void)state;
     static const char *const ignored[] = {
         "foo=1",
@@ -469,7 +526,7 @@ static void test_unknown_names_ignored(void **state) {
     session_query_free(&q);
 }
 
-static void test_bad_encoding_in_known_value(void **state) {
+static void test_bad_percent_encoding_in_a_known_value_is_an_error(void **state) {
     (void)state;
     expect_error("limit=%zz", "limit: invalid percent-encoding");
     expect_error("limit=%", "limit: invalid percent-encoding");
@@ -482,12 +539,16 @@ static void test_bad_encoding_in_known_value(void **state) {
     expect_error("end_url=%zzexample.com", "end_url: invalid percent-encoding");
     expect_error("start_date=2025-12-01T02:00:00%2G02:00", "start_date: invalid percent-encoding");
     expect_error("status=%", "status: invalid percent-encoding");
+}
+
+static void test_nul_byte_in_a_known_value_is_an_error(void **state) {
+    (void)state;
     expect_error("api_name=a%00b", "api_name: must not contain a NUL byte");
     expect_error("target_url=%00", "target_url: must not contain a NUL byte");
     expect_error("limit=5%00", "limit: must not contain a NUL byte");
 }
 
-static void test_first_error_wins(void **state) {
+static void test_first_failing_parameter_decides_the_details(void **state) {
     (void)state;
     expect_error("limit=abc&offset=-1", "limit: must be an integer from 1 to 100");
     expect_error("offset=-1&limit=abc", "offset: must be an integer from 0 to 2147483647");
@@ -503,20 +564,26 @@ static void test_first_error_wins(void **state) {
     expect_error("end_url=x.com&target_url=%zz", "target_url: invalid percent-encoding");
 }
 
-static void test_details_buffer(void **state) {
+static void test_details_are_cut_to_their_buffer(void **state) {
     (void)state;
     session_query_t q;
     /* No buffer at all. */
-    assert_int_equal(session_query_parse("limit=0", 7, &q, NULL, 0), -1);
+    assert_int_equal(session_query_parse("limit=0", 7, &q, NULL, 0), -EINVAL);
     assert_defaults(&q);
     char details[8];
     memset(details, 'x', sizeof details);
-    assert_int_equal(session_query_parse("limit=0", 7, &q, details, 0), -1);
+    assert_int_equal(session_query_parse("limit=0", 7, &q, details, 0), -EINVAL);
     assert_int_equal(details[0], 'x'); /* capacity 0: untouched */
     /* Truncated, always NUL-terminated, never past the capacity. */
-    assert_int_equal(session_query_parse("limit=0", 7, &q, details, 6), -1);
+    assert_int_equal(session_query_parse("limit=0", 7, &q, details, 6), -EINVAL);
     assert_string_equal(details, "limit");
     assert_int_equal(details[6], 'x');
+}
+
+static void test_only_len_bytes_of_the_query_count(void **state) {
+    (void)state;
+    session_query_t q;
+    char details[8];
     /* Only `len` bytes of the query count. */
     assert_int_equal(session_query_parse("limit=5&limit=6", 7, &q, details, sizeof details), 0);
     assert_int_equal(q.limit, 5);
@@ -526,7 +593,7 @@ static void test_details_buffer(void **state) {
     session_query_free(&q);
 }
 
-static void test_details_are_ascii_and_short(void **state) {
+static void test_details_never_quote_the_request(void **state) {
     (void)state;
     /* Hostile input never reaches the details. */
     static const char *const hostile[] = {
@@ -538,7 +605,7 @@ static void test_details_are_ascii_and_short(void **state) {
     for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
         session_query_t q;
         char details[128];
-        assert_int_equal(session_query_parse(hostile[i], strlen(hostile[i]), &q, details, sizeof details), -1);
+        assert_int_equal(session_query_parse(hostile[i], strlen(hostile[i]), &q, details, sizeof details), -EINVAL);
         assert_true(strlen(details) < 64);
         for (const char *p = details; *p; p++) {
             assert_true(*p >= 0x20 && *p < 0x7f);
@@ -549,22 +616,38 @@ static void test_details_are_ascii_and_short(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_defaults),
-        cmocka_unit_test(test_all_parameters),
-        cmocka_unit_test(test_limit),
-        cmocka_unit_test(test_offset),
-        cmocka_unit_test(test_status),
-        cmocka_unit_test(test_sort_and_order),
-        cmocka_unit_test(test_api_name),
-        cmocka_unit_test(test_url_filters),
-        cmocka_unit_test(test_dates),
-        cmocka_unit_test(test_empty_values),
-        cmocka_unit_test(test_duplicates),
-        cmocka_unit_test(test_unknown_names_ignored),
-        cmocka_unit_test(test_bad_encoding_in_known_value),
-        cmocka_unit_test(test_first_error_wins),
-        cmocka_unit_test(test_details_buffer),
-        cmocka_unit_test(test_details_are_ascii_and_short),
+        cmocka_unit_test(test_init_sets_the_defaults),
+        cmocka_unit_test(test_empty_query_gives_the_defaults),
+        cmocka_unit_test(test_parse_starts_from_the_defaults_and_free_restores_them),
+        cmocka_unit_test(test_every_parameter_is_parsed_into_its_field),
+        cmocka_unit_test(test_limit_from_1_to_100_is_accepted),
+        cmocka_unit_test(test_limit_outside_1_to_100_or_not_plain_digits_is_an_error),
+        cmocka_unit_test(test_offset_from_0_to_2147483647_is_accepted),
+        cmocka_unit_test(test_offset_outside_its_range_or_not_plain_digits_is_an_error),
+        cmocka_unit_test(test_status_names_and_all_are_accepted),
+        cmocka_unit_test(test_status_other_than_its_exact_names_is_an_error),
+        cmocka_unit_test(test_sort_and_order_values_are_accepted),
+        cmocka_unit_test(test_sort_other_than_its_names_is_an_error),
+        cmocka_unit_test(test_order_other_than_asc_or_desc_is_an_error),
+        cmocka_unit_test(test_api_name_is_decoded_and_kept_exactly),
+        cmocka_unit_test(test_url_filter_with_a_scheme_is_a_prefix_else_a_domain_both_lowercased),
+        cmocka_unit_test(test_target_and_end_url_filters_are_independent),
+        cmocka_unit_test(test_bare_dates_cover_whole_days),
+        cmocka_unit_test(test_date_times_are_exact),
+        cmocka_unit_test(test_date_offsets_apply_with_the_plus_encoded_or_not),
+        cmocka_unit_test(test_bare_dates_and_date_times_mix),
+        cmocka_unit_test(test_invalid_dates_are_errors),
+        cmocka_unit_test(test_start_date_later_than_end_date_is_an_error),
+        cmocka_unit_test(test_date_order_is_checked_after_every_parameter),
+        cmocka_unit_test(test_empty_value_of_a_known_parameter_is_an_error),
+        cmocka_unit_test(test_known_parameter_given_twice_is_an_error),
+        cmocka_unit_test(test_unknown_parameter_names_are_ignored),
+        cmocka_unit_test(test_bad_percent_encoding_in_a_known_value_is_an_error),
+        cmocka_unit_test(test_nul_byte_in_a_known_value_is_an_error),
+        cmocka_unit_test(test_first_failing_parameter_decides_the_details),
+        cmocka_unit_test(test_details_are_cut_to_their_buffer),
+        cmocka_unit_test(test_only_len_bytes_of_the_query_count),
+        cmocka_unit_test(test_details_never_quote_the_request),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,62 @@
+#include "api/api_responses.h"
+
+#include <errno.h>
+#include <stdbool.h>
+
+#include "json/jsonw.h"
+#include "session/record.h"
+
+/* A row of the catalog straight into the body: the view's strings are escaped from the
+ * catalog's pool, never copied. jsonw's failure is sticky; stopping the visit at the first
+ * one saves writing rows that will be thrown away. */
+static int write_row(void *ctx, const session_record_t *view) {
+    jsonw_t *w = ctx;
+    session_record_write_json(view, w);
+    return jsonw_failed(w) ? -ENOMEM : 0;
+}
+
+int api_responses_list(buf_t *out, catalog_t *c, const char *customer_id, const session_query_t *q) {
+    jsonw_t w;
+    jsonw_init(&w, out);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "sessions");
+    jsonw_array_begin(&w);
+    catalog_page_info_t info;
+    int rc = catalog_list(c, customer_id, q, write_row, &w, &info);
+    if (rc < 0) return rc;
+    jsonw_array_end(&w);
+    bool has_more = (uint64_t)q->offset + info.count < info.total;
+    jsonw_key(&w, "count");
+    jsonw_int(&w, info.count);
+    jsonw_key(&w, "total");
+    jsonw_int(&w, (int64_t)info.total);
+    jsonw_key(&w, "pagination");
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "offset");
+    jsonw_int(&w, q->offset);
+    jsonw_key(&w, "limit");
+    jsonw_int(&w, q->limit);
+    jsonw_key(&w, "has_more");
+    jsonw_bool(&w, has_more);
+    jsonw_key(&w, "next_offset");
+    if (has_more) jsonw_int(&w, (int64_t)q->offset + q->limit);
+    else jsonw_null(&w);
+    jsonw_object_end(&w);
+    jsonw_object_end(&w);
+    return jsonw_failed(&w) ? -ENOMEM : 0;
+}
+
+int api_responses_session(buf_t *out, catalog_t *c, const char *customer_id, const uint8_t id[16]) {
+    jsonw_t w;
+    jsonw_init(&w, out);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "session");
+    int rc = catalog_get(c, customer_id, id, write_row, &w);
+    if (rc < 0) return rc;
+    jsonw_object_end(&w);
+    return jsonw_failed(&w) ? -ENOMEM : 0;
+}
+
+int api_responses_health(buf_t *out, size_t sessions) {
+    return buf_printf(out, "{\"status\":\"ok\",\"sessions\":%zu}", sessions) < 0 ? -ENOMEM : 0;
+}
