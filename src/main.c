@@ -16,6 +16,7 @@
 #include "cli/admin.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
+#include "proxy/proxy_guard.h"
 #include "proxy/traffic_proxy.h"
 #include "store/store.h"
 
@@ -245,8 +246,8 @@ static int serve(const char *db, int argc, char **argv) {
     }
     char perr[256];
     for (size_t k = 0; k < nallow; k++) {
-        traffic_cidr_t cidr;
-        if (traffic_proxy_parse_cidr(allow[k], &cidr, perr, sizeof perr) < 0) {
+        proxy_cidr_t cidr;
+        if (proxy_guard_parse_cidr(allow[k], &cidr, perr, sizeof perr) < 0) {
             fprintf(stderr, "browserd: --allow-private %s: %s\n", allow[k], perr);
             return 2;
         }

@@ -1541,7 +1541,7 @@ static int check_config(const traffic_proxy_config_t *cfg, proxy_guard_t *guard,
     guard->enabled = c.guard_private;
     for (size_t i = 0; i < c.allow_private_count; i++) {
         char why[200];
-        if (!c.allow_private || traffic_proxy_parse_cidr(c.allow_private[i], &guard->cidrs[i], why, sizeof why) < 0) {
+        if (!c.allow_private || proxy_guard_parse_cidr(c.allow_private[i], &guard->cidrs[i], why, sizeof why) < 0) {
             snprintf(err, err_cap, "allow_private: %s", c.allow_private ? why : "missing list");
             return -EINVAL;
         }

@@ -80,8 +80,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size) {
     uint8_t a4[4];
     proxy_guard_parse_ipv4(text, n, a4);
 
-    traffic_cidr_t cidr;
-    if (traffic_proxy_parse_cidr(text, &cidr, err, sizeof err) == 0) {
+    proxy_cidr_t cidr;
+    if (proxy_guard_parse_cidr(text, &cidr, err, sizeof err) == 0) {
         unsigned bits = cidr.family == AF_INET ? 32 : 128;
         if (cidr.prefix_len > bits) abort();
         for (unsigned b = cidr.prefix_len; b < bits; b++)

@@ -230,34 +230,34 @@ static void test_hosts(void **state) {
 
 static void test_cidrs(void **state) {
     (void)state;
-    traffic_cidr_t c;
+    proxy_cidr_t c;
     char err[200];
-    assert_int_equal(traffic_proxy_parse_cidr("10.0.0.0/8", &c, err, sizeof err), 0);
+    assert_int_equal(proxy_guard_parse_cidr("10.0.0.0/8", &c, err, sizeof err), 0);
     assert_int_equal(c.family, AF_INET);
     assert_int_equal(c.prefix_len, 8);
-    assert_int_equal(traffic_proxy_parse_cidr("fc00::/7", &c, err, sizeof err), 0);
+    assert_int_equal(proxy_guard_parse_cidr("fc00::/7", &c, err, sizeof err), 0);
     assert_int_equal(c.family, AF_INET6);
     assert_int_equal(c.prefix_len, 7);
-    assert_int_equal(traffic_proxy_parse_cidr("192.168.1.7", &c, err, sizeof err), 0);
+    assert_int_equal(proxy_guard_parse_cidr("192.168.1.7", &c, err, sizeof err), 0);
     assert_int_equal(c.prefix_len, 32);
-    assert_int_equal(traffic_proxy_parse_cidr("::1", &c, err, sizeof err), 0);
+    assert_int_equal(proxy_guard_parse_cidr("::1", &c, err, sizeof err), 0);
     assert_int_equal(c.prefix_len, 128);
-    assert_int_equal(traffic_proxy_parse_cidr("0.0.0.0/0", &c, err, sizeof err), 0);
-    assert_int_equal(traffic_proxy_parse_cidr("10.0.0.1/8", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("0.0.0.0/0", &c, err, sizeof err), 0);
+    assert_int_equal(proxy_guard_parse_cidr("10.0.0.1/8", &c, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "did you mean 10.0.0.0/8"));
-    assert_int_equal(traffic_proxy_parse_cidr("10.0.0.0/33", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("10.0.0.0/33", &c, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "over 32"));
-    assert_int_equal(traffic_proxy_parse_cidr("10/8", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("10/8", &c, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "not a numeric address"));
-    assert_int_equal(traffic_proxy_parse_cidr("example.com/8", &c, err, sizeof err), -EINVAL);
-    assert_int_equal(traffic_proxy_parse_cidr("10.0.0.0/", &c, err, sizeof err), -EINVAL);
-    assert_int_equal(traffic_proxy_parse_cidr("10.0.0.0/8x", &c, err, sizeof err), -EINVAL);
-    assert_int_equal(traffic_proxy_parse_cidr("10.0.0.0/-1", &c, err, sizeof err), -EINVAL);
-    assert_int_equal(traffic_proxy_parse_cidr("", &c, err, sizeof err), -EINVAL);
-    assert_int_equal(traffic_proxy_parse_cidr("/8", &c, err, sizeof err), -EINVAL);
-    assert_int_equal(traffic_proxy_parse_cidr("fe80::1/10", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("example.com/8", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("10.0.0.0/", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("10.0.0.0/8x", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("10.0.0.0/-1", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("/8", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("fe80::1/10", &c, err, sizeof err), -EINVAL);
     assert_non_null(strstr(err, "fe80::/10"));
-    assert_int_equal(traffic_proxy_parse_cidr("::/129", &c, err, sizeof err), -EINVAL);
+    assert_int_equal(proxy_guard_parse_cidr("::/129", &c, err, sizeof err), -EINVAL);
 }
 
 static void test_guard_decisions(void **state) {
@@ -266,8 +266,8 @@ static void test_guard_decisions(void **state) {
     memset(&g, 0, sizeof g);
     g.enabled = true;
     char err[128];
-    assert_int_equal(traffic_proxy_parse_cidr("10.0.0.0/8", &g.cidrs[g.cidr_count++], err, sizeof err), 0);
-    assert_int_equal(traffic_proxy_parse_cidr("fd00::/8", &g.cidrs[g.cidr_count++], err, sizeof err), 0);
+    assert_int_equal(proxy_guard_parse_cidr("10.0.0.0/8", &g.cidrs[g.cidr_count++], err, sizeof err), 0);
+    assert_int_equal(proxy_guard_parse_cidr("fd00::/8", &g.cidrs[g.cidr_count++], err, sizeof err), 0);
     struct {
         const char *addr;
         bool allowed;
