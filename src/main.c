@@ -17,7 +17,7 @@
 #include "core/timeutil.h"
 #include "http/http_server.h"
 #include "proxy/proxy_guard.h"
-#include "proxy/traffic_proxy.h"
+#include "proxy/proxy_upstream.h"
 #include "store/store.h"
 
 #define DEFAULT_DB "./browserd.db"
@@ -252,8 +252,8 @@ static int serve(const char *db, int argc, char **argv) {
             return 2;
         }
     }
-    traffic_upstream_t up;
-    if (upstream && traffic_proxy_parse_upstream(upstream, &up, perr, sizeof perr) < 0) {
+    proxy_upstream_t up;
+    if (upstream && proxy_upstream_parse(upstream, &up, perr, sizeof perr) < 0) {
         fprintf(stderr, "browserd: --upstream-proxy: %s (expected http://[user:pass@]host:port)\n", perr);
         return 2;
     }

@@ -325,7 +325,7 @@ int proxy_guard_parse_ipv4(const char *text, size_t len, uint8_t out[4]) {
     return 1;
 }
 
-static int hexval(char c) {
+int proxy_guard_hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -363,7 +363,8 @@ int proxy_guard_parse_host(const char *text, size_t len, proxy_host_t *out, char
     for (size_t i = 0; i < len; i++) {
         char ch = text[i];
         if (ch == '%') {
-            int hi = i + 2 < len ? hexval(text[i + 1]) : -1, lo = i + 2 < len ? hexval(text[i + 2]) : -1;
+            int hi = i + 2 < len ? proxy_guard_hex_digit(text[i + 1]) : -1;
+            int lo = i + 2 < len ? proxy_guard_hex_digit(text[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 set_err(err, err_cap, "bad percent-encoding in host%s", NULL);
                 return -EINVAL;

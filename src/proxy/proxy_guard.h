@@ -102,4 +102,8 @@ int proxy_guard_parse_host(const char *text, size_t len, proxy_host_t *out, char
  * already percent-decoded. */
 int proxy_guard_parse_ipv4(const char *text, size_t len, uint8_t out[4]);
 
+/* The value of a hexadecimal digit (either case), or -1: the "%XX" escapes of hosts, and those
+ * of the upstream proxy's credentials (proxy_upstream.c). */
+int proxy_guard_hex_digit(char c);
+
 #endif

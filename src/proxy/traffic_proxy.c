@@ -42,6 +42,7 @@
 #include "core/buf.h"
 #include "proxy/proxy_guard.h"
 #include "proxy/proxy_http.h"
+#include "proxy/proxy_upstream.h"
 
 #define READ_CHUNK (64u * 1024u)
 #define READ_MIN (4u * 1024u)
@@ -155,7 +156,7 @@ struct traffic_proxy {
     traffic_proxy_config_t cfg;   /* pointer fields cleared: their content lives below */
     proxy_guard_t guard;
     bool has_upstream;
-    traffic_upstream_t upstream;
+    proxy_upstream_t upstream;
     proxy_host_t upstream_host;
     unsigned upstream_generation;
     char tag[64];
@@ -1522,7 +1523,7 @@ static traffic_proxy_config_t effective_config(const traffic_proxy_config_t *in)
     return c;
 }
 
-static int check_config(const traffic_proxy_config_t *cfg, proxy_guard_t *guard, traffic_upstream_t *up, bool *has_up,
+static int check_config(const traffic_proxy_config_t *cfg, proxy_guard_t *guard, proxy_upstream_t *up, bool *has_up,
                         char *err, size_t err_cap) {
     traffic_proxy_config_t c = effective_config(cfg);
     if (c.max_head_bytes < 1024) {
@@ -1550,7 +1551,7 @@ static int check_config(const traffic_proxy_config_t *cfg, proxy_guard_t *guard,
     *has_up = c.upstream_proxy && *c.upstream_proxy;
     if (*has_up) {
         char why[200];
-        if (traffic_proxy_parse_upstream(c.upstream_proxy, up, why, sizeof why) < 0) {
+        if (proxy_upstream_parse(c.upstream_proxy, up, why, sizeof why) < 0) {
             snprintf(err, err_cap, "upstream_proxy: %s", why);
             return -EINVAL;
         }
@@ -1562,7 +1563,7 @@ static int check_config(const traffic_proxy_config_t *cfg, proxy_guard_t *guard,
 
 int traffic_proxy_config_check(const traffic_proxy_config_t *cfg, char *err, size_t err_cap) {
     proxy_guard_t *guard = malloc(sizeof *guard);
-    traffic_upstream_t up;
+    proxy_upstream_t up;
     bool has_up;
     if (!guard) return -ENOMEM;
     int rc = check_config(cfg, guard, &up, &has_up, err, err_cap);
@@ -1576,9 +1577,9 @@ int traffic_proxy_set_upstream(traffic_proxy_t *p, const char *url, char *err, s
         p->upstream_generation++;
         return 0;
     }
-    traffic_upstream_t up;
+    proxy_upstream_t up;
     proxy_host_t host;
-    if (traffic_proxy_parse_upstream(url, &up, err, err_cap) < 0 ||
+    if (proxy_upstream_parse(url, &up, err, err_cap) < 0 ||
         proxy_guard_parse_host(up.host, strlen(up.host), &host, err, err_cap) < 0)
         return -EINVAL;
     p->upstream = up;

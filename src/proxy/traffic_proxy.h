@@ -39,19 +39,6 @@
 
 typedef struct traffic_proxy traffic_proxy_t;
 
-/* An upstream proxy, parsed from "http://user:pass@host:port" (credentials optional, port
- * defaults to 80, path empty or "/"). user and pass are percent-decoded; `authorization` holds
- * the ready header value "Basic base64(user:pass)", or "" without credentials. */
-typedef struct {
-    char host[256];          /* name or numeric address, IPv6 without brackets */
-    uint16_t port;
-    bool has_credentials;
-    char user[256];
-    char authorization[1024];
-} traffic_upstream_t;
-
-int traffic_proxy_parse_upstream(const char *url, traffic_upstream_t *out, char *err, size_t err_cap);
-
 typedef struct {
     /* Private-network guard (docs/proxy.md): on unless set false. */
     bool guard_private;

@@ -12,7 +12,7 @@
 
 #include "proxy/proxy_guard.h"
 #include "proxy/proxy_http.h"
-#include "proxy/traffic_proxy.h"
+#include "proxy/proxy_upstream.h"
 
 static int on_body(http_parser *hp, const char *at, size_t n) {
     (void)at;
@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size) {
             if (cidr.addr[b / 8] & (0x80u >> (b % 8))) abort();
     }
 
-    traffic_upstream_t up;
-    traffic_proxy_parse_upstream(text, &up, err, sizeof err);
+    proxy_upstream_t up;
+    proxy_upstream_parse(text, &up, err, sizeof err);
     return 0;
 }

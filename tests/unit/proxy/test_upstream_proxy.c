@@ -29,25 +29,25 @@ static int no_dns(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb cb, 
 
 static void test_parse_upstream(void **state) {
     (void)state;
-    traffic_upstream_t u;
+    proxy_upstream_t u;
     char err[256];
-    assert_int_equal(traffic_proxy_parse_upstream("http://user:p%40ss@127.0.0.1:3128", &u, err, sizeof err), 0);
+    assert_int_equal(proxy_upstream_parse("http://user:p%40ss@127.0.0.1:3128", &u, err, sizeof err), 0);
     assert_string_equal(u.host, "127.0.0.1");
     assert_int_equal(u.port, 3128);
     assert_true(u.has_credentials);
     assert_string_equal(u.user, "user");
     assert_string_equal(u.authorization, "Basic dXNlcjpwQHNz"); /* base64("user:p@ss") */
-    assert_int_equal(traffic_proxy_parse_upstream("HTTP://Proxy.Example:8080/", &u, err, sizeof err), 0);
+    assert_int_equal(proxy_upstream_parse("HTTP://Proxy.Example:8080/", &u, err, sizeof err), 0);
     assert_string_equal(u.host, "proxy.example");
     assert_false(u.has_credentials);
     assert_string_equal(u.authorization, "");
-    assert_int_equal(traffic_proxy_parse_upstream("http://proxy.example", &u, err, sizeof err), 0);
+    assert_int_equal(proxy_upstream_parse("http://proxy.example", &u, err, sizeof err), 0);
     assert_int_equal(u.port, 80);
-    assert_int_equal(traffic_proxy_parse_upstream("http://u@[::1]:1", &u, err, sizeof err), 0);
+    assert_int_equal(proxy_upstream_parse("http://u@[::1]:1", &u, err, sizeof err), 0);
     assert_string_equal(u.host, "::1");
     assert_string_equal(u.authorization, "Basic dTo="); /* "u:" */
-    assert_int_equal(traffic_proxy_parse_upstream("http://a%3Ab:c:d@h:1", &u, err, sizeof err), -EINVAL); /* ':' in user */
-    assert_int_equal(traffic_proxy_parse_upstream("http://u:p@ss@h:1", &u, err, sizeof err), 0); /* last '@' ends them */
+    assert_int_equal(proxy_upstream_parse("http://a%3Ab:c:d@h:1", &u, err, sizeof err), -EINVAL); /* ':' in user */
+    assert_int_equal(proxy_upstream_parse("http://u:p@ss@h:1", &u, err, sizeof err), 0); /* last '@' ends them */
     assert_string_equal(u.authorization, "Basic dTpwQHNz");
     struct {
         const char *url;
@@ -61,7 +61,7 @@ static void test_parse_upstream(void **state) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
-        if (traffic_proxy_parse_upstream(bad[i].url, &u, err, sizeof err) != -EINVAL) fail_msg("%s accepted", bad[i].url);
+        if (proxy_upstream_parse(bad[i].url, &u, err, sizeof err) != -EINVAL) fail_msg("%s accepted", bad[i].url);
         if (!strstr(err, bad[i].why)) fail_msg("%s: \"%s\" does not say \"%s\"", bad[i].url, err, bad[i].why);
     }
 }
