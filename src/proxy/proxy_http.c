@@ -445,6 +445,22 @@ int proxy_http_parse_response_head(http_parser *hp, const char *head, size_t len
     return 0;
 }
 
+size_t proxy_http_strip_header(char *head, size_t len, const char *name) {
+    size_t nlen = strlen(name);
+    size_t i = 0;
+    while (i < len) {
+        char *eol = memchr(head + i, '\n', len - i);
+        size_t line_end = eol ? (size_t)(eol - head) + 1 : len;
+        if (i > 0 && line_end - i > nlen && strncasecmp(head + i, name, nlen) == 0 && head[i + nlen] == ':') {
+            memmove(head + i, head + line_end, len - line_end);
+            len -= line_end - i;
+            continue;
+        }
+        i = line_end;
+    }
+    return len;
+}
+
 /* ---- our own pages ----------------------------------------------------------------------- */
 
 const char *proxy_http_reason(int status) {

@@ -86,6 +86,11 @@ typedef struct {
 int proxy_http_parse_response_head(http_parser *hp, const char *head, size_t len, bool skip_body,
                                    proxy_response_t *resp);
 
+/* Removes, in place, every header line of a head whose name is `name` (compared
+ * case-insensitively; the first line, the request or status line, is never one); returns the
+ * new length. */
+size_t proxy_http_strip_header(char *head, size_t len, const char *name);
+
 /* A complete response of ours: status line, Content-Type text/html, Content-Length,
  * Connection: close, Cache-Control: no-store, X-Browserd-Proxy-Error: <code>, then an HTML page
  * naming the code and the message (escaped). Appends to out; 0 or -ENOMEM. */

@@ -1092,24 +1092,6 @@ static void exchange_done(conn_t *c) {
     conn_process(c); /* the next request may be waiting in the input */
 }
 
-/* Removes every "name: value" line of a head (name compared case-insensitively) in place;
- * returns the new length. */
-static size_t strip_header(char *head, size_t len, const char *name) {
-    size_t nlen = strlen(name);
-    size_t i = 0;
-    while (i < len) {
-        char *eol = memchr(head + i, '\n', len - i);
-        size_t line_end = eol ? (size_t)(eol - head) + 1 : len;
-        if (i > 0 && line_end - i > nlen && strncasecmp(head + i, name, nlen) == 0 && head[i + nlen] == ':') {
-            memmove(head + i, head + line_end, len - line_end);
-            len -= line_end - i;
-            continue;
-        }
-        i = line_end;
-    }
-    return len;
-}
-
 static void on_response_head(conn_t *c, size_t head_len) {
     traffic_proxy_t *p = c->proxy;
     bool handshake = c->resp_state == RESP_HANDSHAKE;
@@ -1162,7 +1144,7 @@ static void on_response_head(conn_t *c, size_t head_len) {
     /* Pass the head on as received, but for the header that marks our own error pages: a
      * site must not be able to make its page look like one (the gateway records those as
      * failed navigations). */
-    head_len = strip_header(c->resp_head.data, head_len, "x-browserd-proxy-error");
+    head_len = proxy_http_strip_header(c->resp_head.data, head_len, "x-browserd-proxy-error");
     size_t len;
     char *head = buf_steal(&c->resp_head, &len);
     c->resp_head_scan = 0;

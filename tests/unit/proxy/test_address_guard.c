@@ -407,24 +407,8 @@ static void test_guard_off(void **state) {
     assert_int_equal(status, 200);
 }
 
-/* A site's own X-Browserd-Proxy-Error header is removed (it would pass its page off as one
- * of the proxy's error pages, which the gateway records as failed navigations). */
-static void test_site_cannot_fake_a_proxy_error(void **state) {
-    (void)state;
-    char head[] = "HTTP/1.1 200 OK\r\nX-Browserd-Proxy-Error: ERR_FAKE\r\nContent-Length: 2\r\n"
-                  "x-browserd-proxy-error:ERR_AGAIN\r\nX-Browserd-Proxy-Errors: kept\r\n\r\n";
-    size_t n = strip_header(head, strlen(head), "x-browserd-proxy-error");
-    const char *want = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Browserd-Proxy-Errors: kept\r\n\r\n";
-    assert_int_equal(n, strlen(want));
-    assert_memory_equal(head, want, n);
-    char status_line_only[] = "X-Browserd-Proxy-Error: 1\r\n\r\n"; /* the first line is the status line */
-    assert_int_equal(strip_header(status_line_only, strlen(status_line_only), "x-browserd-proxy-error"),
-                     strlen(status_line_only));
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_site_cannot_fake_a_proxy_error),
         cmocka_unit_test(test_classes_v4),
         cmocka_unit_test(test_classes_v6),
         cmocka_unit_test(test_ipv4_spellings),

@@ -175,6 +175,21 @@ static void test_responses(void **state) {
     assert_int_equal(proxy_http_parse_response_head(&hp, bad, strlen(bad), false, &r), -1);
 }
 
+/* A site's own X-Browserd-Proxy-Error header is removed (it would pass its page off as one
+ * of the proxy's error pages, which the gateway records as failed navigations). */
+static void test_site_cannot_fake_a_proxy_error(void **state) {
+    (void)state;
+    char head[] = "HTTP/1.1 200 OK\r\nX-Browserd-Proxy-Error: ERR_FAKE\r\nContent-Length: 2\r\n"
+                  "x-browserd-proxy-error:ERR_AGAIN\r\nX-Browserd-Proxy-Errors: kept\r\n\r\n";
+    size_t n = proxy_http_strip_header(head, strlen(head), "x-browserd-proxy-error");
+    const char *want = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Browserd-Proxy-Errors: kept\r\n\r\n";
+    assert_int_equal(n, strlen(want));
+    assert_memory_equal(head, want, n);
+    char status_line_only[] = "X-Browserd-Proxy-Error: 1\r\n\r\n"; /* the first line is the status line */
+    assert_int_equal(proxy_http_strip_header(status_line_only, strlen(status_line_only), "x-browserd-proxy-error"),
+                     strlen(status_line_only));
+}
+
 static void test_error_page(void **state) {
     (void)state;
     buf_t b;
@@ -198,6 +213,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_head_end),     cmocka_unit_test(test_rewrites),  cmocka_unit_test(test_request_fields),
         cmocka_unit_test(test_request_errors), cmocka_unit_test(test_responses), cmocka_unit_test(test_error_page),
+        cmocka_unit_test(test_site_cannot_fake_a_proxy_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
