@@ -20,11 +20,12 @@
  * high_watermark (our own pages and "200 Connection established" are not relayed bytes and are
  * not part of it; they are a few hundred bytes).
  *
- * Lifetime: a conn_t is counted: one reference per open handle (socket, timer) and one per
- * upstream_t that is not yet closed (an upstream's callbacks use its conn). It is freed when the
- * count reaches zero, which libuv guarantees is after every write and connect callback. A DNS
- * resolution in flight is not counted: it is detached (conn pointer cleared) when the conn gives
- * up on it, and frees itself when it ends. */
+ * Lifetime (net/lifetime.h): a conn_t is counted: one reference per open handle (socket, timer)
+ * and one per upstream_t that is not yet released (an upstream's callbacks use its conn). It is
+ * freed when the count reaches zero, which libuv guarantees is after every write and connect
+ * callback. An upstream_t holds one reference, its socket; its release frees it and lets go of
+ * its conn. A DNS resolution in flight is not counted: it is detached (conn pointer cleared)
+ * when the conn gives up on it, and frees itself when it ends. */
 #include "proxy/traffic_proxy.h"
 
 #include <arpa/inet.h>
@@ -40,6 +41,7 @@
 #include <strings.h>
 
 #include "core/buf.h"
+#include "net/lifetime.h"
 #include "proxy/proxy_guard.h"
 #include "proxy/proxy_http.h"
 #include "proxy/proxy_upstream.h"
@@ -77,6 +79,7 @@ typedef enum { W_RELAY, W_TUNNEL, W_GENERATED } wkind_t;
 typedef struct conn conn_t;
 
 typedef struct {
+    net_lifetime_t lifetime; /* first: see net/lifetime.h. One reference: the socket */
     uv_tcp_t tcp;
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
@@ -102,12 +105,13 @@ typedef struct {
 } resolve_t;
 
 struct conn {
+    net_lifetime_t lifetime; /* first: see net/lifetime.h. One reference per open handle (socket,
+                                timer) and one per upstream_t not yet released */
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_shutdown_t shutdown_req;
     traffic_proxy_t *proxy;
     conn_t *prev, *next;
-    unsigned refs;
     life_t life;
     req_state_t req_state;
     resp_state_t resp_state;
@@ -246,9 +250,8 @@ static void alloc_chunk(size_t buffered, const traffic_proxy_t *p, uv_buf_t *buf
 
 /* ---- connection lifetime ------------------------------------------------------------------- */
 
-static void conn_ref(conn_t *c) { c->refs++; }
-
-static void conn_free(conn_t *c) {
+static void conn_release(net_lifetime_t *life) {
+    conn_t *c = (conn_t *)life;
     traffic_proxy_t *p = c->proxy;
     chunk_unref(c->in);
     buf_free(&c->head);
@@ -262,17 +265,21 @@ static void conn_free(conn_t *c) {
     proxy_maybe_finish_stop(p);
 }
 
-static void conn_unref(conn_t *c) {
-    if (--c->refs == 0) conn_free(c);
-}
-
-static void on_conn_handle_closed(uv_handle_t *h) { conn_unref(h->data); }
-
-static void on_up_closed(uv_handle_t *h) {
-    upstream_t *u = h->data;
+static void up_release(net_lifetime_t *life) {
+    upstream_t *u = (upstream_t *)life;
     conn_t *c = u->conn;
     free(u);
-    conn_unref(c);
+    net_lifetime_unref(&c->lifetime);
+}
+
+/* net_lifetime_close's callback for uv_tcp_close_reset, which net/lifetime.h has no variant of. */
+static void on_reset_closed(uv_handle_t *h) { net_lifetime_unref(h->data); }
+
+/* Closes a socket whose data points at its owner; reset: with a RST, when libuv still can (not
+ * after a shutdown was requested). */
+static void close_tcp(uv_tcp_t *tcp, bool reset) {
+    if (reset && uv_tcp_close_reset(tcp, on_reset_closed) == 0) return;
+    net_lifetime_close((uv_handle_t *)tcp);
 }
 
 static void resolve_abandon(conn_t *c) {
@@ -295,8 +302,7 @@ static void up_close(conn_t *c, bool reset) {
         u->counted = false;
         c->proxy->counts.upstream_connections_open--;
     }
-    if (reset && u->connected && !u->shutdown_sent && uv_tcp_close_reset(&u->tcp, on_up_closed) == 0) return;
-    uv_close((uv_handle_t *)&u->tcp, on_up_closed);
+    close_tcp(&u->tcp, reset && u->connected && !u->shutdown_sent);
 }
 
 static void conn_count_closed(conn_t *c) {
@@ -319,9 +325,8 @@ static void conn_close(conn_t *c, bool reset) {
     chunk_unref(c->in);
     c->in = NULL;
     c->in_len = 0;
-    if (!(can_reset && uv_tcp_close_reset(&c->tcp, on_conn_handle_closed) == 0))
-        uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
+    close_tcp(&c->tcp, can_reset);
+    net_lifetime_close((uv_handle_t *)&c->timer);
     conn_count_closed(c);
 }
 
@@ -918,7 +923,8 @@ static void try_connect(conn_t *c) {
         }
         u->tcp.data = u;
         u->conn = c;
-        conn_ref(c);
+        net_lifetime_init(&u->lifetime, 1, up_release); /* the socket */
+        net_lifetime_ref(&c->lifetime);                 /* until up_release */
         snprintf(u->key, sizeof u->key, "%s", c->connect_key);
         c->up = u;
         const struct sockaddr *sa = (const struct sockaddr *)&c->addrs[c->addr_next++];
@@ -1443,19 +1449,19 @@ static void on_connection(uv_stream_t *server, int status) {
     }
     c->tcp.data = c;
     c->proxy = p;
-    c->refs = 1;
+    net_lifetime_init(&c->lifetime, 1, conn_release); /* the socket */
     p->conn_alloc++;
     c->next = p->conns;
     if (p->conns) p->conns->prev = c;
     p->conns = c;
     if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
         c->life = CONN_CLOSED;
-        uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+        net_lifetime_close((uv_handle_t *)&c->tcp);
         return;
     }
     uv_timer_init(p->loop, &c->timer);
     c->timer.data = c;
-    c->refs = 2;
+    net_lifetime_ref(&c->lifetime); /* the timer */
     buf_init(&c->head);
     buf_init(&c->out_head);
     buf_init(&c->resp_head);
