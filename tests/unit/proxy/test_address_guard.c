@@ -3,10 +3,10 @@
  * class and trick answered 403 before any connection, names checked after resolution, an
  * allowed range let through.
  *
- * Includes traffic_proxy.c for its hooks: a connect to anything but loopback fails the test
+ * Installs the upstream hooks (proxy_internal.h): a connect to anything but loopback fails the test
  * (so a broken guard cannot reach another network from here) and test names resolve without
  * DNS. */
-#include "../../../src/proxy/traffic_proxy.c"
+#include "proxy/proxy_internal.h"
 
 #include "proxy_test_util.h"
 
@@ -296,8 +296,7 @@ typedef struct {
 } env_t;
 
 static env_t *env_new(const char *const *allow, size_t allow_count) {
-    connect_fn = loopback_only_connect;
-    resolve_fn = fake_resolve;
+    proxy_upstream_set_hooks(fake_resolve, loopback_only_connect);
     atomic_store(&non_loopback_connects, 0);
     atomic_store(&connects, 0);
     env_t *e = calloc(1, sizeof *e);
@@ -391,8 +390,7 @@ static void test_allowed_range_lets_through(void **state) {
 }
 
 static void test_guard_off(void **state) {
-    connect_fn = loopback_only_connect;
-    resolve_fn = fake_resolve;
+    proxy_upstream_set_hooks(fake_resolve, loopback_only_connect);
     env_t *e = calloc(1, sizeof *e);
     *state = e;
     origin_start(&e->origin, ORIGIN_HTTP);

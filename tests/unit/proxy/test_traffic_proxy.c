@@ -2,10 +2,10 @@
  * every framing, 1xx, HEAD, 204, upgrades), CONNECT tunnels, exact byte counters, backpressure
  * on a large download, failures (502/504), timeouts, stop.
  *
- * This file includes traffic_proxy.c to reach its two hooks: every connect goes through a check
+ * It installs the two upstream hooks (proxy_internal.h): every connect goes through a check
  * that fails the test for any address that is not loopback, and names are "resolved" without a
  * DNS server (tests never leave the machine). */
-#include "../../../src/proxy/traffic_proxy.c"
+#include "proxy/proxy_internal.h"
 
 #include "proxy_test_util.h"
 
@@ -45,8 +45,7 @@ static int fake_resolve(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_c
 }
 
 static void install_hooks(void) {
-    connect_fn = loopback_only_connect;
-    resolve_fn = fake_resolve;
+    proxy_upstream_set_hooks(fake_resolve, loopback_only_connect);
     atomic_store(&non_loopback_connects, 0);
 }
 

@@ -3,8 +3,8 @@
  * Proxy-Authorization (never the browser's), 407 or an unreachable upstream becomes a 502 that
  * names the reason, the guard still refuses literal private targets, counters stay exact.
  *
- * Includes traffic_proxy.c for its hooks (loopback-only connects, no DNS). */
-#include "../../../src/proxy/traffic_proxy.c"
+ * Installs the upstream hooks (proxy_internal.h): loopback-only connects, no DNS. */
+#include "proxy/proxy_internal.h"
 
 #include "proxy_test_util.h"
 
@@ -76,8 +76,7 @@ typedef struct {
 /* creds: the user:pass part of the configured URL ("" for none); want: what the test proxy
  * requires ("" for nothing). */
 static env_t *env_new(const char *creds, const char *want_auth, bool upstream_running) {
-    connect_fn = loopback_only_connect;
-    resolve_fn = no_dns;
+    proxy_upstream_set_hooks(no_dns, loopback_only_connect);
     atomic_store(&non_loopback_connects, 0);
     env_t *e = calloc(1, sizeof *e);
     origin_start(&e->up, ORIGIN_PROXY);
