@@ -303,7 +303,23 @@ void proxy_conn_finish(conn_t *c) {
     proxy_conn_update(c);
 }
 
-/* ---- upstream reads ---------------------------------------------------------------------------- */
+/* ---- the end of a read ------------------------------------------------------------------------- */
+
+/* The end of a read that brought no bytes (either side). Nothing (0) or no room (UV_ENOBUFS)
+ * leaves reading as it is, for proxy_conn_update to decide; an end or an error stops it, and
+ * the caller handles that (returns true). */
+static bool read_stopped(conn_t *c, uv_stream_t *s, bool *reading, chunk_t *ch, ssize_t nread) {
+    proxy_chunk_unref(ch);
+    if (nread == 0 || nread == UV_ENOBUFS) {
+        proxy_conn_update(c);
+        return false;
+    }
+    *reading = false;
+    uv_read_stop(s);
+    return true;
+}
+
+/* ---- upstream events --------------------------------------------------------------------------- */
 
 static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
@@ -329,14 +345,7 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         proxy_exchange_response_side(c);
         return;
     }
-    proxy_chunk_unref(ch);
-    if (nread == 0 || nread == UV_ENOBUFS) {
-        proxy_conn_update(c);
-        return;
-    }
-    u->reading = false;
-    uv_read_stop(s);
-    proxy_exchange_upstream_ended(c, (int)nread);
+    if (read_stopped(c, s, &u->reading, ch, nread)) proxy_exchange_upstream_ended(c, (int)nread);
 }
 
 /* ---- browser events ---------------------------------------------------------------------------- */
@@ -409,13 +418,7 @@ static void on_browser_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) 
         proxy_exchange_request_side(c);
         return;
     }
-    proxy_chunk_unref(ch);
-    if (nread == 0 || nread == UV_ENOBUFS) {
-        proxy_conn_update(c);
-        return;
-    }
-    c->reading = false;
-    uv_read_stop(s);
+    if (!read_stopped(c, s, &c->reading, ch, nread)) return;
     if (nread == UV_EOF) on_browser_eof(c);
     else proxy_conn_close(c, true); /* reset or error: pass it on */
 }
