@@ -33,8 +33,10 @@
  * and one per upstream_t that is not yet released (an upstream's callbacks use its conn). It is
  * freed when the count reaches zero, which libuv guarantees is after every write and connect
  * callback. An upstream_t holds one reference, its socket; its release frees it and lets go of
- * its conn. A DNS resolution in flight is not counted: it is detached (conn pointer cleared)
- * when the conn gives up on it, and frees itself when it ends.
+ * its conn. The traffic_proxy_t is counted the same way (its listener, each conn_t not yet
+ * released); its release, after traffic_proxy_stop, calls on_stopped. A DNS resolution in
+ * flight is not counted: it is detached (conn pointer cleared) when the conn gives up on it,
+ * and frees itself when it ends.
  *
  * Threading: the loop thread only (traffic_proxy.h). Ownership: a traffic_proxy_t owns its
  * conn_t list; a conn_t owns its upstream_t (c->up), its input chunk and its head buffers; an
@@ -150,6 +152,8 @@ struct conn {
 };
 
 struct traffic_proxy {
+    net_lifetime_t lifetime;      /* first: see net/lifetime.h. One reference for the listener and
+                                     one per conn_t not yet released */
     uv_loop_t *loop;
     uv_tcp_t listener;
     int port;
@@ -161,11 +165,9 @@ struct traffic_proxy {
     unsigned upstream_generation;
     char tag[64];
     conn_t *conns;
-    size_t conn_alloc;            /* conn_t not yet freed */
     traffic_counts_t counts;
     traffic_proxy_stats_t stats;
     bool stopping;
-    bool listener_closed;
     void (*on_stopped)(void *arg);
     void *stopped_arg;
 };

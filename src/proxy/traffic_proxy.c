@@ -22,8 +22,6 @@
 #define LINGER_MS 2000u
 #define LISTEN_BACKLOG 128
 
-static void proxy_maybe_finish_stop(traffic_proxy_t *p);
-
 /* ---- small helpers ----------------------------------------------------------------------------- */
 
 static chunk_t *chunk_of(char *data) { return (chunk_t *)(data - offsetof(chunk_t, data)); }
@@ -82,9 +80,8 @@ static void conn_release(net_lifetime_t *life) {
     if (c->prev) c->prev->next = c->next;
     else p->conns = c->next;
     if (c->next) c->next->prev = c->prev;
-    p->conn_alloc--;
     free(c);
-    proxy_maybe_finish_stop(p);
+    net_lifetime_unref(&p->lifetime);
 }
 
 /* net_lifetime_close's callback for uv_tcp_close_reset, which net/lifetime.h has no variant of. */
@@ -437,7 +434,7 @@ static void on_connection(uv_stream_t *server, int status) {
     c->tcp.data = c;
     c->proxy = p;
     net_lifetime_init(&c->lifetime, 1, conn_release); /* the socket */
-    p->conn_alloc++;
+    net_lifetime_ref(&p->lifetime); /* until conn_release */
     c->next = p->conns;
     if (p->conns) p->conns->prev = c;
     p->conns = c;
@@ -568,7 +565,15 @@ void traffic_proxy_set_tag(traffic_proxy_t *p, const char *tag) {
     snprintf(p->tag, sizeof p->tag, "%s", tag ? tag : "");
 }
 
-static void on_listener_closed_after_failure(uv_handle_t *h) { free(h->data); }
+/* The listener is closed and every connection released: after traffic_proxy_stop (or a failed
+ * start, without on_stopped). */
+static void proxy_release(net_lifetime_t *life) {
+    traffic_proxy_t *p = (traffic_proxy_t *)life;
+    void (*cb)(void *) = p->on_stopped;
+    void *arg = p->stopped_arg;
+    free(p);
+    if (cb) cb(arg);
+}
 
 int traffic_proxy_start(uv_loop_t *loop, const traffic_proxy_config_t *cfg, traffic_proxy_t **out) {
     char err[256];
@@ -600,6 +605,7 @@ int traffic_proxy_start(uv_loop_t *loop, const traffic_proxy_config_t *cfg, traf
         return rc;
     }
     p->listener.data = p;
+    net_lifetime_init(&p->lifetime, 1, proxy_release); /* the listener */
     struct sockaddr_in addr;
     uv_ip4_addr("127.0.0.1", 0, &addr);
     rc = uv_tcp_bind(&p->listener, (const struct sockaddr *)&addr, 0);
@@ -611,7 +617,7 @@ int traffic_proxy_start(uv_loop_t *loop, const traffic_proxy_config_t *cfg, traf
         if (rc == 0) p->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
     }
     if (rc < 0) {
-        uv_close((uv_handle_t *)&p->listener, on_listener_closed_after_failure);
+        net_lifetime_close((uv_handle_t *)&p->listener);
         return rc;
     }
     *out = p;
@@ -637,25 +643,11 @@ void traffic_proxy_get_stats(const traffic_proxy_t *p, traffic_proxy_stats_t *ou
     }
 }
 
-static void proxy_maybe_finish_stop(traffic_proxy_t *p) {
-    if (!p->stopping || !p->listener_closed || p->conns) return;
-    void (*cb)(void *) = p->on_stopped;
-    void *arg = p->stopped_arg;
-    free(p);
-    if (cb) cb(arg);
-}
-
-static void on_listener_closed(uv_handle_t *h) {
-    traffic_proxy_t *p = h->data;
-    p->listener_closed = true;
-    proxy_maybe_finish_stop(p);
-}
-
 void traffic_proxy_stop(traffic_proxy_t *p, void (*on_stopped)(void *arg), void *arg) {
     if (p->stopping) return;
     p->stopping = true;
     p->on_stopped = on_stopped;
     p->stopped_arg = arg;
     for (conn_t *c = p->conns; c; c = c->next) proxy_conn_close(c, false);
-    uv_close((uv_handle_t *)&p->listener, on_listener_closed);
+    net_lifetime_close((uv_handle_t *)&p->listener);
 }
