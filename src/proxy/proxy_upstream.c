@@ -273,11 +273,11 @@ static void on_up_connected(uv_connect_t *req, int status) {
     proxy_exchange_start(c);
 }
 
+/* ---- the upstream proxy URL -------------------------------------------------------------------- */
+
 static void set_err(char *err, size_t cap, const char *msg) {
     if (err && cap) snprintf(err, cap, "%s", msg);
 }
-
-/* ---- the upstream proxy URL -------------------------------------------------------------------- */
 
 /* Percent-decodes [s, s+n) into out (NUL-terminated). -1 on a bad escape, a NUL or overflow. */
 static int pct_decode(const char *s, size_t n, char *out, size_t cap) {
