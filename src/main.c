@@ -19,7 +19,8 @@
 #include "cli/admin.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
-#include "proxy/traffic_proxy.h"
+#include "proxy/proxy_guard.h"
+#include "proxy/proxy_upstream.h"
 #include "store/store.h"
 
 #define DEFAULT_DB "./browserd.db"
@@ -253,14 +254,14 @@ static int serve(const char *db, int argc, char **argv) {
     }
     char perr[256];
     for (size_t k = 0; k < nallow; k++) {
-        traffic_cidr_t cidr;
-        if (traffic_proxy_parse_cidr(allow[k], &cidr, perr, sizeof perr) < 0) {
+        proxy_cidr_t cidr;
+        if (proxy_guard_parse_cidr(allow[k], &cidr, perr, sizeof perr) < 0) {
             fprintf(stderr, "browserd: --allow-private %s: %s\n", allow[k], perr);
             return 2;
         }
     }
-    traffic_upstream_t up;
-    if (upstream && traffic_proxy_parse_upstream(upstream, &up, perr, sizeof perr) < 0) {
+    proxy_upstream_t up;
+    if (upstream && proxy_upstream_parse(upstream, &up, perr, sizeof perr) < 0) {
         fprintf(stderr, "browserd: --upstream-proxy: %s (expected http://[user:pass@]host:port)\n", perr);
         return 2;
     }

@@ -10,7 +10,7 @@
 
 #include "core/timeutil.h"
 #include "store/session_import.h"
-#include "proxy/traffic_proxy.h"
+#include "proxy/proxy_upstream.h"
 #include "store/store.h"
 
 #define EXIT_OK 0
@@ -162,9 +162,9 @@ static int zone_set_proxy(store_t *s, const char *customer_id, const char *zone,
     if (clear) {
         printf("none\n");
     } else {
-        traffic_upstream_t up;
+        proxy_upstream_t up;
         char err[256];
-        if (traffic_proxy_parse_upstream(url, &up, err, sizeof err) == 0)
+        if (proxy_upstream_parse(url, &up, err, sizeof err) == 0)
             printf("http://%s%s%s:%u\n", up.has_credentials ? up.user : "", up.has_credentials ? ":***@" : "", up.host,
                    (unsigned)up.port);
     }
@@ -278,9 +278,9 @@ int cli_admin_run(const char *db_path, int argc, char **argv) {
         break;
     }
     if (rc == EXIT_OK && command == ZONE_SET_PROXY && strcmp(args[2], "none") != 0) {
-        traffic_upstream_t up;
+        proxy_upstream_t up;
         char err[256];
-        if (traffic_proxy_parse_upstream(args[2], &up, err, sizeof err) < 0)
+        if (proxy_upstream_parse(args[2], &up, err, sizeof err) < 0)
             rc = usage_error("invalid upstream proxy URL: %s (expected http://[user:pass@]host:port, or none)", err);
     }
     if (rc == EXIT_OK && (command == ZONE_ADD || command == ZONE_SET_PROXY) && !store_valid_zone_name(args[1]))

@@ -128,7 +128,7 @@ proxy_addr_class_t proxy_guard_classify_v6(const uint8_t a[16], uint8_t embedded
 
 /* ---- CIDRs -------------------------------------------------------------------------------- */
 
-bool proxy_cidr_contains(const traffic_cidr_t *cidr, int family, const uint8_t *addr) {
+bool proxy_cidr_contains(const proxy_cidr_t *cidr, int family, const uint8_t *addr) {
     if (cidr->family != family) return false;
     unsigned bits = cidr->prefix_len, full = bits / 8, rest = bits % 8;
     if (memcmp(cidr->addr, addr, full) != 0) return false;
@@ -137,7 +137,7 @@ bool proxy_cidr_contains(const traffic_cidr_t *cidr, int family, const uint8_t *
     return (cidr->addr[full] & mask) == (addr[full] & mask);
 }
 
-int traffic_proxy_parse_cidr(const char *text, traffic_cidr_t *out, char *err, size_t err_cap) {
+int proxy_guard_parse_cidr(const char *text, proxy_cidr_t *out, char *err, size_t err_cap) {
     if (!text || !*text) {
         set_err(err, err_cap, "empty CIDR%s", NULL);
         return -EINVAL;
@@ -151,7 +151,7 @@ int traffic_proxy_parse_cidr(const char *text, traffic_cidr_t *out, char *err, s
     }
     memcpy(addr, text, alen);
     addr[alen] = '\0';
-    traffic_cidr_t c;
+    proxy_cidr_t c;
     memset(&c, 0, sizeof c);
     unsigned max_bits;
     if (inet_pton(AF_INET, addr, c.addr) == 1) {
@@ -192,7 +192,7 @@ int traffic_proxy_parse_cidr(const char *text, traffic_cidr_t *out, char *err, s
      * silently widening or narrowing what the operator opened. */
     for (unsigned bit = c.prefix_len; bit < max_bits; bit++) {
         if (c.addr[bit / 8] & (0x80u >> (bit % 8))) {
-            traffic_cidr_t net = c;
+            proxy_cidr_t net = c;
             for (unsigned b = c.prefix_len; b < max_bits; b++) net.addr[b / 8] &= (uint8_t) ~(0x80u >> (b % 8));
             char ntext[INET6_ADDRSTRLEN], msg[160];
             inet_ntop(c.family, net.addr, ntext, sizeof ntext);
@@ -325,7 +325,7 @@ int proxy_guard_parse_ipv4(const char *text, size_t len, uint8_t out[4]) {
     return 1;
 }
 
-static int hexval(char c) {
+int proxy_guard_hex_digit(char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
@@ -363,7 +363,8 @@ int proxy_guard_parse_host(const char *text, size_t len, proxy_host_t *out, char
     for (size_t i = 0; i < len; i++) {
         char ch = text[i];
         if (ch == '%') {
-            int hi = i + 2 < len ? hexval(text[i + 1]) : -1, lo = i + 2 < len ? hexval(text[i + 2]) : -1;
+            int hi = i + 2 < len ? proxy_guard_hex_digit(text[i + 1]) : -1;
+            int lo = i + 2 < len ? proxy_guard_hex_digit(text[i + 2]) : -1;
             if (hi < 0 || lo < 0) {
                 set_err(err, err_cap, "bad percent-encoding in host%s", NULL);
                 return -EINVAL;

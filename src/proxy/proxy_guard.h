@@ -18,7 +18,7 @@
  * The decision (proxy_guard_check): public addresses pass; any other class passes only when the
  * address, or the IPv4 address it carries, lies in one of the operator's allowed CIDRs.
  *
- * Ownership: a proxy_guard_t is a plain value (no pointers); the caller owns it. */
+ * Ownership: proxy_guard_t and proxy_cidr_t are plain values (no pointers); the caller owns them. */
 #ifndef BROWSERD_PROXY_GUARD_H
 #define BROWSERD_PROXY_GUARD_H
 
@@ -26,8 +26,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
-
-#include "proxy/traffic_proxy.h"
 
 typedef enum {
     PROXY_ADDR_PUBLIC = 0,
@@ -50,12 +48,27 @@ proxy_addr_class_t proxy_guard_classify_v4(const uint8_t a[4]);
  * *embedded_out gets that one). *has_embedded_out tells whether there was one. */
 proxy_addr_class_t proxy_guard_classify_v6(const uint8_t a[16], uint8_t embedded_out[4], bool *has_embedded_out);
 
+/* An IP range: `family` AF_INET or AF_INET6, `addr` in network order (4 or 16 bytes used), the
+ * bits past `prefix_len` zero. */
+typedef struct {
+    int family;
+    unsigned prefix_len;
+    uint8_t addr[16];
+} proxy_cidr_t;
+
+/* Parses "10.0.0.0/8", "fc00::/7", or a bare address (a /32 or /128). Strict: dotted-quad
+ * decimal IPv4 only (no "10/8"), a prefix length in range, no host bits set past the prefix
+ * ("10.0.0.1/8" is refused with a hint). Returns 0 or -EINVAL with a reason in err. */
+int proxy_guard_parse_cidr(const char *text, proxy_cidr_t *out, char *err, size_t err_cap);
+
+bool proxy_cidr_contains(const proxy_cidr_t *cidr, int family, const uint8_t *addr);
+
 #define PROXY_GUARD_MAX_CIDRS 64
 
 typedef struct {
     bool enabled;                 /* false: every address passes */
     size_t cidr_count;
-    traffic_cidr_t cidrs[PROXY_GUARD_MAX_CIDRS];
+    proxy_cidr_t cidrs[PROXY_GUARD_MAX_CIDRS];
 } proxy_guard_t;
 
 /* Whether a connection to `sa` (AF_INET or AF_INET6; anything else is refused) may be made.
@@ -63,8 +76,6 @@ typedef struct {
 bool proxy_guard_check(const proxy_guard_t *g, const struct sockaddr *sa, proxy_addr_class_t *cls_out);
 /* The same for raw address bytes: family AF_INET (4 bytes) or AF_INET6 (16 bytes). */
 bool proxy_guard_check_raw(const proxy_guard_t *g, int family, const uint8_t *addr, proxy_addr_class_t *cls_out);
-
-bool proxy_cidr_contains(const traffic_cidr_t *cidr, int family, const uint8_t *addr);
 
 typedef enum {
     PROXY_HOST_INVALID = 0,
@@ -90,5 +101,9 @@ int proxy_guard_parse_host(const char *text, size_t len, proxy_host_t *out, char
  * number (a name), -1 = it ends in a number but is no valid IPv4 literal. `text` is the host
  * already percent-decoded. */
 int proxy_guard_parse_ipv4(const char *text, size_t len, uint8_t out[4]);
+
+/* The value of a hexadecimal digit (either case), or -1: the "%XX" escapes of hosts, and those
+ * of the upstream proxy's credentials (proxy_upstream.c). */
+int proxy_guard_hex_digit(char c);
 
 #endif

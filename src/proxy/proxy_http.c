@@ -7,7 +7,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "proxy/traffic_proxy.h"
 
 static void set_err(char *err, size_t cap, const char *msg) {
     if (err && cap) snprintf(err, cap, "%s", msg);
@@ -101,10 +100,8 @@ static bool ieq(const char *a, size_t an, const char *b) {
     return an == bn && strncasecmp(a, b, an) == 0;
 }
 
-/* "host[:port]" (host may be "[v6]"). An empty or absent port is default_port; port_required
- * refuses that. */
-static int parse_authority(const char *s, size_t n, uint16_t default_port, bool port_required, proxy_host_t *host,
-                           uint16_t *port, char *err, size_t err_cap) {
+int proxy_http_parse_authority(const char *s, size_t n, uint16_t default_port, bool port_required, proxy_host_t *host,
+                               uint16_t *port, char *err, size_t err_cap) {
     size_t host_len = n;
     const char *port_text = NULL;
     size_t port_len = 0;
@@ -315,7 +312,7 @@ int proxy_http_parse_request(http_parser *hp, const char *head, size_t len, prox
     size_t origin_len = 0;
     if (req->is_connect) {
         if (url_len >= sizeof req->authority ||
-            parse_authority(url, url_len, 0, true, &req->host, &req->port, err, err_cap) < 0) {
+            proxy_http_parse_authority(url, url_len, 0, true, &req->host, &req->port, err, err_cap) < 0) {
             if (url_len >= sizeof req->authority) set_err(err, err_cap, "CONNECT target too long");
             return 400;
         }
@@ -341,7 +338,7 @@ int proxy_http_parse_request(http_parser *hp, const char *head, size_t len, prox
             set_err(err, err_cap, "request target authority too long");
             return 400;
         }
-        if (parse_authority(a, (size_t)(ae - a), 80, false, &req->host, &req->port, err, err_cap) < 0) return 400;
+        if (proxy_http_parse_authority(a, (size_t)(ae - a), 80, false, &req->host, &req->port, err, err_cap) < 0) return 400;
         memcpy(req->authority, a, (size_t)(ae - a));
         req->authority[ae - a] = '\0';
         const char *pe = memchr(ae, '#', (size_t)(ue - ae)); /* fragments are never sent */
@@ -375,7 +372,7 @@ int proxy_http_parse_request(http_parser *hp, const char *head, size_t len, prox
                 proxy_host_t hh;
                 uint16_t hport;
                 char ignored[8];
-                host_matches = parse_authority(h.value, h.value_len, 80, false, &hh, &hport, ignored, sizeof ignored) == 0 &&
+                host_matches = proxy_http_parse_authority(h.value, h.value_len, 80, false, &hh, &hport, ignored, sizeof ignored) == 0 &&
                                same_host(&hh, hport, &req->host, req->port);
             }
         }
@@ -448,6 +445,22 @@ int proxy_http_parse_response_head(http_parser *hp, const char *head, size_t len
     return 0;
 }
 
+size_t proxy_http_strip_header(char *head, size_t len, const char *name) {
+    size_t nlen = strlen(name);
+    size_t i = 0;
+    while (i < len) {
+        char *eol = memchr(head + i, '\n', len - i);
+        size_t line_end = eol ? (size_t)(eol - head) + 1 : len;
+        if (i > 0 && line_end - i > nlen && strncasecmp(head + i, name, nlen) == 0 && head[i + nlen] == ':') {
+            memmove(head + i, head + line_end, len - line_end);
+            len -= line_end - i;
+            continue;
+        }
+        i = line_end;
+    }
+    return len;
+}
+
 /* ---- our own pages ----------------------------------------------------------------------- */
 
 const char *proxy_http_reason(int status) {
@@ -505,7 +518,7 @@ int proxy_http_error_response(buf_t *out, int status, const char *code, const ch
     return rc ? -ENOMEM : 0;
 }
 
-/* ---- the upstream proxy URL -------------------------------------------------------------------- */
+/* ---- Basic credentials ------------------------------------------------------------------------- */
 
 int proxy_base64(const unsigned char *in, size_t n, char *out, size_t out_cap) {
     static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -523,106 +536,4 @@ int proxy_base64(const unsigned char *in, size_t n, char *out, size_t out_cap) {
     }
     out[o] = '\0';
     return (int)o;
-}
-
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes [s, s+n) into out (NUL-terminated). -1 on a bad escape, a NUL or overflow. */
-static int pct_decode(const char *s, size_t n, char *out, size_t cap) {
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= n) return -1;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0) return -1;
-            c = (char)(h * 16 + l);
-            i += 2;
-        }
-        if (c == '\0' || o + 1 >= cap) return -1;
-        out[o++] = c;
-    }
-    out[o] = '\0';
-    return (int)o;
-}
-
-int traffic_proxy_parse_upstream(const char *url, traffic_upstream_t *out, char *err, size_t err_cap) {
-    memset(out, 0, sizeof *out);
-    if (!url || !*url) {
-        set_err(err, err_cap, "empty upstream proxy URL");
-        return -EINVAL;
-    }
-    const char *sep = strstr(url, "://");
-    if (!sep) {
-        set_err(err, err_cap, "upstream proxy must be a URL: http://user:pass@host:port");
-        return -EINVAL;
-    }
-    if ((size_t)(sep - url) != 4 || strncasecmp(url, "http", 4) != 0) {
-        if ((size_t)(sep - url) == 5 && strncasecmp(url, "https", 5) == 0)
-            set_err(err, err_cap, "https:// upstream proxies are not supported (no TLS to the proxy); use http://");
-        else set_err(err, err_cap, "only http:// upstream proxies are supported");
-        return -EINVAL;
-    }
-    const char *a = sep + 3;
-    const char *ae = a + strcspn(a, "/?#");
-    if (*ae && strcmp(ae, "/") != 0) {
-        set_err(err, err_cap, "upstream proxy URL must not have a path, query or fragment");
-        return -EINVAL;
-    }
-    /* The last '@' ends the credentials: a password may contain a raw '@'. */
-    const char *at = NULL;
-    for (const char *p = a; p < ae; p++)
-        if (*p == '@') at = p;
-    const char *hp = a;
-    if (at) {
-        const char *colon = memchr(a, ':', (size_t)(at - a));
-        const char *ue = colon ? colon : at;
-        char pass[256];
-        if (pct_decode(a, (size_t)(ue - a), out->user, sizeof out->user) < 0) {
-            set_err(err, err_cap, "bad user name in upstream proxy URL (percent-encoding, NUL or length)");
-            return -EINVAL;
-        }
-        pass[0] = '\0';
-        if (colon && pct_decode(colon + 1, (size_t)(at - colon - 1), pass, sizeof pass) < 0) {
-            set_err(err, err_cap, "bad password in upstream proxy URL (percent-encoding, NUL or length)");
-            return -EINVAL;
-        }
-        if (!out->user[0]) {
-            set_err(err, err_cap, "empty user name in upstream proxy URL");
-            return -EINVAL;
-        }
-        if (strchr(out->user, ':')) {
-            set_err(err, err_cap, "user name must not contain ':' (Basic authentication)");
-            return -EINVAL;
-        }
-        char pair[520];
-        int n = snprintf(pair, sizeof pair, "%s:%s", out->user, pass);
-        char b64[720];
-        if (n < 0 || (size_t)n >= sizeof pair || proxy_base64((const unsigned char *)pair, (size_t)n, b64, sizeof b64) < 0) {
-            set_err(err, err_cap, "credentials too long");
-            return -EINVAL;
-        }
-        snprintf(out->authorization, sizeof out->authorization, "Basic %s", b64);
-        out->has_credentials = true;
-        memset(pair, 0, sizeof pair);
-        memset(pass, 0, sizeof pass);
-        hp = at + 1;
-    }
-    proxy_host_t host;
-    uint16_t port;
-    char why[160];
-    if (hp == ae || parse_authority(hp, (size_t)(ae - hp), 80, false, &host, &port, why, sizeof why) < 0) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "bad host or port in upstream proxy URL%s%s", hp == ae ? "" : ": ", hp == ae ? "" : why);
-        set_err(err, err_cap, msg);
-        return -EINVAL;
-    }
-    snprintf(out->host, sizeof out->host, "%s", host.name);
-    out->port = port;
-    return 0;
 }

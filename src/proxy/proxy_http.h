@@ -1,5 +1,5 @@
 /* Socket-free HTTP work of the traffic proxy: finding message heads, reading and rewriting
- * request heads, reading response heads, the upstream-proxy URL, our error pages.
+ * request heads, reading response heads, authorities, our error pages.
  *
  * No I/O, no libuv: the unit tests and the fuzzer call these directly; traffic_proxy.c feeds
  * them what it reads.
@@ -28,6 +28,12 @@
  * while it is incomplete. Accepts CRLF and bare LF line ends, as http-parser does. *scan is the
  * caller's cursor (start at 0) so that a head arriving in pieces is scanned once overall. */
 size_t proxy_http_head_end(const char *buf, size_t len, size_t *scan);
+
+/* Reads an authority "host[:port]" (host as proxy_guard_parse_host takes it, "[v6]" included):
+ * request targets, Host headers, the upstream proxy's URL. An empty or absent port is
+ * default_port; port_required refuses that. Returns 0 or -EINVAL with the reason in err. */
+int proxy_http_parse_authority(const char *s, size_t n, uint16_t default_port, bool port_required, proxy_host_t *host,
+                               uint16_t *port, char *err, size_t err_cap);
 
 typedef enum {
     PROXY_REWRITE_DIRECT,   /* to the site: origin-form target */
@@ -79,6 +85,11 @@ typedef struct {
  * Returns 0, or -1 when the head is not valid HTTP/1.x. hp is then ready for the body. */
 int proxy_http_parse_response_head(http_parser *hp, const char *head, size_t len, bool skip_body,
                                    proxy_response_t *resp);
+
+/* Removes, in place, every header line of a head whose name is `name` (compared
+ * case-insensitively; the first line, the request or status line, is never one); returns the
+ * new length. */
+size_t proxy_http_strip_header(char *head, size_t len, const char *name);
 
 /* A complete response of ours: status line, Content-Type text/html, Content-Length,
  * Connection: close, Cache-Control: no-store, X-Browserd-Proxy-Error: <code>, then an HTML page

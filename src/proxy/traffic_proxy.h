@@ -39,32 +39,6 @@
 
 typedef struct traffic_proxy traffic_proxy_t;
 
-/* An IP range: `family` AF_INET or AF_INET6, `addr` in network order (4 or 16 bytes used), the
- * bits past `prefix_len` zero. */
-typedef struct {
-    int family;
-    unsigned prefix_len;
-    uint8_t addr[16];
-} traffic_cidr_t;
-
-/* Parses "10.0.0.0/8", "fc00::/7", or a bare address (a /32 or /128). Strict: dotted-quad
- * decimal IPv4 only (no "10/8"), a prefix length in range, no host bits set past the prefix
- * ("10.0.0.1/8" is refused with a hint). Returns 0 or -EINVAL with a reason in err. */
-int traffic_proxy_parse_cidr(const char *text, traffic_cidr_t *out, char *err, size_t err_cap);
-
-/* An upstream proxy, parsed from "http://user:pass@host:port" (credentials optional, port
- * defaults to 80, path empty or "/"). user and pass are percent-decoded; `authorization` holds
- * the ready header value "Basic base64(user:pass)", or "" without credentials. */
-typedef struct {
-    char host[256];          /* name or numeric address, IPv6 without brackets */
-    uint16_t port;
-    bool has_credentials;
-    char user[256];
-    char authorization[1024];
-} traffic_upstream_t;
-
-int traffic_proxy_parse_upstream(const char *url, traffic_upstream_t *out, char *err, size_t err_cap);
-
 typedef struct {
     /* Private-network guard (docs/proxy.md): on unless set false. */
     bool guard_private;

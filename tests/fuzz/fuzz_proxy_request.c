@@ -12,7 +12,7 @@
 
 #include "proxy/proxy_guard.h"
 #include "proxy/proxy_http.h"
-#include "proxy/traffic_proxy.h"
+#include "proxy/proxy_upstream.h"
 
 static int on_body(http_parser *hp, const char *at, size_t n) {
     (void)at;
@@ -80,15 +80,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *bytes, size_t size) {
     uint8_t a4[4];
     proxy_guard_parse_ipv4(text, n, a4);
 
-    traffic_cidr_t cidr;
-    if (traffic_proxy_parse_cidr(text, &cidr, err, sizeof err) == 0) {
+    proxy_cidr_t cidr;
+    if (proxy_guard_parse_cidr(text, &cidr, err, sizeof err) == 0) {
         unsigned bits = cidr.family == AF_INET ? 32 : 128;
         if (cidr.prefix_len > bits) abort();
         for (unsigned b = cidr.prefix_len; b < bits; b++)
             if (cidr.addr[b / 8] & (0x80u >> (b % 8))) abort();
     }
 
-    traffic_upstream_t up;
-    traffic_proxy_parse_upstream(text, &up, err, sizeof err);
+    proxy_upstream_t up;
+    proxy_upstream_parse(text, &up, err, sizeof err);
     return 0;
 }

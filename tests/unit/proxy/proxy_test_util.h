@@ -1,8 +1,9 @@
 /* Shared harness of the proxy tests: the proxy on a libuv loop in its own thread, a test origin
  * server and a test upstream proxy on blocking sockets in threads (each counting exactly the
  * bytes it sent and received), and a blocking client that talks to the proxy as a browser does.
- * Loopback only. Every blocking call has a timeout so that a bug fails a test instead of
- * hanging it.
+ * Loopback only: the proxy's connects go through a hook that refuses (and counts) any other
+ * address, and names are "resolved" without a DNS server. Every blocking call has a timeout so
+ * that a bug fails a test instead of hanging it.
  *
  * Header-only with static inline functions: each test executable takes what it uses. */
 #ifndef BROWSERD_TESTS_PROXY_TEST_UTIL_H
@@ -31,6 +32,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include "proxy/proxy_internal.h"
 #include "proxy/traffic_proxy.h"
 
 #define T_WAIT_SECONDS 10
@@ -693,6 +695,140 @@ static inline void origin_last_head(origin_t *o, char *out, size_t cap) {
     pthread_mutex_lock(&o->mu);
     snprintf(out, cap, "%s", o->last_head);
     pthread_mutex_unlock(&o->mu);
+}
+
+/* ---- the upstream hooks: loopback only, no DNS ------------------------------------------------- */
+
+static atomic_uint t_connects;
+static atomic_uint t_non_loopback_connects;
+
+static inline bool t_is_loopback(const struct sockaddr *sa) {
+    if (sa->sa_family == AF_INET) return ((const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr)[0] == 127;
+    if (sa->sa_family == AF_INET6) {
+        const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+        static const uint8_t lo[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+        static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        return memcmp(a, lo, 16) == 0 || (memcmp(a, mapped, 12) == 0 && a[12] == 127);
+    }
+    return false;
+}
+
+/* Every connect of the proxy: one that is not to loopback fails (and the test, at teardown), so
+ * a broken guard cannot reach another network from here. */
+static inline int t_loopback_only_connect(uv_connect_t *req, uv_tcp_t *h, const struct sockaddr *sa, uv_connect_cb cb) {
+    atomic_fetch_add(&t_connects, 1);
+    if (!t_is_loopback(sa)) {
+        atomic_fetch_add(&t_non_loopback_connects, 1);
+        return UV_EACCES;
+    }
+    return uv_tcp_connect(req, h, sa, cb);
+}
+
+/* Test names: *.invalid and every other name fail to resolve; a few *.test names map to fixed
+ * addresses. AI_NUMERICHOST keeps getaddrinfo off the network in every case. */
+static inline int t_fake_resolve(uv_loop_t *loop, uv_getaddrinfo_t *req, uv_getaddrinfo_cb cb, const char *node,
+                                 const char *service, const struct addrinfo *hints) {
+    struct addrinfo h = *hints;
+    h.ai_flags |= AI_NUMERICHOST; /* never a DNS query */
+    const char *map = node;
+    if (strcmp(node, "loopback.test") == 0) map = "127.0.0.1";
+    else if (strcmp(node, "v6loopback.test") == 0) map = "::1";
+    else if (strcmp(node, "mapped.test") == 0) map = "::ffff:127.0.0.1";
+    else if (strcmp(node, "private.test") == 0) map = "10.1.2.3";
+    else if (strcmp(node, "linklocal.test") == 0) map = "169.254.169.254";
+    else if (strcmp(node, "ula.test") == 0) map = "fd00::1";
+    return uv_getaddrinfo(loop, req, cb, map, service, &h);
+}
+
+/* Installs the hooks (connect: `connect`, or t_loopback_only_connect when NULL) and clears the
+ * counters. Before the proxy's loop thread starts. */
+static inline void t_install_hooks(proxy_connect_fn_t connect) {
+    proxy_upstream_set_hooks(t_fake_resolve, connect ? connect : t_loopback_only_connect);
+    atomic_store(&t_connects, 0);
+    atomic_store(&t_non_loopback_connects, 0);
+}
+
+/* ---- one proxy and its origins per test ---------------------------------------------------------- */
+
+typedef struct {
+    loop_fixture_t fx;
+    origin_t origin;       /* the site, or the upstream proxy (ORIGIN_PROXY) */
+    origin_t origin2;      /* a second site, when a test starts it */
+    bool origin2_started;
+} t_env_t;
+
+/* The hooks and the origin, before the proxy (whose config may need the origin's port). */
+static inline t_env_t *t_env_new(origin_mode_t mode, proxy_connect_fn_t connect) {
+    t_install_hooks(connect);
+    t_env_t *e = calloc(1, sizeof *e);
+    assert_non_null(e);
+    origin_start(&e->origin, mode);
+    return e;
+}
+
+static inline void t_env_start_proxy(t_env_t *e, traffic_proxy_config_t *cfg) {
+    traffic_proxy_config_t def;
+    if (!cfg) {
+        t_default_config(&def);
+        cfg = &def;
+    }
+    t_fixture_start(&e->fx, cfg);
+}
+
+/* A proxy with cfg (NULL: t_default_config) and an origin in `mode`. */
+static inline t_env_t *t_env_start(traffic_proxy_config_t *cfg, origin_mode_t mode) {
+    t_env_t *e = t_env_new(mode, NULL);
+    t_env_start_proxy(e, cfg);
+    return e;
+}
+
+static inline void t_env_start_origin2(t_env_t *e, origin_mode_t mode) {
+    origin_start(&e->origin2, mode);
+    e->origin2_started = true;
+}
+
+/* Stops everything; checks that the proxy freed all it had and connected nowhere else. */
+static inline void t_env_free(t_env_t *e) {
+    t_fixture_stop(&e->fx);
+    origin_stop(&e->origin);
+    if (e->origin2_started) origin_stop(&e->origin2);
+    free(e);
+    assert_int_equal(atomic_load(&t_non_loopback_connects), 0);
+}
+
+static inline int t_teardown_env(void **state) {
+    if (*state) t_env_free(*state);
+    *state = NULL;
+    return 0;
+}
+
+/* Closes the client and waits until proxy and origin counters are final. */
+static inline traffic_counts_t t_finish(t_env_t *e, t_conn_t *c) {
+    close(c->fd);
+    traffic_counts_t k = t_wait_quiet(&e->fx);
+    origin_wait_idle(&e->origin);
+    if (e->origin2_started) origin_wait_idle(&e->origin2);
+    return k;
+}
+
+/* One request on a connection of its own; *r gets the response. */
+static inline void t_request_once(int proxy_port, const char *request, t_response_t *r) {
+    t_conn_t c;
+    t_conn_init(&c, t_connect(proxy_port));
+    assert_true(t_csend(&c, request, strlen(request)));
+    assert_true(t_read_response(&c, r, false));
+    close(c.fd);
+}
+
+/* One request on a connection of its own, answered by one of the proxy's error pages: status and
+ * error code in the head and the page. */
+static inline void t_expect_error(int proxy_port, const char *request, int status, const char *code) {
+    static t_response_t r; /* 80 KiB */
+    t_request_once(proxy_port, request, &r);
+    if (r.status != status || !strstr(r.head, code))
+        fail_msg("%s -> %d, wanted %d %s:\n%s%s", request, r.status, status, code, r.head, r.body);
+    assert_non_null(strstr(r.body, code));
+    assert_non_null(strstr(r.head, "Content-Type: text/html"));
 }
 
 #endif
