@@ -124,6 +124,13 @@ static void waiter_release(waiter_t *w) {
 /* A client that waited too long: 503, and a session record failed with client_timeout. */
 static void on_waiter_timeout(uv_timer_t *t) {
     waiter_t *w = t->data;
+    /* The timer runs on the loop's clock, the record on the wall clock: wait out the rest, so
+     * that no client_timeout is recorded shorter than the queue timeout. */
+    int64_t left = w->arrived_ms + (int64_t)w->gw->cfg.queue_timeout_ms - time_now_ms();
+    if (left > 0) {
+        uv_timer_start(t, on_waiter_timeout, (uint64_t)left, 0);
+        return;
+    }
     uint8_t id[16];
     session_record_t rec = {
         .api_name = w->adm.cred.zone,
