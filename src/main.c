@@ -293,8 +293,10 @@ static int serve(const char *db, int argc, char **argv) {
         goto cleanup;
     }
     if (bootstrap(store) < 0) goto cleanup;
+    char node_id[STORE_NODE_ID_MAX + 1] = "host";
+    gethostname(node_id, sizeof node_id - 1);
     int64_t orphans = 0;
-    if (store_sessions_fail_orphans(store, &orphans) == 0 && orphans > 0)
+    if (store_sessions_fail_orphans(store, node_id, &orphans) == 0 && orphans > 0)
         fprintf(stderr, "event=orphans_failed sessions=%lld reason=worker_disconnect\n", (long long)orphans);
     char temp_root[512];
     if (cdp_on && browser_default_temp_root(temp_root, sizeof temp_root) == 0) {
@@ -318,6 +320,7 @@ static int serve(const char *db, int argc, char **argv) {
         gcfg.store = store;
         gcfg.catalog = catalog;
         gcfg.host = cdp_host;
+        gcfg.worker_id = node_id;
         gcfg.port = cdp_port;
         rc = gateway_start(&gcfg, &d.gateway);
         if (rc < 0) {

@@ -76,6 +76,25 @@ const char *const store_sqlite_migrations[] = {
      * stopped process left running can be told from imported running sessions. */
     "ALTER TABLE sessions ADD COLUMN worker TEXT;"
     "CREATE INDEX sessions_running_by_worker ON sessions (worker) WHERE status = 0 AND worker IS NOT NULL;",
+    /* 3: the schema version table both backends keep (one row per step applied; PostgreSQL
+     * has no user_version), and the nodes' leases: a session's worker is its node's id. */
+    "CREATE TABLE schema_version ("
+    "  version INTEGER PRIMARY KEY,"
+    "  applied_ms INTEGER NOT NULL,"
+    "  description TEXT NOT NULL"
+    ");"
+    "INSERT INTO schema_version (version, applied_ms, description) VALUES"
+    "  (1, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'customers, keys, zones, sessions'),"
+    "  (2, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'sessions.worker'),"
+    "  (3, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'schema_version, nodes');"
+    "CREATE TABLE nodes ("
+    "  node_id TEXT PRIMARY KEY,"
+    "  host TEXT NOT NULL,"
+    "  pid INTEGER NOT NULL,"
+    "  started_ms INTEGER NOT NULL,"
+    "  lease_until_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX nodes_by_lease ON nodes (lease_until_ms);",
 };
 const int store_sqlite_migration_count = (int)(sizeof store_sqlite_migrations / sizeof store_sqlite_migrations[0]);
 #define MIGRATION_COUNT store_sqlite_migration_count

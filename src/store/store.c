@@ -413,12 +413,137 @@ int store_session_save(store_t *s, const char *customer_id, const session_record
     return logged(rc, "session_put", reason);
 }
 
-int store_sessions_fail_orphans(store_t *s, int64_t *failed) {
+int store_sessions_save(store_t *s, const store_session_write_t *items, size_t n, const char *worker) {
+    char reason[256] = "";
+    if (n == 0) return 0;
+    char (*keys)[UUID_TEXT_LEN + 1] = malloc(n * sizeof *keys);
+    const char **key_ptrs = malloc(n * sizeof *key_ptrs);
+    int rc = 0;
+    if (!keys || !key_ptrs) {
+        rc = -ENOMEM;
+        snprintf(reason, sizeof reason, "out of memory");
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (!store_valid_customer_id(items[i].customer_id)) rc = -EINVAL;
+        else if (record_check(items[i].rec, reason, sizeof reason) != 0) rc = -EINVAL;
+        else {
+            session_key_of(items[i].rec->session_id, keys[i]);
+            key_ptrs[i] = keys[i];
+        }
+    }
+    if (rc == 0) rc = s->backend->sessions_save(s->db, items, key_ptrs, n, worker, reason, sizeof reason);
+    free(keys);
+    free(key_ptrs);
+    return logged(rc, "sessions_save", reason);
+}
+
+int store_sessions_fail_orphans(store_t *s, const char *node_id, int64_t *failed) {
     char reason[256] = "";
     int64_t n = 0;
-    int rc = s->backend->sessions_fail_orphans(s->db, &n, reason, sizeof reason);
+    int rc = s->backend->sessions_fail_orphans(s->db, node_id ? node_id : "", &n, reason, sizeof reason);
     if (failed) *failed = rc == 0 ? n : 0;
     return logged(rc, "fail_orphans", reason);
+}
+
+static bool valid_node_id(const char *id) {
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > STORE_NODE_ID_MAX) return false;
+    for (size_t i = 0; i < n; i++)
+        if ((unsigned char)id[i] <= ' ' || (unsigned char)id[i] >= 0x7f) return false;
+    return true;
+}
+
+int store_node_register(store_t *s, const char *node_id, const char *host, int pid, int64_t lease_ms, bool take_over,
+                        char *holder_host, int *holder_pid, char *err, size_t err_cap) {
+    if (!valid_node_id(node_id) || !host || lease_ms <= 0) {
+        store_set_err(err, err_cap, "invalid node id (1 to %d printable characters, no spaces)", STORE_NODE_ID_MAX);
+        return -EINVAL;
+    }
+    char hh[STORE_NODE_ID_MAX + 1] = "";
+    int hp = 0;
+    int rc = s->backend->node_register(s->db, node_id, host, pid, lease_ms, take_over, hh, &hp, err, err_cap);
+    if (rc == -EBUSY) {
+        if (holder_host) snprintf(holder_host, STORE_NODE_ID_MAX + 1, "%s", hh);
+        if (holder_pid) *holder_pid = hp;
+        store_set_err(err, err_cap, "node id %s is held by process %d on %s, whose lease has not run out", node_id, hp,
+                      hh);
+    }
+    return rc;
+}
+
+int store_node_heartbeat(store_t *s, const char *node_id, int pid, int64_t lease_ms) {
+    char reason[256] = "";
+    return logged(s->backend->node_heartbeat(s->db, node_id, pid, lease_ms, reason, sizeof reason), "node_heartbeat",
+                  reason);
+}
+
+int store_node_release(store_t *s, const char *node_id, int pid) {
+    char reason[256] = "";
+    return logged(s->backend->node_release(s->db, node_id, pid, reason, sizeof reason), "node_release", reason);
+}
+
+int store_nodes_reap(store_t *s, int64_t *nodes, int64_t *failed) {
+    char reason[256] = "";
+    int64_t n = 0, f = 0;
+    int rc = s->backend->nodes_reap(s->db, &n, &f, reason, sizeof reason);
+    if (nodes) *nodes = rc == 0 ? n : 0;
+    if (failed) *failed = rc == 0 ? f : 0;
+    return logged(rc, "nodes_reap", reason);
+}
+
+/* The session key of a text id, or -ENOENT for what cannot be one (no session has it). */
+static int key_of_id(const char *session_id, char key[UUID_TEXT_LEN + 1]) {
+    uint8_t id[16];
+    if (!session_id || strnlen(session_id, UUID_TEXT_LEN + 1) != UUID_TEXT_LEN ||
+        uuid_parse(session_id, UUID_TEXT_LEN, id) != 0)
+        return -ENOENT;
+    session_key_of(session_id, key);
+    return 0;
+}
+
+int store_session_owner(store_t *s, const char *customer_id, const char *session_id, session_status_t *status,
+                        char *worker, bool *worker_alive) {
+    char key[UUID_TEXT_LEN + 1], reason[256] = "";
+    worker[0] = '\0';
+    *worker_alive = false;
+    if (!store_valid_customer_id(customer_id) || key_of_id(session_id, key) != 0) return -ENOENT;
+    return logged(s->backend->session_owner(s->db, customer_id, key, status, worker, worker_alive, reason,
+                                            sizeof reason),
+                  "session_owner", reason);
+}
+
+int store_session_end(store_t *s, const char *customer_id, const char *session_id, const char *code,
+                      const char *message) {
+    char key[UUID_TEXT_LEN + 1], reason[256] = "";
+    if (!store_valid_customer_id(customer_id) || key_of_id(session_id, key) != 0) return -ENOENT;
+    if (!code || !*code) return -EINVAL;
+    return logged(s->backend->session_end(s->db, customer_id, key, code, message ? message : "", reason, sizeof reason),
+                  "session_end", reason);
+}
+
+int store_events_start(store_t *s, const store_events_t *events, void *ctx) {
+    if (!s->backend->events_start) return -ENOTSUP;
+    char reason[256] = "";
+    return logged(s->backend->events_start(s->db, events, ctx, reason, sizeof reason), "events_start", reason);
+}
+
+void store_events_stop(store_t *s) {
+    if (s->backend->events_stop) s->backend->events_stop(s->db);
+}
+
+int store_publish(store_t *s, const char *topic, const char *payload) {
+    if (!s->backend->publish) return -ENOTSUP;
+    size_t tn = topic ? strlen(topic) : 0;
+    if (tn == 0 || tn > 40 || !payload || strlen(payload) > 7000) return -EINVAL;
+    for (size_t i = 0; i < tn; i++)
+        if (!((topic[i] >= 'a' && topic[i] <= 'z') || topic[i] == '_')) return -EINVAL;
+    char reason[256] = "";
+    return logged(s->backend->publish(s->db, topic, payload, reason, sizeof reason), "publish", reason);
+}
+
+int store_ping(store_t *s) {
+    char reason[256] = "";
+    return logged(s->backend->ping(s->db, reason, sizeof reason), "ping", reason);
 }
 
 int store_change_seq(store_t *s, int64_t *seq) {

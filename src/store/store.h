@@ -101,10 +101,78 @@ int store_session_put(store_t *s, const char *customer_id, const session_record_
  * the session was known alive). worker may be NULL. */
 int store_session_save(store_t *s, const char *customer_id, const session_record_t *rec, const char *worker);
 
-/* At start: every session still recorded as running by a browserd process (imported
- * sessions are not) ended with that process. Marks them failed with worker_disconnect, their
+/* Saves n sessions as store_session_save does, all run by `worker`, in one transaction (all
+ * or nothing), each with its own seq in array order: a node writing many records at once
+ * pays one commit for them. items[i].rec is borrowed. 0, -EINVAL (a record fails the checks:
+ * nothing is written), -ENOENT (an unknown customer: nothing is written) or -EIO. */
+typedef struct {
+    const char *customer_id;
+    const session_record_t *rec;
+} store_session_write_t;
+int store_sessions_save(store_t *s, const store_session_write_t *items, size_t n, const char *worker);
+
+/* ---- nodes: the browserd processes that run sessions, each holding a lease ----
+ * A node's sessions carry its node id as their worker. The node renews its lease (heartbeat)
+ * well within lease_ms; a node whose lease ran out is dead: any other node reaps it (its
+ * running sessions become failed with worker_disconnect). */
+#define STORE_NODE_ID_MAX 128
+
+/* Takes the lease of node_id for this process (host, pid) until now + lease_ms. -EBUSY when
+ * another process holds a lease of that id that has not run out: its host and pid are copied
+ * out (holder_host: STORE_NODE_ID_MAX + 1 bytes), so that a caller on the same host can tell a
+ * live holder from a dead one and then take it over with take_over set (the dead holder's
+ * lease is replaced). */
+int store_node_register(store_t *s, const char *node_id, const char *host, int pid, int64_t lease_ms, bool take_over,
+                        char *holder_host, int *holder_pid, char *err, size_t err_cap);
+/* Renews the lease until now + lease_ms. -ENOENT when this process holds it no longer (it ran
+ * out and another node reaped it, or another process took it over). */
+int store_node_heartbeat(store_t *s, const char *node_id, int pid, int64_t lease_ms);
+/* Gives the lease up (a clean stop: nothing of the node runs any more). */
+int store_node_release(store_t *s, const char *node_id, int pid);
+/* Every node whose lease ran out: its running sessions become failed with worker_disconnect
+ * (duration up to their last save), its lease is removed; one transaction. *nodes and *failed:
+ * how many (either may be NULL). */
+int store_nodes_reap(store_t *s, int64_t *nodes, int64_t *failed);
+
+/* At start, once the node's lease is held: every session still recorded as running by this
+ * node (its previous life) or by a worker that holds no live lease (a process that ended, a
+ * worker id of an older browserd) ended with it. Imported sessions (no worker) are not
+ * orphans; sessions of live nodes are theirs. Marks them failed with worker_disconnect, their
  * duration up to their last save. *failed: how many. */
-int store_sessions_fail_orphans(store_t *s, int64_t *failed);
+int store_sessions_fail_orphans(store_t *s, const char *node_id, int64_t *failed);
+
+/* Who runs a session: 0 with its status, its worker (STORE_NODE_ID_MAX + 1 bytes; "" when
+ * none) and whether that worker holds a live lease; -ENOENT when this customer has no such
+ * session (session_id: 36 characters, any case). */
+int store_session_owner(store_t *s, const char *customer_id, const char *session_id, session_status_t *status,
+                        char *worker, bool *worker_alive);
+/* Ends a running session in the store itself (its worker is dead and cannot): failed with
+ * code and message, duration up to now, worker cleared, a new seq. -ENOENT when there is no
+ * such session, -EALREADY when it is not running. */
+int store_session_end(store_t *s, const char *customer_id, const char *session_id, const char *code,
+                      const char *message);
+
+/* ---- events between processes (PostgreSQL: LISTEN/NOTIFY; SQLite has none: -ENOTSUP) ----
+ * The callbacks run on a thread of the store's own (the listener); they must not block and
+ * must not call back into the store. */
+typedef struct {
+    /* A session write committed with this seq, by any process (several may be folded). */
+    void (*on_change)(void *ctx, int64_t seq);
+    /* A message published with store_publish by any process (this one too). Borrowed. */
+    void (*on_message)(void *ctx, const char *topic, const char *payload);
+    /* The listener lost (false) or regained (true) the database. */
+    void (*on_connection)(void *ctx, bool up);
+} store_events_t;
+/* Starts the listener. 0, -ENOTSUP (the backend has no events), or another negative errno. */
+int store_events_start(store_t *s, const store_events_t *events, void *ctx);
+/* Stops it; no callback runs after this returns. */
+void store_events_stop(store_t *s);
+/* Sends payload (at most 7000 bytes) to every listener of topic ([a-z_]{1,40}). 0, -ENOTSUP,
+ * -EINVAL, -EIO. */
+int store_publish(store_t *s, const char *topic, const char *payload);
+
+/* Whether the database answers now (a trivial round trip): 0 or -EIO. */
+int store_ping(store_t *s);
 
 /* Largest seq so far (0 for an empty store). Cheap: meant to be called per request. */
 int store_change_seq(store_t *s, int64_t *seq);

@@ -128,11 +128,46 @@ typedef struct {
      * -ENOENT for an unknown customer. */
     int (*session_save)(store_db_t *db, const char *customer_id, const char *session_key, const session_record_t *rec,
                         const char *worker, char *err, size_t err_cap);
-    /* In one transaction, every session with status running and a worker becomes failed:
-     * duration max(0, updated_ms - timestamp_ms) (it ran until its last save), error_code
+    /* n session saves (as session_save, the same worker) in one transaction, each with the
+     * next seq in array order; keys[i] is the session key of items[i]. -ENOENT for an unknown
+     * customer (nothing written). */
+    int (*sessions_save)(store_db_t *db, const store_session_write_t *items, const char *const *keys, size_t n,
+                         const char *worker, char *err, size_t err_cap);
+    /* In one transaction, every session with status running and a worker that is node_id or
+     * holds no live lease (no nodes row with lease_until_ms > now) becomes failed: duration
+     * max(0, updated_ms - timestamp_ms) (it ran until its last save), error_code
      * "worker_disconnect", error_message STORE_ORPHAN_MESSAGE, worker NULL, each with a new
      * seq. *failed: how many (set on success only). -ENOMEM with a reason. */
-    int (*sessions_fail_orphans)(store_db_t *db, int64_t *failed, char *err, size_t err_cap);
+    int (*sessions_fail_orphans)(store_db_t *db, const char *node_id, int64_t *failed, char *err, size_t err_cap);
+
+    /* Nodes (one row per node id: host, pid, started_ms, lease_until_ms). In one
+     * transaction: when a row exists with lease_until_ms > now and another (host, pid), and
+     * take_over is false: -EBUSY with that host and pid copied out; otherwise the row becomes
+     * (host, pid, now, now + lease_ms). */
+    int (*node_register)(store_db_t *db, const char *node_id, const char *host, int pid, int64_t lease_ms,
+                         bool take_over, char *holder_host, int *holder_pid, char *err, size_t err_cap);
+    /* lease_until_ms = now + lease_ms where (node_id, pid) holds the row; -ENOENT when not. */
+    int (*node_heartbeat)(store_db_t *db, const char *node_id, int pid, int64_t lease_ms, char *err, size_t err_cap);
+    /* Deletes the row where (node_id, pid) holds it (0 also when it does not). */
+    int (*node_release)(store_db_t *db, const char *node_id, int pid, char *err, size_t err_cap);
+    /* In one transaction, for every row with lease_until_ms <= now: its running sessions
+     * (worker = node_id) fail as in sessions_fail_orphans, the row is deleted. Two nodes
+     * reaping at once fail each session once (row locks, or the single writer). */
+    int (*nodes_reap)(store_db_t *db, int64_t *nodes, int64_t *failed, char *err, size_t err_cap);
+    /* The session's status, worker ("" when NULL) and whether the worker holds a live lease;
+     * -ENOENT when there is no such session. */
+    int (*session_owner)(store_db_t *db, const char *customer_id, const char *session_key, session_status_t *status,
+                         char *worker, bool *worker_alive, char *err, size_t err_cap);
+    /* A running session becomes failed with code/message, duration max(0, now - timestamp),
+     * worker NULL, updated_ms now, a new seq; -ENOENT no session, -EALREADY not running. */
+    int (*session_end)(store_db_t *db, const char *customer_id, const char *session_key, const char *code,
+                       const char *message, char *err, size_t err_cap);
+    /* Optional (NULL: the backend has none, store.h answers -ENOTSUP). */
+    int (*events_start)(store_db_t *db, const store_events_t *events, void *ctx, char *err, size_t err_cap);
+    void (*events_stop)(store_db_t *db);
+    int (*publish)(store_db_t *db, const char *topic, const char *payload, char *err, size_t err_cap);
+    /* A trivial round trip: 0, or -EIO with a reason. */
+    int (*ping)(store_db_t *db, char *err, size_t err_cap);
     /* The counter's value (0 for a new database): a lookup, called once per API request. A
      * missing counter is a damaged database: -EIO "meta row change_seq is missing". */
     int (*change_seq)(store_db_t *db, int64_t *seq, char *err, size_t err_cap);

@@ -154,7 +154,7 @@ static void test_version_1_database_is_migrated_with_its_data(void **state) {
     int64_t customers = 0, failed = -1, rows = 0, last = 0;
     assert_int_equal(store_customer_count(fx->store, &customers), 0);
     assert_int_equal(customers, 1);
-    assert_int_equal(store_sessions_fail_orphans(fx->store, &failed), 0);
+    assert_int_equal(store_sessions_fail_orphans(fx->store, "this-node", &failed), 0);
     assert_int_equal(failed, 0);
     assert_int_equal(store_sessions_since(fx->store, 0, &last, count_rows, &rows), 0);
     assert_int_equal(rows, 1);

@@ -766,7 +766,7 @@ static void test_fail_orphans_fails_only_running_sessions_of_a_process(void **st
     store_fixture_t *fx = *state;
     three_ids_t ids = save_three_sessions(fx);
     int64_t failed = -1, last = 0;
-    assert_int_equal(store_sessions_fail_orphans(fx->store, &failed), 0);
+    assert_int_equal(store_sessions_fail_orphans(fx->store, "this-node", &failed), 0);
     assert_int_equal(failed, 1);
     assert_int_equal(change_seq(fx), 4);
     collector_t got = {0};
@@ -781,7 +781,7 @@ static void test_fail_orphans_ends_them_as_worker_disconnect(void **state) {
     store_fixture_t *fx = *state;
     save_three_sessions(fx);
     int64_t failed = -1, last = 0;
-    assert_int_equal(store_sessions_fail_orphans(fx->store, &failed), 0);
+    assert_int_equal(store_sessions_fail_orphans(fx->store, "this-node", &failed), 0);
     collector_t got = {0};
     assert_int_equal(store_sessions_since(fx->store, 3, &last, collect, &got), 0);
     assert_int_equal(got.count, 1);
@@ -798,8 +798,8 @@ static void test_fail_orphans_twice_fails_nothing_more(void **state) {
     store_fixture_t *fx = *state;
     save_three_sessions(fx);
     int64_t failed = -1;
-    assert_int_equal(store_sessions_fail_orphans(fx->store, &failed), 0);
-    assert_int_equal(store_sessions_fail_orphans(fx->store, &failed), 0);
+    assert_int_equal(store_sessions_fail_orphans(fx->store, "this-node", &failed), 0);
+    assert_int_equal(store_sessions_fail_orphans(fx->store, "this-node", &failed), 0);
     assert_int_equal(failed, 0);
     assert_int_equal(change_seq(fx), 4);
 }
