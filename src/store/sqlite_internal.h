@@ -96,6 +96,30 @@ int store_sqlite_tx_begin(store_conn_t *c, char *err, size_t err_cap);
 int store_sqlite_tx_commit(store_conn_t *c, char *err, size_t err_cap);
 void store_sqlite_tx_rollback(store_conn_t *c);
 
+/* Shared by the operations (sqlite_store.c): a step that must finish (0 or -EIO with
+ * SQLite's message); a step + reset of an insert or update (-EEXIST taken key, -ENOENT a
+ * missing referenced row, -EIO); the next change seq inside the caller's transaction; commit
+ * or roll back by result (returns the result, or the commit's failure). */
+int store_sqlite_step_done(store_conn_t *c, sqlite3_stmt *st, char *err, size_t err_cap);
+int store_sqlite_write_step(store_conn_t *c, sqlite3_stmt *st, char *err, size_t err_cap);
+int store_sqlite_next_seq(store_conn_t *c, sqlite3_stmt *next_seq, int64_t *seq, char *err, size_t err_cap);
+int store_sqlite_tx_end(store_conn_t *c, int result, char *err, size_t err_cap);
+
+/* The node, orphan and single-session operations (sqlite_nodes.c; store_internal.h). */
+int store_sqlite_sessions_fail_orphans(store_db_t *db, const char *node_id, int64_t *failed, char *err,
+                                       size_t err_cap);
+int store_sqlite_node_register(store_db_t *db, const char *node_id, const char *host, int pid, int64_t lease_ms,
+                               bool take_over, char *holder_host, int *holder_pid, char *err, size_t err_cap);
+int store_sqlite_node_heartbeat(store_db_t *db, const char *node_id, int pid, int64_t lease_ms, char *err,
+                                size_t err_cap);
+int store_sqlite_node_release(store_db_t *db, const char *node_id, int pid, char *err, size_t err_cap);
+int store_sqlite_nodes_reap(store_db_t *db, int64_t *nodes, int64_t *failed, char *err, size_t err_cap);
+int store_sqlite_session_owner(store_db_t *db, const char *customer_id, const char *session_key,
+                               session_status_t *status, char *worker, bool *worker_alive, char *err, size_t err_cap);
+int store_sqlite_session_end(store_db_t *db, const char *customer_id, const char *session_key, const char *code,
+                             const char *message, char *err, size_t err_cap);
+int store_sqlite_ping(store_db_t *db, char *err, size_t err_cap);
+
 /* PRAGMA cache_size = -kib; 0 or -EIO. */
 int store_sqlite_set_cache_kib(store_conn_t *c, int kib);
 
