@@ -87,6 +87,12 @@ e2e() { # e2e BIN
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 
+note "structure (scripts/check_structure.py: layers, file sizes, header ownership)"
+structure_out=$(python3 scripts/check_structure.py 2>&1)
+echo "$structure_out" | sed 's/^/  /'
+read -r sp sf < <(echo "$structure_out" | tail -1 | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+count "${sp:-0}" "${sf:-1}"
+
 note "build (debugoptimized)"
 if build build; then
   unit build

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "catalog/catalog.h"
+#include "catalog/catalog_query.h"
 #include "core/buf.h"
 #include "session/session_query.h"
 

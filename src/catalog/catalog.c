@@ -1,6 +1,6 @@
 /* The catalog's public functions (catalog.h): construction, single changes, lists and gets,
- * each under the catalog's lock. The index is catalog_index.c, query execution
- * catalog_query.c, the sync from the store catalog_sync.c; catalog_internal.h describes how
+ * each under the catalog's lock, but for lists (catalog_query.c, by catalog_query.h). The
+ * index is catalog_index.c, the sync from the store catalog_sync.c; catalog_internal.h describes how
  * they fit, docs/catalog.md why. */
 #include "catalog/catalog.h"
 
@@ -61,49 +61,6 @@ int catalog_put(catalog_t *c, const char *customer_id, const session_record_t *r
 
 size_t catalog_size(catalog_t *c) { return atomic_load(&c->total_rows); }
 
-/* The row as a session_record_t that borrows the pool's strings: no copy of any string, and
- * nothing to free (the view is never passed to session_record_free). */
-static void row_view(const customer_t *c, const string_pool_t *pool, uint32_t r, session_record_t *view) {
-    const crow_t *x = &c->rows[r];
-    *view = (session_record_t){
-        .status = x->status,
-        .navigations = x->navigations,
-        .timestamp_ms = x->ts_ms,
-        .duration_ms = x->duration_ms,
-        .captcha = x->captcha,
-        .bandwidth = x->bandwidth,
-    };
-    if (x->id_text) memcpy(view->session_id, string_pool_get(pool, x->id_text), UUID_TEXT_LEN + 1);
-    else uuid_format(x->id, view->session_id);
-    view->api_name = (char *)string_pool_get(pool, c->zones[x->zone].name);
-    view->target_url = (char *)string_pool_get(pool, x->target_url);
-    view->end_url = (char *)string_pool_get(pool, x->end_url);
-    view->error_code = (char *)string_pool_get(pool, x->error_code);
-    view->error_message = (char *)string_pool_get(pool, x->error_message);
-}
-
-int catalog_list(catalog_t *c, const char *customer_id, const session_query_t *q, catalog_row_fn fn, void *ctx,
-                 catalog_page_info_t *info) {
-    page_t pg = {0};
-    int rc = 0;
-    pthread_rwlock_rdlock(&c->lock);
-    const customer_t *cust = catalog_index_customer(c, customer_id);
-    if (cust && cust->broken) rc = -ENOMEM; /* a failed update left the arrays incomplete */
-    else if (cust) rc = catalog_query_run(cust, &c->pool, q, &pg);
-    /* The rows are visited under the read lock: the views borrow the pool's strings, and
-     * pg.rows is this thread's scratch, reused by its next query. */
-    for (uint32_t i = 0; rc == 0 && i < pg.count; i++) {
-        session_record_t view;
-        row_view(cust, &c->pool, pg.rows[i], &view);
-        rc = fn(ctx, &view);
-    }
-    pthread_rwlock_unlock(&c->lock);
-    if (rc < 0) return rc;
-    info->count = pg.count;
-    info->total = pg.total;
-    return 0;
-}
-
 int catalog_get(catalog_t *c, const char *customer_id, const uint8_t id[16], catalog_row_fn fn, void *ctx) {
     int rc = -ENOENT;
     pthread_rwlock_rdlock(&c->lock);
@@ -111,7 +68,7 @@ int catalog_get(catalog_t *c, const char *customer_id, const uint8_t id[16], cat
     int64_t r = cust ? catalog_index_row(cust, id) : -1;
     if (r >= 0) {
         session_record_t view;
-        row_view(cust, &c->pool, (uint32_t)r, &view);
+        catalog_index_row_view(cust, &c->pool, (uint32_t)r, &view);
         rc = fn(ctx, &view);
     }
     pthread_rwlock_unlock(&c->lock);

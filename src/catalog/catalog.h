@@ -1,7 +1,7 @@
 /* The catalog: an in-memory, read-optimised index of every session, per customer, that
  * answers the list and get queries of the API with exact totals in O(log n) for the common
  * shapes (see docs/catalog.md). The store stays the durable record; the catalog follows it
- * through the store's change feed (catalog_sync, in catalog_sync.h).
+ * through the store's change feed (catalog_sync, in catalog_sync.h). Lists are catalog_query.h's.
  *
  * Ownership: the catalog owns copies of everything put into it; arguments are borrowed for
  * the call; the views handed to a catalog_row_fn are borrowed from the catalog (see there).
@@ -15,7 +15,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "session/session_query.h"
 #include "session/record.h"
 
 typedef struct catalog catalog_t;
@@ -39,13 +38,6 @@ typedef struct {
  * read lock (so it must not call catalog_put or catalog_sync). Returns 0 to go on, or a
  * negative errno that stops the visit and is returned by catalog_list / catalog_get. */
 typedef int (*catalog_row_fn)(void *ctx, const session_record_t *view);
-
-/* Calls fn(ctx, view) for each row of the page of this customer's sessions that q selects
- * (filters, sort, offset, limit), in order, and sets *info. q is borrowed. A customer
- * without sessions has none: 0 with count = total = 0. 0, -ENOMEM, or fn's error (then
- * *info is not set). */
-int catalog_list(catalog_t *c, const char *customer_id, const session_query_t *q, catalog_row_fn fn, void *ctx,
-                 catalog_page_info_t *info);
 
 /* Calls fn(ctx, view) for the session with this id (16 bytes: any case of its text finds it).
  * 0, -ENOENT when this customer has no such session, or fn's error. */

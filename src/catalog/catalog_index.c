@@ -571,3 +571,24 @@ void catalog_index_recount(catalog_t *cat) {
     for (uint32_t i = 0; i < cat->ncustomers; i++) n += cat->customers[i]->nrows;
     atomic_store(&cat->total_rows, n);
 }
+
+/* The row as a session_record_t that borrows the pool's strings: no copy of any string, and
+ * nothing to free (the view is never passed to session_record_free). */
+void catalog_index_row_view(const customer_t *c, const string_pool_t *pool, uint32_t r, session_record_t *view) {
+    const crow_t *x = &c->rows[r];
+    *view = (session_record_t){
+        .status = x->status,
+        .navigations = x->navigations,
+        .timestamp_ms = x->ts_ms,
+        .duration_ms = x->duration_ms,
+        .captcha = x->captcha,
+        .bandwidth = x->bandwidth,
+    };
+    if (x->id_text) memcpy(view->session_id, string_pool_get(pool, x->id_text), UUID_TEXT_LEN + 1);
+    else uuid_format(x->id, view->session_id);
+    view->api_name = (char *)string_pool_get(pool, c->zones[x->zone].name);
+    view->target_url = (char *)string_pool_get(pool, x->target_url);
+    view->end_url = (char *)string_pool_get(pool, x->end_url);
+    view->error_code = (char *)string_pool_get(pool, x->error_code);
+    view->error_message = (char *)string_pool_get(pool, x->error_message);
+}

@@ -184,6 +184,8 @@ typedef struct {
 /* Runs q over this customer's indexed rows: pg gets the total and the page's rows, in order.
  * pg->rows points into per-thread scratch memory, valid until this thread's next query.
  * 0 or -ENOMEM. */
+/* Row r as a session_record_t that borrows the pool's strings (nothing to free). */
+void catalog_index_row_view(const customer_t *c, const string_pool_t *pool, uint32_t r, session_record_t *view);
 int catalog_query_run(const customer_t *c, const string_pool_t *pool, const session_query_t *q, page_t *pg);
 /* For tests: a candidate set's bitmap is built when it is at most `factor` times the size of
  * the set enumerated (default 16); 0 makes every query check rows instead. Not thread-safe:

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "catalog/catalog_query.h"
+
 #include "catalog/catalog_internal.h"
 #include "session/url_match.h"
 
@@ -619,4 +621,26 @@ int catalog_query_run(const customer_t *c, const string_pool_t *pool, const sess
 done:
     free(bits);
     return rc;
+}
+
+int catalog_list(catalog_t *c, const char *customer_id, const session_query_t *q, catalog_row_fn fn, void *ctx,
+                 catalog_page_info_t *info) {
+    page_t pg = {0};
+    int rc = 0;
+    pthread_rwlock_rdlock(&c->lock);
+    const customer_t *cust = catalog_index_customer(c, customer_id);
+    if (cust && cust->broken) rc = -ENOMEM; /* a failed update left the arrays incomplete */
+    else if (cust) rc = catalog_query_run(cust, &c->pool, q, &pg);
+    /* The rows are visited under the read lock: the views borrow the pool's strings, and
+     * pg.rows is this thread's scratch, reused by its next query. */
+    for (uint32_t i = 0; rc == 0 && i < pg.count; i++) {
+        session_record_t view;
+        catalog_index_row_view(cust, &c->pool, pg.rows[i], &view);
+        rc = fn(ctx, &view);
+    }
+    pthread_rwlock_unlock(&c->lock);
+    if (rc < 0) return rc;
+    info->count = pg.count;
+    info->total = pg.total;
+    return 0;
 }

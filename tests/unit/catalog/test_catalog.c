@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "catalog/catalog_internal.h"
+#include "catalog/catalog_query.h"
 #include "core/uuid.h"
 #include "session/url_match.h"
 

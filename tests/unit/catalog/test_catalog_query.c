@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "catalog/catalog_internal.h"
+#include "catalog/catalog_query.h"
 
 #define T0_MS INT64_C(1764547200000) /* 2025-12-01T00:00:00Z */
 

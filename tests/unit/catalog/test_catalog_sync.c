@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "catalog/catalog.h"
+#include "catalog/catalog_query.h"
 #include "catalog/catalog_sync.h"
 #include "core/uuid.h"
 #include "store/store.h"
