@@ -165,8 +165,9 @@ static int bootstrap(store_t *store) {
 }
 
 /* The API's DELETE ends a session where it runs: in the gateway (api_end_session_fn). */
-static int end_gateway_session(void *gateway, const char *customer_id, const uint8_t id[16]) {
-    return gateway_kill_session(gateway, customer_id, id);
+static void end_gateway_session(void *gateway, const char *customer_id, const uint8_t id[16], api_end_done_fn done,
+                                void *done_arg) {
+    done(done_arg, gateway_kill_session(gateway, customer_id, id));
 }
 
 static const char *env_or(const char *name, const char *fallback) {

@@ -88,6 +88,17 @@ static void set_error(api_job_t *job, int status, const char *message, const cha
     }
 }
 
+/* A failure of the work behind a request: the database away is a 503 (the client may retry;
+ * running sessions go on and their records wait in the spool), anything else a 500. */
+static void set_failure(api_job_t *job, int rc) {
+    if (rc == -EIO) {
+        job->extra_headers = "Retry-After: 1\r\n";
+        set_error(job, 503, "Service unavailable: the database cannot be reached", NULL, NULL, 0);
+    } else {
+        set_error(job, 500, "Internal error", NULL, NULL, 0);
+    }
+}
+
 static bool method_is_read(http_method_t m) { return m == HTTP_M_GET || m == HTTP_M_HEAD; }
 
 static void handle_list(api_job_t *job, const char *customer) {
@@ -113,7 +124,7 @@ static void handle_list(api_job_t *job, const char *customer) {
     session_query_free(&q);
     if (rc < 0) {
         fprintf(stderr, "event=list_failed customer=%s error=%s\n", customer, strerror(-rc));
-        set_error(job, 500, "Internal error", NULL, NULL, 0);
+        set_failure(job, rc);
         return;
     }
     job->status = 200;
@@ -140,12 +151,13 @@ static void handle_one(api_job_t *job, const char *customer, const char *id_text
     }
     if (rc < 0) {
         fprintf(stderr, "event=get_failed customer=%s error=%s\n", customer, strerror(-rc));
-        set_error(job, 500, "Internal error", NULL, NULL, 0);
+        set_failure(job, rc);
         return;
     }
     if (is_delete) {
-        /* Whether it runs is known only on the loop thread, which owns the sessions: decided
-         * in job_done. The 409 body is ready for the case it does not. */
+        /* Whether it runs is known only where it runs (this process's loop thread, or another
+         * node): decided by end_session after job_done. The 409 body is ready for the case it
+         * does not. */
         job->kill = true;
         memcpy(job->session, id, 16);
         snprintf(job->customer, sizeof job->customer, "%s", customer);
@@ -166,7 +178,7 @@ static void job_work(uv_work_t *work) {
     }
     if (rc < 0) {
         fprintf(stderr, "event=auth_failed error=%s\n", strerror(-rc));
-        set_error(job, 500, "Internal error", NULL, NULL, 0);
+        set_failure(job, rc);
         return;
     }
     const char *path = job->req->path;
@@ -181,22 +193,39 @@ static void job_work(uv_work_t *work) {
     }
 }
 
-static void job_done(uv_work_t *work, int status) {
-    api_job_t *job = work->data;
-    if (status != 0) set_error(job, 500, "Internal error", NULL, NULL, 0);
-    api_t *api = job->api;
-    if (status == 0 && job->kill && api->end_session &&
-        api->end_session(api->end_session_ctx, job->customer, job->session) == 0) {
-        buf_free(&job->body);
-        http_respond(job->conn, 204, NULL, NULL, 0, false);
-        free(job);
-        return;
-    }
+static void respond(api_job_t *job) {
     if (job->status == 500 && job->body.len == 0) (void)http_error_body(&job->body, "Internal error", NULL, NULL, 0);
     size_t len = 0;
     char *body = buf_steal(&job->body, &len);
     http_respond(job->conn, job->status, job->extra_headers, body, len, false);
     free(job);
+}
+
+/* The end of a DELETE's session, wherever it ran. */
+static void on_session_ended(void *arg, int rc) {
+    api_job_t *job = arg;
+    if (rc == 0) {
+        buf_free(&job->body);
+        http_respond(job->conn, 204, NULL, NULL, 0, false);
+        free(job);
+        return;
+    }
+    if (rc != -EALREADY && rc != -ENOENT) { /* the 409 body stays for a session not running */
+        job->extra_headers = NULL;
+        set_failure(job, rc == -ETIMEDOUT ? -EIO : rc);
+    }
+    respond(job);
+}
+
+static void job_done(uv_work_t *work, int status) {
+    api_job_t *job = work->data;
+    if (status != 0) set_error(job, 500, "Internal error", NULL, NULL, 0);
+    api_t *api = job->api;
+    if (status == 0 && job->kill && api->end_session) {
+        api->end_session(api->end_session_ctx, job->customer, job->session, on_session_ended, job);
+        return;
+    }
+    respond(job);
 }
 
 void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {

@@ -17,11 +17,17 @@
 
 typedef struct api api_t;
 
-/* Ends the running session `id` (16 bytes) of this customer, for a DELETE of it: 0 when it
- * ran here and is ending (the API answers 204), -ENOENT when no such session runs in this
- * process (409). Called on the loop thread, which owns the running sessions; the strings are
- * borrowed for the call. */
-typedef int (*api_end_session_fn)(void *ctx, const char *customer_id, const uint8_t id[16]);
+/* How a DELETE's end_session turned out: 0 the session ran and is ending (204); -EALREADY
+ * or -ENOENT it does not run (409); -EIO or -ETIMEDOUT the database or the node that runs it
+ * could not be reached (503). Called on the loop thread, once, possibly from inside
+ * end_session. */
+typedef void (*api_end_done_fn)(void *done_arg, int rc);
+
+/* Ends the running session `id` (16 bytes) of this customer, wherever it runs, for a DELETE
+ * of it, and calls done(done_arg, rc) when that is known. Called on the loop thread, which
+ * owns this process's running sessions; the strings are borrowed for the call. */
+typedef void (*api_end_session_fn)(void *ctx, const char *customer_id, const uint8_t id[16], api_end_done_fn done,
+                                   void *done_arg);
 
 typedef struct {
     uv_loop_t *loop;

@@ -74,7 +74,9 @@ typedef struct {
     uint8_t end_id[16];
 } fixture_t;
 
-static int end_session(void *ctx, const char *customer_id, const uint8_t id[16]) {
+/* Answers at once, as the gateway does for a session of this process. */
+static void end_session(void *ctx, const char *customer_id, const uint8_t id[16], api_end_done_fn done,
+                        void *done_arg) {
     fixture_t *fx = ctx;
     pthread_mutex_lock(&fx->mutex);
     fx->end_calls++;
@@ -82,7 +84,7 @@ static int end_session(void *ctx, const char *customer_id, const uint8_t id[16])
     memcpy(fx->end_id, id, 16);
     int rc = fx->end_rc;
     pthread_mutex_unlock(&fx->mutex);
-    return rc;
+    done(done_arg, rc);
 }
 
 static void on_server_stopped(void *arg) {
@@ -514,6 +516,15 @@ static void test_delete_of_a_session_not_running_here_is_a_409(void **state) {
     pthread_mutex_unlock(&fx->mutex);
 }
 
+/* The node that runs it, or the database, could not be reached: the client may retry. */
+static void test_delete_that_cannot_reach_the_session_is_a_503(void **state) {
+    fixture_t *fx = *state;
+    set_end_rc(fx, -ETIMEDOUT);
+    response_t res;
+    method_as(fx, "DELETE", fx->key_a, "/browser_sessions/" ID_S1, &res);
+    assert_response(&res, 503, "{\"error\":\"Service unavailable: the database cannot be reached\"}");
+}
+
 static void test_delete_without_an_end_session_callback_is_a_409(void **state) {
     fixture_t *fx = *state;
     response_t res;
@@ -570,6 +581,7 @@ int main(void) {
         API_TEST(test_other_methods_on_a_session_are_405_with_allow),
         API_TEST(test_delete_of_a_running_session_is_204_and_ends_it_there),
         API_TEST(test_delete_of_a_session_not_running_here_is_a_409),
+        API_TEST(test_delete_that_cannot_reach_the_session_is_a_503),
         cmocka_unit_test_setup_teardown(test_delete_without_an_end_session_callback_is_a_409, setup_without_end_session,
                                         teardown),
         API_TEST(test_delete_of_an_unknown_session_is_a_404_and_ends_nothing),
