@@ -17,6 +17,7 @@
 #include "cdp/supervisor.h"
 #include "cdp/gateway.h"
 #include "cli/admin.h"
+#include "cluster/cluster.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
 #include "proxy/proxy_guard.h"
@@ -28,6 +29,24 @@
 #define DEFAULT_CDP_LISTEN "127.0.0.1:9222"
 #define DEFAULT_CUSTOMER "default"
 #define DEFAULT_ZONE "scraping_browser1"
+#define DEFAULT_LEASE_MS 30000
+
+/* The spool beside an SQLite file (<db>.spool); for a database server, in the working
+ * directory, named after the node (nodes of one machine need one each). */
+static void default_spool_path(const char *db, const char *node_id, char *out, size_t cap) {
+    if (!strstr(db, "://")) {
+        snprintf(out, cap, "%s.spool", db);
+        return;
+    }
+    char name[STORE_NODE_ID_MAX + 1] = "";
+    if (node_id) snprintf(name, sizeof name, "%s", node_id);
+    else gethostname(name, sizeof name - 1);
+    for (char *p = name; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+            *p = '_';
+    snprintf(out, cap, "./browserd-%s.spool", name);
+}
+
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -56,10 +75,18 @@ static void usage(FILE *out) {
             "                                 (zones can have their own: browserd zone set-proxy)\n"
             "        --allow-private CIDR     let browsers reach this private/loopback range (repeatable;\n"
             "                                 by default private, loopback and link-local addresses are refused)\n"
+            "        --node-id ID             this node's name in a cluster (default: the host name); nodes on\n"
+            "                                 one machine need one each\n"
+            "        --lease-timeout SEC      a node silent this long is dead: its running sessions fail\n"
+            "                                 (default 30)\n"
+            "        --spool PATH             where session records wait while the database is away\n"
+            "                                 (default DB.spool for a file, ./browserd-NODE.spool for PostgreSQL)\n"
             "%s"
             "\n"
             "Options:\n"
-            "  --db PATH        SQLite database file (default " DEFAULT_DB "; created if absent)\n"
+            "  --db PATH|URI    SQLite database file (default " DEFAULT_DB "; created if absent), or a\n"
+            "                   PostgreSQL URI postgresql://USER:PASSWORD@HOST:PORT/DB (nodes sharing one\n"
+            "                   database form a cluster)\n"
             "  -h, --help       show this help\n"
             "  --version        show the version\n"
             "\n"
@@ -72,6 +99,7 @@ static void usage(FILE *out) {
             "  BROWSERD_MAX_SESSIONS, BROWSERD_QUEUE_TIMEOUT, BROWSERD_SESSION_TIMEOUT, BROWSERD_IDLE_TIMEOUT\n"
             "  BROWSERD_UPSTREAM_PROXY  --upstream-proxy\n"
             "  BROWSERD_ALLOW_PRIVATE   --allow-private (comma-separated)\n"
+            "  BROWSERD_NODE_ID, BROWSERD_LEASE_TIMEOUT, BROWSERD_SPOOL\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
@@ -104,15 +132,24 @@ typedef struct {
     uv_signal_t sigint, sigterm;
     http_server_t *api_server;
     gateway_t *gateway;
+    cluster_t *cluster;
     int running; /* parts still stopping */
     bool stopping;
 } daemon_t;
 
+static void on_cluster_stopped(void *arg) {
+    daemon_t *d = arg;
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+}
+
+/* The node stops last: the sessions' final records go through the store (and the spool)
+ * before the node gives its lease up. */
 static void on_part_stopped(void *arg) {
     daemon_t *d = arg;
     if (--d->running > 0) return;
-    uv_close((uv_handle_t *)&d->sigint, NULL);
-    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    if (d->cluster) cluster_stop(d->cluster, on_cluster_stopped, d);
+    else on_cluster_stopped(d);
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
@@ -164,10 +201,15 @@ static int bootstrap(store_t *store) {
     return 0;
 }
 
-/* The API's DELETE ends a session where it runs: in the gateway (api_end_session_fn). */
-static void end_gateway_session(void *gateway, const char *customer_id, const uint8_t id[16], api_end_done_fn done,
-                                void *done_arg) {
-    done(done_arg, gateway_kill_session(gateway, customer_id, id));
+/* A session of this process ends in the gateway (cluster_end_local_fn). */
+static int end_gateway_session(void *gateway, const char *customer_id, const uint8_t id[16]) {
+    return gateway ? gateway_kill_session(gateway, customer_id, id) : -ENOENT;
+}
+
+/* The API's DELETE ends a session wherever it runs (api_end_session_fn). */
+static void end_session_anywhere(void *cluster, const char *customer_id, const uint8_t id[16], api_end_done_fn done,
+                                 void *done_arg) {
+    cluster_end_session(cluster, customer_id, id, done, done_arg);
 }
 
 static const char *env_or(const char *name, const char *fallback) {
@@ -184,6 +226,8 @@ static int serve(const char *db, int argc, char **argv) {
     const char *session_timeout = env_or("BROWSERD_SESSION_TIMEOUT", NULL);
     const char *idle_timeout = env_or("BROWSERD_IDLE_TIMEOUT", NULL);
     const char *upstream = env_or("BROWSERD_UPSTREAM_PROXY", NULL);
+    const char *node_id = env_or("BROWSERD_NODE_ID", NULL), *lease = env_or("BROWSERD_LEASE_TIMEOUT", NULL);
+    const char *spool_path = env_or("BROWSERD_SPOOL", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -203,7 +247,8 @@ static int serve(const char *db, int argc, char **argv) {
         {"--api-listen", &listen},         {"--cdp-listen", &cdp_listen},           {"--chromium", &chromium},
         {"--pool", &pool},                 {"--max-sessions", &max_sessions},       {"--queue-timeout", &queue_timeout},
         {"--session-timeout", &session_timeout}, {"--idle-timeout", &idle_timeout},
-        {"--upstream-proxy", &upstream},
+        {"--upstream-proxy", &upstream},   {"--node-id", &node_id},                 {"--lease-timeout", &lease},
+        {"--spool", &spool_path},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -243,12 +288,14 @@ static int serve(const char *db, int argc, char **argv) {
     }
     gateway_config_t gcfg;
     gateway_config_defaults(&gcfg);
+    uint64_t lease_ms = DEFAULT_LEASE_MS;
     gcfg.chromium_path = chromium;
     if ((pool && parse_count(pool, 0, 64, &gcfg.pool_size) < 0) ||
         (max_sessions && parse_count(max_sessions, 1, 100000, &gcfg.max_sessions) < 0) ||
         (queue_timeout && parse_seconds(queue_timeout, &gcfg.queue_timeout_ms) < 0) ||
         (session_timeout && parse_seconds(session_timeout, &gcfg.session_timeout_ms) < 0) ||
-        (idle_timeout && parse_seconds(idle_timeout, &gcfg.idle_timeout_ms) < 0)) {
+        (idle_timeout && parse_seconds(idle_timeout, &gcfg.idle_timeout_ms) < 0) ||
+        (lease && parse_seconds(lease, &lease_ms) < 0)) {
         fprintf(stderr, "browserd: serve: --pool takes 0..64, --max-sessions 1..100000, timeouts a number of "
                         "seconds > 0\n");
         return 2;
@@ -284,28 +331,41 @@ static int serve(const char *db, int argc, char **argv) {
     int exit_code = 1;
     store_t *store = NULL;
     catalog_t *catalog = NULL;
+    store_spool_t *spool = NULL;
     api_t *api = NULL;
     char err[512] = "";
     uv_loop_t *loop = uv_default_loop();
     daemon_t d = {0};
 
+    char db_shown[1024];
+    store_redact_target(db, db_shown, sizeof db_shown);
     if (store_open(db, &store, err, sizeof err) < 0) {
-        fprintf(stderr, "browserd: cannot open database %s: %s\n", db, err);
+        fprintf(stderr, "browserd: cannot open database %s: %s\n", db_shown, err);
         goto cleanup;
     }
     if (bootstrap(store) < 0) goto cleanup;
-    char node_id[STORE_NODE_ID_MAX + 1] = "host";
-    gethostname(node_id, sizeof node_id - 1);
-    int64_t orphans = 0;
-    if (store_sessions_fail_orphans(store, node_id, &orphans) == 0 && orphans > 0)
-        fprintf(stderr, "event=orphans_failed sessions=%lld reason=worker_disconnect\n", (long long)orphans);
+    char spool_default[600];
+    if (!spool_path) {
+        default_spool_path(db, node_id, spool_default, sizeof spool_default);
+        spool_path = spool_default;
+    }
+    if (store_spool_open(spool_path, &spool, err, sizeof err) < 0) {
+        fprintf(stderr, "browserd: %s\n", err);
+        goto cleanup;
+    }
+    catalog = catalog_new();
+    if (!catalog) goto cleanup;
+    cluster_config_t ccfg = {.loop = loop, .store = store, .catalog = catalog, .spool = spool, .node_id = node_id,
+                             .lease_ms = (int64_t)lease_ms};
+    if (cluster_start(&ccfg, &d.cluster, err, sizeof err) < 0) {
+        fprintf(stderr, "browserd: cannot join as node %s: %s\n", node_id ? node_id : "(host name)", err);
+        goto cleanup;
+    }
     char temp_root[512];
     if (cdp_on && browser_default_temp_root(temp_root, sizeof temp_root) == 0) {
         int removed = browser_profile_cleanup_stale(temp_root);
         if (removed > 0) fprintf(stderr, "event=stale_profiles_removed count=%d\n", removed);
     }
-    catalog = catalog_new();
-    if (!catalog) goto cleanup;
     /* The first load happens before the loop runs, so it may block. */
     int64_t t0 = time_now_ms();
     int rc = catalog_sync(catalog, store);
@@ -321,7 +381,8 @@ static int serve(const char *db, int argc, char **argv) {
         gcfg.store = store;
         gcfg.catalog = catalog;
         gcfg.host = cdp_host;
-        gcfg.worker_id = node_id;
+        gcfg.worker_id = cluster_node_id(d.cluster);
+        gcfg.spool = spool;
         gcfg.port = cdp_port;
         rc = gateway_start(&gcfg, &d.gateway);
         if (rc < 0) {
@@ -329,8 +390,9 @@ static int serve(const char *db, int argc, char **argv) {
             goto cleanup;
         }
     }
-    api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog,
-                         .end_session = d.gateway ? end_gateway_session : NULL, .end_session_ctx = d.gateway};
+    cluster_set_end_local(d.cluster, end_gateway_session, d.gateway);
+    api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .end_session = end_session_anywhere,
+                         .end_session_ctx = d.cluster};
     if (api_new(&acfg, &api) < 0) goto cleanup;
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);
@@ -347,7 +409,7 @@ static int serve(const char *db, int argc, char **argv) {
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     fprintf(stderr, "event=listening api=http://%s%s%s:%d db=%s\n", strchr(host, ':') ? "[" : "", host,
-            strchr(host, ':') ? "]" : "", http_server_port(d.api_server), db);
+            strchr(host, ':') ? "]" : "", http_server_port(d.api_server), db_shown);
     if (d.gateway)
         fprintf(stderr, "event=listening cdp=ws://%s:%d pool=%u max_sessions=%u\n", cdp_host, gateway_port(d.gateway),
                 gcfg.pool_size, gcfg.max_sessions);
@@ -356,18 +418,24 @@ static int serve(const char *db, int argc, char **argv) {
     exit_code = 0;
 
 cleanup:
-    if (d.gateway && !d.stopping) { /* started, but the API could not: stop it again */
+    if (!d.stopping && (d.gateway || d.cluster)) { /* started, but what came after could not: stop again */
         d.running = 1;
         d.stopping = true;
         uv_signal_init(loop, &d.sigint);
         uv_signal_init(loop, &d.sigterm);
-        gateway_stop(d.gateway, on_part_stopped, &d);
+        if (d.gateway) gateway_stop(d.gateway, on_part_stopped, &d);
+        else on_part_stopped(&d);
         uv_run(loop, UV_RUN_DEFAULT);
     }
     gateway_free(d.gateway);
+    if (d.cluster) {
+        cluster_release_lease(d.cluster); /* nothing of the node runs any more */
+        cluster_free(d.cluster);
+    }
     uv_loop_close(loop);
     api_free(api);
     catalog_free(catalog);
+    store_spool_close(spool);
     if (store) store_close(store);
     return exit_code;
 }

@@ -14,6 +14,7 @@
 
 #include "catalog/catalog.h"
 #include "store/store.h"
+#include "store/store_spool.h"
 
 typedef struct gateway gateway_t;
 
@@ -30,7 +31,10 @@ typedef struct {
     uint64_t session_timeout_ms; /* session_timeout */
     uint64_t idle_timeout_ms;    /* inactivity_timeout: no CDP message either way */
     uint64_t save_interval_ms;   /* how stale a running session's record may get */
-    const char *worker_id;       /* this process, for the store (worker_disconnect) */
+    const char *worker_id;       /* this node's id, for the store (worker_disconnect) */
+    /* Where records wait while the store cannot take them (NULL: saves that fail are lost
+     * until the session's next save). Borrowed. */
+    store_spool_t *spool;
     /* Traffic: every browser goes through a proxy of its own session (bandwidth, guard). */
     bool guard_private;                 /* refuse private destinations (default true) */
     const char *const *allow_private;   /* CIDRs opened anyway (borrowed) */

@@ -11,8 +11,9 @@
  *                        back, browserd's own commands (Browser.getSessionId, ...), backpressure
  *
  * Lifetime of a session: a net_lifetime_t (net/lifetime.h) counting its client handle, its
- * three timers, its browser (until on_exit), each write and shutdown in flight and the save in
- * flight; session_release frees it at zero.
+ * three timers, its browser (until on_exit), each write and shutdown in flight and its save in
+ * a batch; session_release frees it at zero. Saves of all sessions are written in batches,
+ * one batch at a time (gateway_session.c).
  * Threading: loop thread only, but for the save jobs' and auth jobs' work functions, which
  * touch only their own copies and the store/catalog. */
 #ifndef BROWSERD_CDP_GATEWAY_INTERNAL_H
@@ -44,6 +45,8 @@
 
 typedef struct session session_t;
 typedef struct waiter waiter_t;
+typedef struct save_item save_item_t;
+typedef struct save_batch save_batch_t;
 
 /* A browser's traffic proxy, and the Chromium arguments that point the browser at it (kept
  * here because the launch borrows them). Made before the browser, so before its session. */
@@ -65,6 +68,8 @@ struct gateway {
     unsigned active; /* sessions holding a browser slot */
     waiter_t *queue_head, *queue_tail;
     char read_buf[GATEWAY_READ_BUF_SIZE]; /* shared: a read is processed before the next one */
+    save_batch_t *save_queue;   /* saves asked for while save_running is written */
+    save_batch_t *save_running; /* the batch on a worker thread, or NULL */
     bool stopping;
     int stop_pending;
     void (*on_stopped)(void *arg);

@@ -40,76 +40,114 @@ static void record_of(const session_t *s, session_record_t *r) {
 }
 
 /* A copy for the worker thread: the session may change while the save runs. */
-typedef struct {
-    uv_work_t work;
+struct save_item {
     session_t *s; /* NULL: a record of a client that never got a session */
-    store_t *store;
-    catalog_t *catalog;
     char customer[STORE_ID_MAX + 1];
-    char worker[128];
     session_record_t rec;
-    int rc;
-} save_job_t;
+};
 
-/* A save of a copy of `view` (borrowed) for a worker thread; NULL when out of memory. */
-static save_job_t *save_job_new(gateway_t *gw, const char *customer, const session_record_t *view) {
-    save_job_t *j = calloc(1, sizeof *j);
-    if (!j) return NULL;
-    if (session_record_copy(&j->rec, view) < 0) {
-        free(j);
-        return NULL;
-    }
-    j->store = gw->cfg.store;
-    j->catalog = gw->cfg.catalog;
-    snprintf(j->customer, sizeof j->customer, "%s", customer);
-    snprintf(j->worker, sizeof j->worker, "%s", gw->worker);
-    j->work.data = j;
-    return j;
+/* The records saved together: every save asked for while the previous batch was being
+ * written goes into the next one, so a busy node pays one store transaction for many
+ * records instead of one each. One batch is written at a time. */
+struct save_batch {
+    uv_work_t work;
+    gateway_t *gw;
+    save_item_t *items;
+    size_t n, cap;
+    int rc;
+};
+
+static void batch_free(save_batch_t *b) {
+    for (size_t i = 0; i < b->n; i++) session_record_free(&b->items[i].rec);
+    free(b->items);
+    free(b);
 }
 
-static void save_job_free(save_job_t *j) {
-    session_record_free(&j->rec);
-    free(j);
+/* Appends a copy of view (borrowed) to the batch being filled; -ENOMEM. */
+static int queue_save(gateway_t *gw, session_t *s, const char *customer, const session_record_t *view) {
+    save_batch_t *b = gw->save_queue;
+    if (!b) {
+        b = calloc(1, sizeof *b);
+        if (!b) return -ENOMEM;
+        b->gw = gw;
+        b->work.data = b;
+        gw->save_queue = b;
+    }
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        save_item_t *grown = realloc(b->items, cap * sizeof *grown);
+        if (!grown) return -ENOMEM;
+        b->items = grown;
+        b->cap = cap;
+    }
+    save_item_t *it = &b->items[b->n];
+    if (session_record_copy(&it->rec, view) < 0) return -ENOMEM;
+    it->s = s;
+    snprintf(it->customer, sizeof it->customer, "%s", customer);
+    b->n++;
+    return 0;
 }
 
 static void save_work(uv_work_t *w) {
-    save_job_t *j = w->data;
+    save_batch_t *b = w->data;
+    gateway_t *gw = b->gw;
     /* The catalog first: the API sees the change at once, even while the store is busy (an
      * import holds its write lock); the store catches up with this or the next save. */
-    catalog_put(j->catalog, j->customer, &j->rec);
-    j->rc = store_session_save(j->store, j->customer, &j->rec, j->worker);
+    for (size_t i = 0; i < b->n; i++) catalog_put(gw->cfg.catalog, b->items[i].customer, &b->items[i].rec);
+    store_session_write_t *writes = malloc(b->n * sizeof *writes);
+    if (!writes) {
+        b->rc = -ENOMEM;
+        return;
+    }
+    for (size_t i = 0; i < b->n; i++) writes[i] = (store_session_write_t){b->items[i].customer, &b->items[i].rec};
+    b->rc = gw->cfg.spool ? store_spool_save(gw->cfg.spool, gw->cfg.store, writes, b->n, gw->worker)
+                          : store_sessions_save(gw->cfg.store, writes, b->n, gw->worker);
+    free(writes);
 }
 
-static void log_save_failure(const save_job_t *j, int status) {
-    if (status != 0 || j->rc != 0)
-        fprintf(stderr, "event=session_save_failed session=%s error=%s\n", j->rec.session_id,
-                status ? uv_strerror(status) : strerror(-j->rc));
-}
+static void start_batch(gateway_t *gw);
 
 static void save_done(uv_work_t *w, int status) {
-    save_job_t *j = w->data;
-    session_t *s = j->s;
-    log_save_failure(j, status);
-    bool was_final = j->rec.status != SESSION_RUNNING;
-    save_job_free(j);
-    if (!s) return;
-    s->save_in_flight = false;
-    if (was_final) s->final_saved = true;
-    if (!s->first_saved) {
-        s->first_saved = true;
-        relay_answer_held_id_requests(s);
+    save_batch_t *b = w->data;
+    gateway_t *gw = b->gw;
+    if (status != 0 || b->rc != 0)
+        fprintf(stderr, "event=session_save_failed records=%zu first=%s error=%s\n", b->n, b->items[0].rec.session_id,
+                status ? uv_strerror(status) : strerror(-b->rc));
+    gw->save_running = NULL;
+    for (size_t i = 0; i < b->n; i++) {
+        session_t *s = b->items[i].s;
+        if (!s) continue;
+        s->save_in_flight = false;
+        if (b->items[i].rec.status != SESSION_RUNNING) s->final_saved = true;
+        if (!s->first_saved) {
+            s->first_saved = true;
+            relay_answer_held_id_requests(s);
+        }
+        if (s->save_again || (s->ended && !s->final_saved)) {
+            s->save_again = false;
+            session_save(s);
+        }
     }
-    if (s->save_again || (s->ended && !s->final_saved)) {
-        s->save_again = false;
-        session_save(s);
-    }
-    session_unref(s);
+    /* The sessions are let go only now: a release frees the session, and with it gateway
+     * state the saves above may still read. */
+    for (size_t i = 0; i < b->n; i++)
+        if (b->items[i].s) session_unref(b->items[i].s);
+    batch_free(b);
+    gw->stop_pending--;
+    start_batch(gw);
+    gateway_maybe_stopped(gw);
 }
 
-static int save_job_queue(gateway_t *gw, save_job_t *j) {
-    int rc = uv_queue_work(gw->cfg.loop, &j->work, save_work, save_done);
-    if (rc != 0) save_job_free(j);
-    return rc;
+static void start_batch(gateway_t *gw) {
+    save_batch_t *b = gw->save_queue;
+    if (gw->save_running || !b) return;
+    gw->save_queue = NULL;
+    gw->save_running = b;
+    gw->stop_pending++; /* the gateway may not go before the batch is written */
+    if (uv_queue_work(gw->cfg.loop, &b->work, save_work, save_done) != 0) {
+        b->rc = -EAGAIN;
+        save_done(&b->work, 0);
+    }
 }
 
 void session_save(session_t *s) {
@@ -119,22 +157,20 @@ void session_save(session_t *s) {
     }
     session_record_t view;
     record_of(s, &view);
-    save_job_t *j = save_job_new(s->gw, s->customer, &view);
-    if (!j) {
+    if (queue_save(s->gw, s, s->customer, &view) < 0) {
         fprintf(stderr, "event=session_save_failed session=%s error=%s\n", s->id_text, strerror(ENOMEM));
         return;
     }
-    j->s = s;
     observer_take_changed(&s->observer);
-    if (save_job_queue(s->gw, j) != 0) return;
     s->save_in_flight = true;
     session_ref(s);
+    start_batch(s->gw);
 }
 
 void session_save_unstarted(gateway_t *gw, const char *customer, const session_record_t *rec) {
-    save_job_t *j = save_job_new(gw, customer, rec);
-    if (j) save_job_queue(gw, j);
-    else fprintf(stderr, "event=session_save_failed session=%s error=%s\n", rec->session_id, strerror(ENOMEM));
+    if (queue_save(gw, NULL, customer, rec) < 0)
+        fprintf(stderr, "event=session_save_failed session=%s error=%s\n", rec->session_id, strerror(ENOMEM));
+    else start_batch(gw);
 }
 
 /* ---------------------------------------------------------------- lifetime ---- */

@@ -192,6 +192,33 @@ int store_open(const char *target, store_t **out, char *err, size_t err_cap) {
     return 0;
 }
 
+void store_redact_target(const char *target, char *out, size_t cap) {
+    if (!cap) return;
+    out[0] = '\0';
+    if (!target) return;
+    /* user:password@ in the authority */
+    const char *scheme = strstr(target, "://");
+    const char *auth_end = scheme ? scheme + 3 + strcspn(scheme + 3, "/?#") : NULL;
+    const char *at = NULL;
+    for (const char *p = scheme ? scheme + 3 : NULL; p && p < auth_end; p++)
+        if (*p == '@') at = p;
+    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
+    if (colon) snprintf(out, cap, "%.*s:***%s", (int)(colon - target), target, at);
+    else snprintf(out, cap, "%s", target);
+    /* password=... in the query string or in a key=value connection string */
+    for (char *p = strstr(out, "password="); p; p = strstr(p + 1, "password=")) {
+        char *v = p + 9, *end = v + strcspn(v, "& ");
+        if (end == v) continue;
+        size_t rest = strlen(end) + 1;
+        if (strlen(out) - (size_t)(end - v) + 3 < cap) {
+            memmove(v + 3, end, rest); /* memmove: the value may be shorter or longer than *** */
+            memcpy(v, "***", 3);
+        } else {
+            *v = '\0'; /* no room to mask it: cut it off */
+        }
+    }
+}
+
 void store_close(store_t *s) {
     if (!s) return;
     s->backend->close(s->db);

@@ -40,6 +40,10 @@ typedef struct store store_t;
 int store_open(const char *target, store_t **out, char *err, size_t err_cap);
 void store_close(store_t *s);
 
+/* The target as it may be shown (logs, errors): a URI's password replaced by "***"
+ * ("postgresql://u:***@host/db"); a path as it is. Writes at most cap bytes. */
+void store_redact_target(const char *target, char *out, size_t cap);
+
 /* True when `id` is a valid customer id ([a-z0-9_]{1,32}); likewise for zone names. */
 bool store_valid_customer_id(const char *id);
 bool store_valid_zone_name(const char *zone);
