@@ -188,7 +188,9 @@ static int bootstrap(store_t *store) {
     int rc = store_customer_count(store, &customers);
     if (rc < 0 || customers > 0) return rc;
     char err[256] = "", key[STORE_API_KEY_LEN + 1], key_id[STORE_KEY_ID_LEN + 1], pw[STORE_PASSWORD_LEN + 1];
-    if ((rc = store_customer_add(store, DEFAULT_CUSTOMER, err, sizeof err)) < 0 ||
+    rc = store_customer_add(store, DEFAULT_CUSTOMER, err, sizeof err);
+    if (rc == -EEXIST) return 0; /* another node, starting at the same time on the same database, made it */
+    if (rc < 0 ||
         (rc = store_zone_add(store, DEFAULT_CUSTOMER, DEFAULT_ZONE, pw, err, sizeof err)) < 0 ||
         (rc = store_key_add(store, DEFAULT_CUSTOMER, key, key_id, err, sizeof err)) < 0) {
         fprintf(stderr, "browserd: cannot create the default customer: %s\n", err);
