@@ -553,6 +553,7 @@ class Ctx {
     this.startedAt = Date.now();
     this.daemons = [];
     this.cleanups = [];
+    this.finals = [];
   }
 
   async daemon(opts = {}) {
@@ -571,6 +572,11 @@ class Ctx {
   /** Registers a cleanup (client disconnects, sockets): run first at teardown, errors ignored. */
   defer(fn) {
     this.cleanups.push(fn);
+  }
+
+  /** Registers what must outlive the daemons (their database server): run last, errors ignored. */
+  finally(fn) {
+    this.finals.push(fn);
   }
 
   async pages() {
@@ -630,6 +636,13 @@ class Ctx {
             `processes ${JSON.stringify(left.processes)}, profile dirs ${JSON.stringify(left.profiles)}`,
         );
         d.forceClean();
+      }
+    }
+    for (const fn of this.finals.reverse()) {
+      try {
+        await withTimeout(Promise.resolve().then(fn), 30000, 'final cleanup');
+      } catch {
+        // best effort
       }
     }
     if (failed || problems.length) {
