@@ -7,7 +7,9 @@
 # Options: --mix-seconds S (default 30; quick 5), --connections N (default 32),
 #          --build DIR (default build-release), --browserd PATH (bench another binary
 #          instead of DIR/browserd), --keep-db (leave the temp DB and serve log),
-#          --per-shape (also run each shape alone: its own req/s and latency; +3 s a shape).
+#          --per-shape (also run each shape alone: its own req/s and latency; +3 s a shape),
+#          --postgres (the node on PostgreSQL: a private server started here, tests/pg/pgserver.py,
+#          instead of an SQLite file; bench/api_bench_stores.sh compares the two in one run).
 #
 # Steps: release build (meson setup build-release --buildtype=release if absent; ninja),
 # generate data into bench/data/ (cached by seed and count), temp DB, import and time it,
@@ -22,7 +24,7 @@ shopt -s inherit_errexit
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-QUICK=0 MIX_SECONDS= CONNS=32 BUILD=build-release KEEP_DB=0 BROWSERD= PER_SHAPE=0
+QUICK=0 MIX_SECONDS= CONNS=32 BUILD=build-release KEEP_DB=0 BROWSERD= PER_SHAPE=0 POSTGRES=0
 while [ $# -gt 0 ]; do
     case "$1" in
     --quick) QUICK=1 ;;
@@ -32,6 +34,7 @@ while [ $# -gt 0 ]; do
     --browserd) BROWSERD=$(realpath "$2"); shift ;;
     --keep-db) KEEP_DB=1 ;;
     --per-shape) PER_SHAPE=1 ;;
+    --postgres) POSTGRES=1 ;;
     -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "api_bench: unknown option $1" >&2; exit 2 ;;
     esac
@@ -110,11 +113,19 @@ cleanup() {
         fi
         wait "$SERVE_PID" 2>/dev/null || true
     fi
+    if [ "$POSTGRES" = 1 ]; then python3 "$ROOT/tests/pg/pgserver.py" stop "$TMP/pg" >/dev/null 2>&1 || true; fi
     if [ "$KEEP_DB" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
     exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+STORE=SQLite
+if [ "$POSTGRES" = 1 ]; then
+    log "starting a private PostgreSQL server"
+    python3 "$ROOT/tests/pg/pgserver.py" start "$TMP/pg" >/dev/null
+    DB=$(python3 "$ROOT/tests/pg/pgserver.py" createdb "$TMP/pg")
+    STORE=PostgreSQL
+fi
 
 bd() { "$BROWSERD" --db "$DB" "$@"; }
 bd customer add bench_a >/dev/null
@@ -138,6 +149,9 @@ IMPORT_A_S=$(import bench_a "$FILE_A" $COUNT_A)
 log "importing $COUNT_B sessions for bench_b"
 IMPORT_B_S=$(import bench_b "$FILE_B" $COUNT_B)
 DB_BYTES=$( (stat -c %s "$DB" "$DB-wal" "$DB-shm" 2>/dev/null || true) | awk '{ s += $1 } END { print s + 0 }')
+if [ "$POSTGRES" = 1 ]; then
+    DB_BYTES=$(psql -X -At "$DB" -c 'SELECT pg_database_size(current_database())')
+fi
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 TARGET=127.0.0.1:$PORT
@@ -249,7 +263,7 @@ REPORT=$DATA/last_report.txt
 {
     echo "browserd API benchmark — $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     echo "commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src 2>/dev/null || echo ' (src modified)'); $(nproc) cores, $(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo); load average $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "data: bench_a $COUNT_A sessions (seed $SEED_A), bench_b $COUNT_B (seed $SEED_B); DB $((DB_BYTES / 1048576)) MiB"
+    echo "data: bench_a $COUNT_A sessions (seed $SEED_A), bench_b $COUNT_B (seed $SEED_B); store $STORE, DB $((DB_BYTES / 1048576)) MiB"
     echo
     echo "import:  bench_a $COUNT_A rows in ${IMPORT_A_S} s = $(awk -v n=$COUNT_A -v s="$IMPORT_A_S" 'BEGIN { printf "%.0f", n / s }') rows/s;" \
         "bench_b $COUNT_B rows in ${IMPORT_B_S} s = $(awk -v n=$COUNT_B -v s="$IMPORT_B_S" 'BEGIN { printf "%.0f", n / s }') rows/s"
