@@ -392,14 +392,18 @@ static void test_date_times_are_exact(void **state) {
     expect_dates("start_date=2025-12-01T00:00:00.123456Z", DEC_1_2025_MS + 123, INT64_MAX);
 }
 
-static void test_date_offsets_apply_with_the_plus_encoded_or_not(void **state) {
+static void test_date_offsets_apply_with_the_plus_encoded(void **state) {
     (void)state;
-    /* Offsets: '+' as %2B, or unencoded (it decodes to a space, read back as the '+' meant). */
     expect_dates("start_date=2025-12-01T02:00:00%2B02:00", DEC_1_2025_MS, INT64_MAX);
     expect_dates("start_date=2025-11-30T22:00:00-02:00", DEC_1_2025_MS, INT64_MAX);
     expect_dates("end_date=2025-12-01T05:30:00%2b05%3A30", INT64_MIN, DEC_1_2025_MS);
-    expect_dates("start_date=2025-12-01T02:00:00+02:00", DEC_1_2025_MS, INT64_MAX);
-    expect_dates("end_date=2025-12-01T05:30:00%2005:30", INT64_MIN, DEC_1_2025_MS);
+}
+
+/* '+' decodes to a space (the contract), and a space makes any date malformed. */
+static void test_an_unencoded_plus_in_an_offset_is_a_400(void **state) {
+    (void)state;
+    expect_error("start_date=2025-12-01T02:00:00+02:00", "start_date: must be an RFC 3339 date-time or YYYY-MM-DD");
+    expect_error("end_date=2025-12-01T05:30:00%2005:30", "end_date: must be an RFC 3339 date-time or YYYY-MM-DD");
 }
 
 static void test_bare_dates_and_date_times_mix(void **state) {
@@ -634,7 +638,8 @@ int main(void) {
         cmocka_unit_test(test_target_and_end_url_filters_are_independent),
         cmocka_unit_test(test_bare_dates_cover_whole_days),
         cmocka_unit_test(test_date_times_are_exact),
-        cmocka_unit_test(test_date_offsets_apply_with_the_plus_encoded_or_not),
+        cmocka_unit_test(test_date_offsets_apply_with_the_plus_encoded),
+        cmocka_unit_test(test_an_unencoded_plus_in_an_offset_is_a_400),
         cmocka_unit_test(test_bare_dates_and_date_times_mix),
         cmocka_unit_test(test_invalid_dates_are_errors),
         cmocka_unit_test(test_start_date_later_than_end_date_is_an_error),
