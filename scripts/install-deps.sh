@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [run|test]   (test adds the test and fuzz tool chain, and
 # Chromium and Node.js for the end-to-end tests; the e2e npm packages come from tests/e2e/run.sh)
 set -euo pipefail
-want=(gcc pkg-config meson ninja-build libuv1-dev libhttp-parser-dev libsqlite3-dev libcjson-dev libssl-dev)
+want=(gcc pkg-config meson ninja-build libuv1-dev libhttp-parser-dev libsqlite3-dev libcjson-dev libssl-dev libsystemd-dev)
 if [ "${1:-run}" = test ]; then
   want+=(libcmocka-dev python3 clang libclang-rt-14-dev chromium)
   # the machine image brings its own Node.js (20); Debian's only where there is none
