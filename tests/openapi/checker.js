@@ -21,6 +21,12 @@ const addFormats = require('ajv-formats').default;
 const SCHEMAS_ID = 'urn:browserd:openapi';
 const METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 
+/** Whether an operation needs credentials (a security list without the empty alternative {}). */
+function requiresAuth(doc, op) {
+  const security = op.security ?? doc.security ?? [];
+  return security.length > 0 && !security.some((s) => Object.keys(s).length === 0);
+}
+
 function newAjv() {
   const ajv = new Ajv2020({ strict: true, allowUnionTypes: true, allErrors: true });
   addFormats(ajv);
@@ -163,10 +169,10 @@ class Checker {
         const keys = METHODS.filter((m) => item[m]).map((m) => `${m.toUpperCase()} ${template} 405`);
         return { key: keys, response: deref(this.doc, ops[0].responses['405']), allow: METHODS.filter((m) => item[m]) };
       }
-      if (status === 401 && ops.some((o) => (o.security ?? this.doc.security ?? []).length)) {
+      if (status === 401 && ops.some((o) => requiresAuth(this.doc, o))) {
         return { key: `${method.toUpperCase()} ${template} 401`, response: deref(this.doc, this.doc.components.responses.Unauthorized) };
       }
-      throw new Error(`${method} ${path}: ${status} for a method ${template} does not list (the document describes 405${ops.some((o) => (o.security ?? this.doc.security ?? []).length) ? ' and 401' : ''})`);
+      throw new Error(`${method} ${path}: ${status} for a method ${template} does not list (the document describes 405${ops.some((o) => requiresAuth(this.doc, o)) ? ' and 401' : ''})`);
     }
     const r = op.responses[s];
     if (!r) {
@@ -271,4 +277,4 @@ class Checker {
   }
 }
 
-module.exports = { validateDocument, Checker, deref, matchPath, METHODS };
+module.exports = { validateDocument, Checker, deref, matchPath, requiresAuth, METHODS };
