@@ -65,8 +65,9 @@ elif [ -f "$creds" ]; then
   password=$(sed -n 's/^zone_password=//p' "$creds")
 fi
 # a kept key that was revoked (or none kept): a new one, kept in its place
-if [ -z "$key" ] || ! b key list default | grep -q "^$key_id	.*	active\$"; then
-  before=$(b key list default | cut -f1)
+keys=$(b key list default)
+if [ -z "$key" ] || ! grep -q "^$key_id	.*	active\$" <<<"$keys"; then
+  before=$(cut -f1 <<<"$keys")
   key=$(b key add default)
   key_id=$(b key list default | cut -f1 | grep -vxF -e "$before" | head -1 || true)
   [ -f "$creds" ] || (umask 077 && printf '# scripts/run.sh: kept for its next start (the database keeps only hashes)\n' >"$creds")
