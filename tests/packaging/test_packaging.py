@@ -9,7 +9,6 @@ import shlex
 import shutil
 import signal
 import socket
-import stat
 import subprocess
 import sys
 import tempfile
@@ -18,8 +17,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pkg_support import (REPO, TAG_VAR, browserd_bin, chromium_mains, cmdline, free_port,  # noqa: E402
-                         http_get, http_json, kill_tagged, new_tag, sealed, stop, tagged_pids, uid_of, wait_for)
+from pkg_support import (REPO, TAG_VAR, browserd_bin, chromium_mains, free_port, http_get,  # noqa: E402
+                         http_json, kill_tagged, new_tag, sealed, stop, uid_of, wait_for)
 
 MAN = os.path.join(REPO, 'docs', 'browserd.1')
 ENV_FILE = os.path.join(REPO, 'packaging', 'browserd.env')
