@@ -1,7 +1,7 @@
 """scripts/run.sh as a new user runs it: in a directory of their own, with serve options after
 it; what it prints is read like a person reads it, and used: the API URL with the API key, the
 CDP connection string with a WebSocket client (Browser.getVersion through browserd to
-Chromium), /json/version. Then it is stopped (SIGTERM: run.sh became browserd) and run again."""
+Chromium) and pasted into puppeteer.connect, /json/version. Then it is stopped (SIGTERM: run.sh became browserd) and run again."""
 
 import os
 import re
@@ -91,6 +91,26 @@ class RunSh(unittest.TestCase):
         ws.wait_closed()
         ws.close()
 
+    def use_puppeteer(self, endpoint):
+        """The printed string pasted into puppeteer.connect, as the README shows (puppeteer-core of
+        tests/e2e, installed from its lock file when missing)."""
+        e2e = os.path.join(REPO, 'tests', 'e2e')
+        if not os.path.isdir(os.path.join(e2e, 'node_modules', 'puppeteer-core')):
+            subprocess.run(['npm', 'ci', '--no-audit', '--no-fund', '--loglevel=error'], cwd=e2e, check=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        script = ("const puppeteer = require(process.argv[1]);"
+                  "(async () => {"
+                  "  const browser = await puppeteer.connect({ browserWSEndpoint: process.argv[2] });"
+                  "  const page = await browser.newPage();"
+                  "  const two = await page.evaluate(() => 1 + 1);"
+                  "  console.log(JSON.stringify({ version: await browser.version(), two }));"
+                  "  await browser.close();"
+                  "})().catch((e) => { console.error(e); process.exit(1); });")
+        p = subprocess.run(['node', '-e', script, os.path.join(e2e, 'node_modules', 'puppeteer-core'), endpoint],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn('"two":2', p.stdout)
+
     def test_1_fresh_database_with_serve_options(self):
         api, cdp = free_port(), free_port()
         proc, banner, err = self.start('--db', 'first.db', '--api-listen', '127.0.0.1:%d' % api,
@@ -107,9 +127,10 @@ class RunSh(unittest.TestCase):
         status, body = http_json(banner['browserd API'], key)
         self.assertEqual((status, body['total']), (200, 0))
         self.use_cdp(banner['CDP endpoint'])
-        listed = wait_for(lambda: http_json(banner['browserd API'] + '?status=finished', key)[1]['sessions'], 15,
-                          'the session to be recorded')
-        self.assertEqual(len(listed), 1)
+        self.use_puppeteer(banner['CDP endpoint'])
+        listed = wait_for(lambda: len(http_json(banner['browserd API'] + '?status=finished', key)[1]['sessions']) == 2,
+                          15, 'both sessions to be recorded')
+        self.assertTrue(listed)
         # the serve options went through to browserd
         self.assertRegex(open(err).read(), r'event=listening cdp=ws://127\.0\.0\.1:%d pool=1 max_sessions=5' % cdp)
         creds = os.path.join(self.dir, 'first.db.credentials')
