@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests (cmocka) on a normal build and on an ASan+UBSan build,
 # the API contract and cross-check tests (real HTTP against a running browserd) on both
-# builds, the end-to-end tests (Puppeteer and Playwright through browserd's CDP gateway to a
-# real Chromium) on the normal build, and a short run of every fuzz target. Ends with
-# "N passed, N failed".
+# builds, the OpenAPI tests (the document validated, live answers checked against it) on both
+# builds, the packaging tests (man page, unit, meson install, Dockerfile, run.sh) and the
+# end-to-end tests (Puppeteer and Playwright through browserd's CDP gateway to a real Chromium)
+# on the normal build, and a short run of every fuzz target. Ends with "N passed, N failed".
 # Usage: scripts/test.sh [--quick]   (--quick: normal build only, no fuzzing)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -84,6 +85,27 @@ e2e() { # e2e BIN
   count "$p" "$f"
 }
 
+suite() { # suite NAME COMMAND...: a suite whose last line is "NAME: N passed, N failed"
+  local name=$1 out line p f
+  shift
+  out=$(mktemp)
+  "$@" >"$out" 2>&1
+  grep -E '^ *(not )?ok |# SKIP|\.\.\. (ok|FAIL|ERROR|skipped)|^ +systemd-analyze|^[a-z]+ skipped: ' "$out" | sed 's/^/  /'
+  line=$(grep -E "^$name: [0-9]+ passed, [0-9]+ failed" "$out" | tail -1)
+  if [ -z "$line" ]; then
+    tail -40 "$out"
+    echo "$name: the suite did not finish"
+    count 0 1
+  else
+    p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+    f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed/\1/')
+    [ "$f" -gt 0 ] && awk '/^ *not ok |^(FAIL|ERROR): /{p=1} /^ *ok /{p=0} p' "$out" | grep -vE '^# event=' | head -150
+    echo "$line"
+    count "$p" "$f"
+  fi
+  rm -f "$out"
+}
+
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 
@@ -98,6 +120,10 @@ if build build; then
   unit build
   note "API tests (normal build)"
   api build/browserd normal
+  note "OpenAPI tests (normal build: /openapi.json validated, live answers checked against it)"
+  suite openapi tests/openapi/run.sh build/browserd
+  note "packaging tests (man page, environment file, meson install, systemd unit, Dockerfile, scripts/run.sh)"
+  suite packaging env BROWSERD_BIN=build/browserd python3 tests/packaging/run.py
   note "end-to-end tests (normal build: Puppeteer and Playwright, real Chromium)"
   e2e build/browserd
 else
@@ -110,6 +136,8 @@ if [ $quick -eq 0 ]; then
     unit build-asan
     note "API tests (sanitizer build)"
     api build-asan/browserd sanitizers
+    note "OpenAPI tests (sanitizer build)"
+    suite openapi tests/openapi/run.sh build-asan/browserd
   else
     count 0 1
   fi

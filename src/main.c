@@ -22,6 +22,7 @@
 #include "http/http_server.h"
 #include "proxy/proxy_guard.h"
 #include "proxy/proxy_upstream.h"
+#include "service/service_notify.h"
 #include "store/store.h"
 
 #define DEFAULT_DB "./browserd.db"
@@ -157,6 +158,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     if (d->stopping) return;
     d->stopping = true;
     fprintf(stderr, "event=stopping signal=%s\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
+    service_notify_stopping(signum == SIGINT ? "stopping (SIGINT)" : "stopping (SIGTERM)");
     /* Sessions end first (their records are saved through the store, which stays open). */
     d->running = d->gateway ? 2 : 1;
     if (d->gateway) gateway_stop(d->gateway, on_part_stopped, d);
@@ -415,6 +417,9 @@ static int serve(const char *db, int argc, char **argv) {
     if (d.gateway)
         fprintf(stderr, "event=listening cdp=ws://%s:%d pool=%u max_sessions=%u\n", cdp_host, gateway_port(d.gateway),
                 gcfg.pool_size, gcfg.max_sessions);
+    char ready[600];
+    snprintf(ready, sizeof ready, "listening: api %s, cdp %s", listen, d.gateway ? cdp_listen : "off");
+    if (service_notify_ready(loop, ready) < 0) fprintf(stderr, "event=notify_failed what=READY\n");
     uv_run(loop, UV_RUN_DEFAULT);
     fprintf(stderr, "event=stopped\n");
     exit_code = 0;

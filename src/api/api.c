@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/api_openapi.h"
 #include "api/api_responses.h"
 #include "catalog/catalog_sync.h"
 #include "core/buf.h"
@@ -230,6 +231,7 @@ static void job_done(uv_work_t *work, int status) {
 
 void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     api_t *api = ctx;
+    if (api_openapi_handle(conn, req)) return; /* no key needed */
     if (req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0) {
         if (!method_is_read(req->method)) {
             http_respond_error(conn, 405, "Allow: GET, HEAD\r\n", "Method not allowed", false);

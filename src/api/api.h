@@ -1,4 +1,5 @@
-/* The REST API: GET /healthz, GET /browser_sessions, GET|DELETE /browser_sessions/{id}.
+/* The REST API: GET /healthz, GET /openapi.json (api_openapi.h), GET /browser_sessions,
+ * GET|DELETE /browser_sessions/{id}.
  *
  * api_handle runs on the loop thread; it answers what needs no database there (health,
  * missing credentials) and sends everything else to a worker thread (key check, catalog
