@@ -27,6 +27,7 @@ function havePostgres() {
 /** PostgreSQL, two nodes and nginx; everything registered with ctx for the teardown. */
 async function cluster(ctx, { site = true } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'browserd-cluster-'));
+  fs.chmodSync(dir, 0o755); /* PostgreSQL runs as an unprivileged user when we are root: it must reach its directory */
   pg('start', path.join(dir, 'pg'));
   ctx.finally(() => {
     pg('stop', path.join(dir, 'pg'));
