@@ -31,7 +31,7 @@
 
 static void usage(FILE *out) {
     fprintf(out,
-            "Usage: browserd [--db PATH] COMMAND [ARGS]\n"
+            "Usage: browserd [--db PATH|URI] COMMAND [ARGS]\n"
             "\n"
             "browserd records browser sessions and lists them through a REST API compatible\n"
             "with the Browser Sessions API (GET /browser_sessions).\n"
@@ -59,7 +59,10 @@ static void usage(FILE *out) {
             "%s"
             "\n"
             "Options:\n"
-            "  --db PATH        SQLite database file (default " DEFAULT_DB "; created if absent)\n"
+            "  --db PATH|URI    SQLite database file (default " DEFAULT_DB "; created if absent), or a\n"
+            "                   PostgreSQL database: postgresql://[USER@]HOST[:PORT]/DBNAME[?PARAMS] (every\n"
+            "                   libpq URI form; the database must exist, its tables are created; give\n"
+            "                   the password through PGPASSWORD or ~/.pgpass rather than in the URI)\n"
             "  -h, --help       show this help\n"
             "  --version        show the version\n"
             "\n"
@@ -167,6 +170,12 @@ static int bootstrap(store_t *store) {
 /* The API's DELETE ends a session where it runs: in the gateway (api_end_session_fn). */
 static int end_gateway_session(void *gateway, const char *customer_id, const uint8_t id[16]) {
     return gateway_kill_session(gateway, customer_id, id);
+}
+
+/* The store's listener thread: lost or regained (logged; it reconnects by itself). */
+static void on_store_connection(void *ctx, bool up) {
+    (void)ctx;
+    fprintf(stderr, "event=store_listener state=%s\n", up ? "up" : "down");
 }
 
 static const char *env_or(const char *name, const char *fallback) {
@@ -288,10 +297,19 @@ static int serve(const char *db, int argc, char **argv) {
     uv_loop_t *loop = uv_default_loop();
     daemon_t d = {0};
 
+    char db_shown[512];
+    store_uri_redact(db, db_shown, sizeof db_shown); /* the only form of db that is printed */
     if (store_open(db, &store, err, sizeof err) < 0) {
-        fprintf(stderr, "browserd: cannot open database %s: %s\n", db, err);
+        fprintf(stderr, "browserd: cannot open database %s: %s\n", db_shown, err);
         goto cleanup;
     }
+    /* PostgreSQL: the listener keeps the change counter and the key cache current in memory
+     * (no round trip per request for them); SQLite has none (-ENOTSUP). */
+    static const store_events_t store_events = {.on_connection = on_store_connection};
+    int ev = store_events_start(store, &store_events, NULL);
+    if (ev < 0 && ev != -ENOTSUP)
+        fprintf(stderr, "level=warn event=store_listener_failed error=\"%s\" (answers come from the database)\n",
+                strerror(-ev));
     if (bootstrap(store) < 0) goto cleanup;
     char node_id[STORE_NODE_ID_MAX + 1] = "host";
     gethostname(node_id, sizeof node_id - 1);
@@ -346,7 +364,7 @@ static int serve(const char *db, int argc, char **argv) {
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     fprintf(stderr, "event=listening api=http://%s%s%s:%d db=%s\n", strchr(host, ':') ? "[" : "", host,
-            strchr(host, ':') ? "]" : "", http_server_port(d.api_server), db);
+            strchr(host, ':') ? "]" : "", http_server_port(d.api_server), db_shown);
     if (d.gateway)
         fprintf(stderr, "event=listening cdp=ws://%s:%d pool=%u max_sessions=%u\n", cdp_host, gateway_port(d.gateway),
                 gcfg.pool_size, gcfg.max_sessions);
@@ -367,7 +385,10 @@ cleanup:
     uv_loop_close(loop);
     api_free(api);
     catalog_free(catalog);
-    if (store) store_close(store);
+    if (store) {
+        store_events_stop(store);
+        store_close(store);
+    }
     return exit_code;
 }
 
