@@ -17,6 +17,7 @@
 #include "cdp/supervisor.h"
 #include "cdp/gateway.h"
 #include "cli/admin.h"
+#include "cli/db_copy.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
 #include "proxy/proxy_guard.h"
@@ -56,7 +57,7 @@ static void usage(FILE *out) {
             "                                 (zones can have their own: browserd zone set-proxy)\n"
             "        --allow-private CIDR     let browsers reach this private/loopback range (repeatable;\n"
             "                                 by default private, loopback and link-local addresses are refused)\n"
-            "%s"
+            "%s%s"
             "\n"
             "Options:\n"
             "  --db PATH|URI    SQLite database file (default " DEFAULT_DB "; created if absent), or a\n"
@@ -78,7 +79,7 @@ static void usage(FILE *out) {
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
-            cli_admin_usage());
+            cli_admin_usage(), cli_db_copy_usage());
 }
 
 /* "HOST:PORT", "[v6]:PORT". Returns 0, or -1 when malformed. */
