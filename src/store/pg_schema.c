@@ -154,17 +154,27 @@ int store_pg_bytea(const PGresult *r, int row, int col, uint8_t *out, size_t cap
 
 /* ---- passwords out of messages ---- */
 
+/* Replaces every copy of needle[0..n) in msg by ***. */
+static void scrub(char *msg, const char *needle, size_t n) {
+    if (n == 0) return;
+    for (char *hit = msg; (hit = memmem(hit, strlen(hit), needle, n));) {
+        memmove(hit + 3, hit + n, strlen(hit + n) + 1);
+        memcpy(hit, "***", 3);
+        hit += 3;
+    }
+}
+
 void store_pg_scrub(const pg_db_t *d, char *msg) {
     if (!msg || !d || !d->target) return;
+    /* As written in the URI (libpq's parser quotes what it could not read, the URI itself or
+     * the token), and as libpq decoded it (a server could echo that). */
+    const char *at[8];
+    size_t len[8];
+    size_t n = store_uri_passwords(d->target, at, len, 8);
+    for (size_t i = 0; i < n; i++) scrub(msg, at[i], len[i]);
     PQconninfoOption *opts = PQconninfoParse(d->target, NULL);
-    const char *pw = NULL;
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
-        if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) pw = o->val;
-    size_t pn = pw ? strlen(pw) : 0;
-    for (char *hit; pn >= 3 && (hit = strstr(msg, pw));) {
-        memcpy(hit, "***", 3);
-        memmove(hit + 3, hit + pn, strlen(hit + pn) + 1);
-    }
+        if (strcmp(o->keyword, "password") == 0 && o->val) scrub(msg, o->val, strlen(o->val));
     PQconninfoFree(opts);
 }
 
@@ -339,10 +349,18 @@ int store_pg_lock_seq(pg_conn_t *c, int64_t *seq, char *err, size_t err_cap) {
 
 /* ---- open, migrate, close ---- */
 
-/* The schema version: 0 before the first step (no schema_version table yet). */
+/* The schema version: 0 before the first step (no schema_version table yet). The table is
+ * looked for in pg_class itself, not through to_regclass: a transaction that waited for the
+ * migration lock while another process created the table may still hold "no such table" in
+ * its catalog cache; reading pg_class (a new relation lock of this transaction) makes it take
+ * the other's invalidations first, so the next statement finds the table. */
 static int read_version(pg_conn_t *c, int64_t *version, char *err, size_t err_cap) {
     PGresult *r = NULL;
-    int rc = store_pg_exec_sql(c, "SELECT to_regclass('schema_version') IS NOT NULL", &r, err, err_cap);
+    int rc = store_pg_exec_sql(c,
+                               "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class k JOIN pg_catalog.pg_namespace n "
+                               "ON n.oid = k.relnamespace WHERE k.relname = 'schema_version' "
+                               "AND n.nspname = current_schema())",
+                               &r, err, err_cap);
     if (rc != 0) return rc;
     bool exists = PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
     PQclear(r);

@@ -163,41 +163,43 @@ static void append(char *out, size_t cap, size_t *len, const char *src, size_t n
     out[*len] = '\0';
 }
 
-char *store_uri_redact(const char *target, char *out, size_t out_cap) {
-    if (!out || out_cap == 0) return out;
-    out[0] = '\0';
-    if (!target) return out;
-    size_t len = 0;
-    if (!store_target_is_postgres(target)) {
-        append(out, out_cap, &len, target, strlen(target));
-        return out;
-    }
+size_t store_uri_passwords(const char *target, const char **at, size_t *len, size_t max) {
+    if (!store_target_is_postgres(target)) return 0;
+    size_t n = 0;
     /* scheme://[user[:password]@]hosts[/db][?params]: the password ends at the last '@' of
      * the authority (libpq's reading); in the parameters, password=VALUE ends at '&'. */
     const char *auth = strstr(target, "://") + 3;
     size_t auth_len = strcspn(auth, "/?");
-    const char *at = NULL;
+    const char *last_at = NULL;
     for (const char *p = auth; p < auth + auth_len; p++)
-        if (*p == '@') at = p;
-    const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
+        if (*p == '@') last_at = p;
+    const char *colon = last_at ? memchr(auth, ':', (size_t)(last_at - auth)) : NULL;
+    if (colon && n < max) {
+        at[n] = colon + 1;
+        len[n++] = (size_t)(last_at - colon - 1);
+    }
+    for (const char *q = strchr(auth, '?'); q && n < max; q = strchr(q + 1, '&')) {
+        if (strncmp(q + 1, "password=", 9) != 0) continue;
+        at[n] = q + 10;
+        len[n++] = strcspn(q + 10, "&");
+    }
+    return n;
+}
+
+char *store_uri_redact(const char *target, char *out, size_t out_cap) {
+    if (!out || out_cap == 0) return out;
+    out[0] = '\0';
+    if (!target) return out;
+    const char *at[8];
+    size_t len[8], used = 0;
+    size_t n = store_uri_passwords(target, at, len, 8);
     const char *p = target;
-    if (colon) {
-        append(out, out_cap, &len, p, (size_t)(colon + 1 - p));
-        append(out, out_cap, &len, "***", 3);
-        p = at;
+    for (size_t i = 0; i < n; i++) {
+        append(out, out_cap, &used, p, (size_t)(at[i] - p));
+        append(out, out_cap, &used, "***", 3);
+        p = at[i] + len[i];
     }
-    const char *query = strchr(auth, '?');
-    while (query) {
-        const char *q = query + 1;
-        const char *next = strchr(q, '&');
-        if (strncmp(q, "password=", 9) == 0) {
-            append(out, out_cap, &len, p, (size_t)(q + 9 - p));
-            append(out, out_cap, &len, "***", 3);
-            p = next ? next : q + strlen(q);
-        }
-        query = next;
-    }
-    append(out, out_cap, &len, p, strlen(p));
+    append(out, out_cap, &used, p, strlen(p));
     return out;
 }
 

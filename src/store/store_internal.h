@@ -248,6 +248,10 @@ int store_import_next(store_import_t *im, const session_record_t **rec, const ch
 /* A backend that finds a duplicate after pulling further records (-EEXIST) names the one
  * refused: its index among the records pulled (0-based) and its session id (borrowed). */
 void store_import_refuse(store_import_t *im, int64_t index, const char *session_id);
+/* The passwords of a libpq URI as written in it (the user part's, each password= parameter's):
+ * up to max (pointer into target, length), in order; how many. A file path has none. */
+size_t store_uri_passwords(const char *target, const char **at, size_t *len, size_t max);
+
 /* The lowercase session key of a session id (36 characters). */
 void store_session_key_of(const char *session_id, char key[37]);
 
