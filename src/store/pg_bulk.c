@@ -21,7 +21,7 @@
     "session_key, session_id, api_name, status, target_url, end_url, navigations, timestamp_ms, "      \
     "duration_ms, captcha, bandwidth, error_code, error_message"
 #define ROW_TYPES                                                                                      \
-    "session_key TEXT NOT NULL, session_id TEXT NOT NULL, api_name TEXT NOT NULL, status SMALLINT NOT NULL, " \
+    "session_key TEXT COLLATE \"C\" NOT NULL, session_id TEXT NOT NULL, api_name TEXT NOT NULL, status SMALLINT NOT NULL, " \
     "target_url TEXT, end_url TEXT, navigations BIGINT NOT NULL, timestamp_ms BIGINT NOT NULL, "        \
     "duration_ms BIGINT, captcha SMALLINT NOT NULL, bandwidth BIGINT NOT NULL, error_code TEXT, "        \
     "error_message TEXT"
@@ -209,7 +209,7 @@ int store_pg_sessions_import(store_db_t *db, const char *customer_id, store_impo
     "CREATE TABLE IF NOT EXISTS browserd_copy_runs (source_id TEXT PRIMARY KEY, "                    \
     "staged_seq BIGINT NOT NULL, staged BIGINT NOT NULL, started_ms BIGINT NOT NULL);"               \
     "CREATE TABLE IF NOT EXISTS browserd_copy_sessions (source_id TEXT NOT NULL, src_seq BIGINT NOT NULL, " \
-    "customer_id TEXT NOT NULL, " ROW_TYPES ", updated_ms BIGINT NOT NULL, worker TEXT, "             \
+    "customer_id TEXT COLLATE \"C\" NOT NULL, " ROW_TYPES ", updated_ms BIGINT NOT NULL, worker TEXT, "             \
     "PRIMARY KEY (source_id, src_seq));"
 
 /* Runs `sql` (with source_id as $1) in a transaction of its own under the copy's advisory lock
@@ -389,6 +389,19 @@ static int commit_sessions(pg_conn_t *c, const char *source_id, int64_t base, in
         store_set_err(err, err_cap, "session %s of customer %s: the destination has this session with other content",
                       PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 0));
         rc = -EEXIST;
+    }
+    PQclear(r);
+    r = NULL;
+    /* sessions has no foreign key (pg_schema.c): every customer must have come with the copy */
+    if (rc == 0)
+        rc = store_pg_exec_sql(c,
+                               "SELECT customer_id FROM copy_latest l WHERE NOT EXISTS (SELECT 1 FROM customers k "
+                               "WHERE k.customer_id = l.customer_id) LIMIT 1",
+                               &r, err, err_cap);
+    if (rc == 0 && PQntuples(r) == 1) {
+        store_set_err(err, err_cap, "the source has sessions of customer %s, which it does not have",
+                      PQgetvalue(r, 0, 0));
+        rc = -EIO;
     }
     PQclear(r);
     r = NULL;

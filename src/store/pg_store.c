@@ -32,8 +32,11 @@
     "captcha = excluded.captcha, bandwidth = excluded.bandwidth, error_code = excluded.error_code, " \
     "error_message = excluded.error_message, seq = excluded.seq, updated_ms = excluded.updated_ms, "  \
     "worker = excluded.worker"
-/* The counter taken inside the statement that writes (one round trip, one transaction). */
-#define NEXT_SEQ "WITH c AS (UPDATE meta SET value = value + 1 WHERE name = 'change_seq' RETURNING value) "
+/* The first 14 columns of a session from parameters, typed (INSERT ... SELECT does not take
+ * the target's types for parameters as VALUES does). */
+#define SESSION_PARAMS                                                                               \
+    "$1::text, $2::text, $3::text, $4::text, $5::smallint, $6::text, $7::text, $8::bigint, $9::bigint, " \
+    "$10::bigint, $11::smallint, $12::bigint, $13::text, $14::text"
 #define NOTIFY_SEQ "pg_notify('browserd_changes', seq::text)"
 /* The sessions of o that a dead process left running, failed ($1 the message, $2 + rn the new
  * seq: $2 is the counter, locked). */
@@ -63,11 +66,15 @@ const char *const store_pg_stmt_sql[PSTMT_COUNT] = {
                           "VALUES ($1, $2, $3, $4, $5)",
     [PSTMT_ZONE_CHECK] = "SELECT salt, password_hash, upstream_proxy FROM zones WHERE customer_id = $1 AND name = $2",
     [PSTMT_ZONE_SET_UPSTREAM] = "UPDATE zones SET upstream_proxy = $3 WHERE customer_id = $1 AND name = $2",
-    [PSTMT_SESSION_SAVE_ONE] = NEXT_SEQ "INSERT INTO sessions (" SESSION_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, "
-                               "$7, $8, $9, $10, $11, $12, $13, $14, (SELECT value FROM c), $15, $16)" SESSION_UPDATE
-                               " RETURNING seq, " NOTIFY_SEQ,
-    [PSTMT_SESSION_UPSERT] = "INSERT INTO sessions (" SESSION_COLUMNS ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, "
-                             "$10, $11, $12, $13, $14, $15, $16, $17)" SESSION_UPDATE,
+    /* The customer is checked in the statement (sessions has no foreign key: pg_schema.c):
+     * without it, no seq is taken and no row is written (0 rows: -ENOENT). */
+    [PSTMT_SESSION_SAVE_ONE] = "WITH c AS (UPDATE meta SET value = value + 1 WHERE name = 'change_seq' AND EXISTS "
+                               "(SELECT 1 FROM customers WHERE customer_id = $1) RETURNING value) "
+                               "INSERT INTO sessions (" SESSION_COLUMNS ") SELECT " SESSION_PARAMS ", c.value, "
+                               "$15::bigint, $16::text FROM c" SESSION_UPDATE " RETURNING seq, " NOTIFY_SEQ,
+    [PSTMT_SESSION_UPSERT] = "INSERT INTO sessions (" SESSION_COLUMNS ") SELECT " SESSION_PARAMS ", $15::bigint, "
+                             "$16::bigint, $17::text WHERE EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)"
+                             SESSION_UPDATE,
     [PSTMT_SESSIONS_PAGE] = "SELECT customer_id, session_id, api_name, status, target_url, end_url, navigations, "
                             "timestamp_ms, duration_ms, captcha, bandwidth, error_code, error_message, seq "
                             "FROM sessions WHERE seq > $1 ORDER BY seq LIMIT $2",
@@ -313,7 +320,8 @@ static int session_save(store_db_t *db, const char *customer_id, const char *ses
     store_pg_param_int(&p, time_now_ms());
     store_pg_param_text(&p, worker);
     int rc = run(db, PSTMT_SESSION_SAVE_ONE, &p, &r, err, err_cap);
-    if (rc == 0 && PQntuples(r) == 1) store_pg_seen_seq(pg_db(db), store_pg_int(r, 0, 0));
+    if (rc == 0 && PQntuples(r) == 0) rc = -ENOENT; /* no such customer */
+    if (rc == 0) store_pg_seen_seq(pg_db(db), store_pg_int(r, 0, 0));
     PQclear(r);
     return rc;
 }
@@ -332,7 +340,10 @@ static int sessions_save(store_db_t *db, const store_session_write_t *items, con
         store_pg_param_int(&p, last - (int64_t)n + 1 + (int64_t)i);
         store_pg_param_int(&p, now);
         store_pg_param_text(&p, worker);
-        rc = store_pg_exec(c, PSTMT_SESSION_UPSERT, &p, NULL, err, err_cap);
+        PGresult *r = NULL;
+        rc = store_pg_exec(c, PSTMT_SESSION_UPSERT, &p, &r, err, err_cap);
+        if (rc == 0 && strcmp(PQcmdTuples(r), "0") == 0) rc = -ENOENT; /* no such customer */
+        PQclear(r);
     }
     rc = store_pg_tx_end(c, rc, err, err_cap);
     if (rc == 0) store_pg_seen_seq(pg_db(db), last);
