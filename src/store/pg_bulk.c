@@ -243,11 +243,25 @@ int store_pg_copy_resume(store_db_t *db, const char *source_id, int64_t *staged_
     return rc;
 }
 
+/* The staging tables go with the last run they held (a transaction of its own: what called
+ * it is done whatever happens here). */
+static void drop_staging_if_unused(store_db_t *db) {
+    pg_conn_t *c = store_pg_conn(db, NULL, 0);
+    if (c)
+        store_pg_exec_sql(c,
+                          "DO $$BEGIN IF to_regclass('browserd_copy_runs') IS NOT NULL AND NOT EXISTS "
+                          "(SELECT 1 FROM browserd_copy_runs) THEN "
+                          "DROP TABLE browserd_copy_sessions, browserd_copy_runs; END IF; END$$",
+                          NULL, NULL, 0);
+}
+
 int store_pg_copy_abandon(store_db_t *db, const char *source_id, char *err, size_t err_cap) {
-    return staging_tx(db,
-                      "WITH r AS (DELETE FROM browserd_copy_runs WHERE source_id = $1) "
-                      "DELETE FROM browserd_copy_sessions WHERE source_id = $1",
-                      source_id, NULL, err, err_cap);
+    int rc = staging_tx(db,
+                        "WITH r AS (DELETE FROM browserd_copy_runs WHERE source_id = $1) "
+                        "DELETE FROM browserd_copy_sessions WHERE source_id = $1",
+                        source_id, NULL, err, err_cap);
+    if (rc == 0) drop_staging_if_unused(db);
+    return rc;
 }
 
 int store_pg_copy_stage(store_db_t *db, const char *source_id, const store_item_t *items, size_t n, char *err,
@@ -453,11 +467,6 @@ int store_pg_copy_commit(store_db_t *db, const char *source_id, const store_item
     if (rc != 0) return rc;
     stats->sessions_new = sessions;
     if (last) store_pg_seen_seq(pg_db(db), last);
-    /* The staging tables go with the last run they held (a transaction of its own: the copy
-     * is done whatever happens here). */
-    store_pg_exec_sql(c,
-                      "DO $$BEGIN IF NOT EXISTS (SELECT 1 FROM browserd_copy_runs) THEN "
-                      "DROP TABLE browserd_copy_sessions, browserd_copy_runs; END IF; END$$",
-                      NULL, NULL, 0);
+    drop_staging_if_unused(db);
     return 0;
 }

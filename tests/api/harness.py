@@ -500,11 +500,12 @@ class Browserd:
 
     _counter = 0
 
-    def __init__(self):
+    def __init__(self, store=None):
+        """store: 'sqlite' or 'postgres' (default: BROWSERD_TEST_STORE's)."""
         self.bin = browserd_bin()
         self.tmpdir = tempfile.mkdtemp(prefix=os.environ.get('API_TMP_PREFIX', 'bdt-'))
         self.pg_db = None
-        if STORE == 'postgres':
+        if (store or STORE) == 'postgres':
             self.pg_db = pg_new_database()
             self.db = pg_uri_of(self.pg_db)
         else:
