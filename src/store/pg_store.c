@@ -149,14 +149,14 @@ static int read_meta(store_db_t *db, pg_stmt_id_t id, const char *name, int64_t 
 
 /* ---- customers ---- */
 
-static int customer_add(store_db_t *db, const char *customer_id, char *err, size_t err_cap) {
+static int pg_customer_add(store_db_t *db, const char *customer_id, char *err, size_t err_cap) {
     pg_params_t p = {0};
     store_pg_param_text(&p, customer_id);
     store_pg_param_int(&p, time_now_ms());
     return run(db, PSTMT_CUSTOMER_INSERT, &p, NULL, err, err_cap);
 }
 
-static int customer_exists(store_db_t *db, const char *customer_id, char *err, size_t err_cap) {
+static int pg_customer_exists(store_db_t *db, const char *customer_id, char *err, size_t err_cap) {
     pg_params_t p = {0};
     PGresult *r = NULL;
     store_pg_param_text(&p, customer_id);
@@ -165,13 +165,13 @@ static int customer_exists(store_db_t *db, const char *customer_id, char *err, s
     return rc;
 }
 
-static int customer_count(store_db_t *db, int64_t *count, char *err, size_t err_cap) {
+static int pg_customer_count(store_db_t *db, int64_t *count, char *err, size_t err_cap) {
     return read_meta(db, PSTMT_CUSTOMER_COUNT, "customer_count", count, err, err_cap);
 }
 
 /* ---- API keys ---- */
 
-static int key_add(store_db_t *db, const char *customer_id, const char *key_id, const uint8_t key_hash[STORE_HASH_LEN],
+static int pg_key_add(store_db_t *db, const char *customer_id, const char *key_id, const uint8_t key_hash[STORE_HASH_LEN],
                    char *err, size_t err_cap) {
     pg_params_t p = {0};
     store_pg_param_text(&p, key_id);
@@ -183,9 +183,9 @@ static int key_add(store_db_t *db, const char *customer_id, const char *key_id, 
     return rc;
 }
 
-static int key_list(store_db_t *db, const char *customer_id, store_key_info_t **out, size_t *count, char *err,
+static int pg_key_list(store_db_t *db, const char *customer_id, store_key_info_t **out, size_t *count, char *err,
                     size_t err_cap) {
-    int rc = customer_exists(db, customer_id, err, err_cap);
+    int rc = pg_customer_exists(db, customer_id, err, err_cap);
     if (rc != 0) return rc;
     pg_params_t p = {0};
     PGresult *r = NULL;
@@ -208,7 +208,7 @@ static int key_list(store_db_t *db, const char *customer_id, store_key_info_t **
     return 0;
 }
 
-static int key_revoke(store_db_t *db, const char *key_id, char *err, size_t err_cap) {
+static int pg_key_revoke(store_db_t *db, const char *key_id, char *err, size_t err_cap) {
     pg_params_t p = {0};
     store_pg_param_text(&p, key_id);
     store_pg_param_int(&p, time_now_ms());
@@ -225,7 +225,7 @@ static int key_revoke(store_db_t *db, const char *key_id, char *err, size_t err_
     return rc;
 }
 
-static int key_authenticate(store_db_t *db, const uint8_t key_hash[STORE_HASH_LEN], char customer_out[STORE_ID_MAX + 1],
+static int pg_key_authenticate(store_db_t *db, const uint8_t key_hash[STORE_HASH_LEN], char customer_out[STORE_ID_MAX + 1],
                             char *err, size_t err_cap) {
     pg_db_t *d = pg_db(db);
     int cached = 0;
@@ -252,7 +252,7 @@ static int key_authenticate(store_db_t *db, const uint8_t key_hash[STORE_HASH_LE
 
 /* ---- zones ---- */
 
-static int zone_add(store_db_t *db, const char *customer_id, const char *zone, const uint8_t salt[STORE_ZONE_SALT_LEN],
+static int pg_zone_add(store_db_t *db, const char *customer_id, const char *zone, const uint8_t salt[STORE_ZONE_SALT_LEN],
                     const uint8_t password_hash[STORE_HASH_LEN], char *err, size_t err_cap) {
     pg_params_t p = {0};
     store_pg_param_text(&p, customer_id);
@@ -263,7 +263,7 @@ static int zone_add(store_db_t *db, const char *customer_id, const char *zone, c
     return run(db, PSTMT_ZONE_INSERT, &p, NULL, err, err_cap);
 }
 
-static int zone_authorize(store_db_t *db, const char *customer_id, const char *zone, const char *password,
+static int pg_zone_authorize(store_db_t *db, const char *customer_id, const char *zone, const char *password,
                           char *upstream, size_t upstream_cap, char *err, size_t err_cap) {
     pg_params_t p = {0};
     PGresult *r = NULL;
@@ -280,7 +280,7 @@ static int zone_authorize(store_db_t *db, const char *customer_id, const char *z
     return rc;
 }
 
-static int zone_set_upstream(store_db_t *db, const char *customer_id, const char *zone, const char *url, char *err,
+static int pg_zone_set_upstream(store_db_t *db, const char *customer_id, const char *zone, const char *url, char *err,
                              size_t err_cap) {
     pg_params_t p = {0};
     store_pg_param_text(&p, customer_id);
@@ -312,7 +312,7 @@ static void param_session(pg_params_t *p, const char *customer_id, const char *s
     store_pg_param_text(p, r->error_message);
 }
 
-static int session_save(store_db_t *db, const char *customer_id, const char *session_key, const session_record_t *rec,
+static int pg_session_save(store_db_t *db, const char *customer_id, const char *session_key, const session_record_t *rec,
                         const char *worker, char *err, size_t err_cap) {
     pg_params_t p = {0};
     PGresult *r = NULL;
@@ -326,7 +326,7 @@ static int session_save(store_db_t *db, const char *customer_id, const char *ses
     return rc;
 }
 
-static int sessions_save(store_db_t *db, const store_session_write_t *items, const char *const *keys, size_t n,
+static int pg_sessions_save(store_db_t *db, const store_session_write_t *items, const char *const *keys, size_t n,
                          const char *worker, char *err, size_t err_cap) {
     pg_conn_t *c = store_pg_conn(db, err, err_cap);
     if (!c) return -EIO;
@@ -388,7 +388,7 @@ static int fail_sessions(store_db_t *db, pg_stmt_id_t id, pg_params_t *p, bool w
     return 0;
 }
 
-static int sessions_fail_orphans(store_db_t *db, const char *node_id, int64_t *failed, char *err, size_t err_cap) {
+static int pg_sessions_fail_orphans(store_db_t *db, const char *node_id, int64_t *failed, char *err, size_t err_cap) {
     pg_params_t p = {0};
     param_fail(&p);
     store_pg_param_text(&p, node_id);
@@ -396,7 +396,7 @@ static int sessions_fail_orphans(store_db_t *db, const char *node_id, int64_t *f
     return fail_sessions(db, PSTMT_ORPHANS_FAIL, &p, false, NULL, failed, err, err_cap);
 }
 
-static int nodes_reap(store_db_t *db, int64_t *nodes, int64_t *failed, char *err, size_t err_cap) {
+static int pg_nodes_reap(store_db_t *db, int64_t *nodes, int64_t *failed, char *err, size_t err_cap) {
     pg_params_t p = {0};
     param_fail(&p);
     store_pg_param_int(&p, time_now_ms());
@@ -405,7 +405,7 @@ static int nodes_reap(store_db_t *db, int64_t *nodes, int64_t *failed, char *err
 
 /* ---- nodes ---- */
 
-static int node_register(store_db_t *db, const char *node_id, const char *host, int pid, int64_t lease_ms,
+static int pg_node_register(store_db_t *db, const char *node_id, const char *host, int pid, int64_t lease_ms,
                          bool take_over, char *holder_host, int *holder_pid, char *err, size_t err_cap) {
     /* One statement decides and writes (the row lock of ON CONFLICT makes it atomic); when it
      * wrote nothing the holder is read after, and a holder gone meanwhile means another try. */
@@ -436,7 +436,7 @@ static int node_register(store_db_t *db, const char *node_id, const char *host, 
     return -EIO;
 }
 
-static int node_heartbeat(store_db_t *db, const char *node_id, int pid, int64_t lease_ms, char *err, size_t err_cap) {
+static int pg_node_heartbeat(store_db_t *db, const char *node_id, int pid, int64_t lease_ms, char *err, size_t err_cap) {
     pg_params_t p = {0};
     store_pg_param_text(&p, node_id);
     store_pg_param_int(&p, pid);
@@ -444,7 +444,7 @@ static int node_heartbeat(store_db_t *db, const char *node_id, int pid, int64_t 
     return run_change(db, PSTMT_NODE_HEARTBEAT, &p, err, err_cap);
 }
 
-static int node_release(store_db_t *db, const char *node_id, int pid, char *err, size_t err_cap) {
+static int pg_node_release(store_db_t *db, const char *node_id, int pid, char *err, size_t err_cap) {
     pg_params_t p = {0};
     store_pg_param_text(&p, node_id);
     store_pg_param_int(&p, pid);
@@ -472,13 +472,13 @@ static int owner_on(pg_conn_t *c, const char *customer_id, const char *session_k
     return rc;
 }
 
-static int session_owner(store_db_t *db, const char *customer_id, const char *session_key, session_status_t *status,
+static int pg_session_owner(store_db_t *db, const char *customer_id, const char *session_key, session_status_t *status,
                          char *worker, bool *worker_alive, char *err, size_t err_cap) {
     pg_conn_t *c = store_pg_conn(db, err, err_cap);
     return c ? owner_on(c, customer_id, session_key, status, worker, worker_alive, err, err_cap) : -EIO;
 }
 
-static int session_end(store_db_t *db, const char *customer_id, const char *session_key, const char *code,
+static int pg_session_end(store_db_t *db, const char *customer_id, const char *session_key, const char *code,
                        const char *message, char *err, size_t err_cap) {
     pg_conn_t *c = store_pg_conn(db, err, err_cap);
     if (!c) return -EIO;
@@ -512,9 +512,9 @@ static int session_end(store_db_t *db, const char *customer_id, const char *sess
     return rc;
 }
 
-static int ping(store_db_t *db, char *err, size_t err_cap) { return run(db, PSTMT_PING, NULL, NULL, err, err_cap); }
+static int pg_ping(store_db_t *db, char *err, size_t err_cap) { return run(db, PSTMT_PING, NULL, NULL, err, err_cap); }
 
-static int change_seq(store_db_t *db, int64_t *seq, char *err, size_t err_cap) {
+static int pg_change_seq(store_db_t *db, int64_t *seq, char *err, size_t err_cap) {
     pg_db_t *d = pg_db(db);
     /* While LISTEN holds, every commit's seq reaches seen_seq: no round trip per request. */
     if (atomic_load(&d->listening)) {
@@ -554,7 +554,7 @@ static int page_row(const PGresult *r, int i, session_record_t *rec, char *err, 
     return 0;
 }
 
-static int sessions_since(store_db_t *db, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx,
+static int pg_sessions_since(store_db_t *db, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx,
                           char *err, size_t err_cap) {
     /* Keyset pages: each page is one statement (one snapshot), fetched whole before the
      * callback runs, so the callback may use this thread's connection and memory stays one
@@ -583,32 +583,32 @@ static int sessions_since(store_db_t *db, int64_t after_seq, int64_t *last_seq, 
 const store_backend_t store_pg_backend = {
     .open = store_pg_open,
     .close = store_pg_close,
-    .customer_add = customer_add,
-    .customer_exists = customer_exists,
-    .customer_count = customer_count,
-    .key_add = key_add,
-    .key_list = key_list,
-    .key_revoke = key_revoke,
-    .key_authenticate = key_authenticate,
-    .zone_add = zone_add,
-    .zone_authorize = zone_authorize,
-    .zone_set_upstream = zone_set_upstream,
+    .customer_add = pg_customer_add,
+    .customer_exists = pg_customer_exists,
+    .customer_count = pg_customer_count,
+    .key_add = pg_key_add,
+    .key_list = pg_key_list,
+    .key_revoke = pg_key_revoke,
+    .key_authenticate = pg_key_authenticate,
+    .zone_add = pg_zone_add,
+    .zone_authorize = pg_zone_authorize,
+    .zone_set_upstream = pg_zone_set_upstream,
     .sessions_import = store_pg_sessions_import,
-    .session_save = session_save,
-    .sessions_save = sessions_save,
-    .sessions_fail_orphans = sessions_fail_orphans,
-    .node_register = node_register,
-    .node_heartbeat = node_heartbeat,
-    .node_release = node_release,
-    .nodes_reap = nodes_reap,
-    .session_owner = session_owner,
-    .session_end = session_end,
+    .session_save = pg_session_save,
+    .sessions_save = pg_sessions_save,
+    .sessions_fail_orphans = pg_sessions_fail_orphans,
+    .node_register = pg_node_register,
+    .node_heartbeat = pg_node_heartbeat,
+    .node_release = pg_node_release,
+    .nodes_reap = pg_nodes_reap,
+    .session_owner = pg_session_owner,
+    .session_end = pg_session_end,
     .events_start = store_pg_events_start,
     .events_stop = store_pg_events_stop,
     .publish = store_pg_publish,
-    .ping = ping,
-    .change_seq = change_seq,
-    .sessions_since = sessions_since,
+    .ping = pg_ping,
+    .change_seq = pg_change_seq,
+    .sessions_since = pg_sessions_since,
     .copy_resume = store_pg_copy_resume,
     .copy_stage = store_pg_copy_stage,
     .copy_commit = store_pg_copy_commit,

@@ -575,6 +575,43 @@ static void test_import_refuses_id_already_stored(void **state) {
     free_records(recs, IMPORT_RECORDS);
 }
 
+/* The record refused is named by its index, whichever record the backend had pulled last
+ * (PostgreSQL pulls them all first): a duplicate within the import, then one of a stored id. */
+static void test_import_names_the_refused_record_by_its_index(void **state) {
+    store_fixture_t *fx = *state;
+    session_record_t recs[IMPORT_RECORDS];
+    import_records(fx, recs);
+    session_record_t mixed[IMPORT_RECORDS];
+    memcpy(mixed, recs, sizeof mixed);
+    mixed[6] = recs[2]; /* 6 repeats 2; 8 repeats 3, but 6 comes first */
+    mixed[8] = recs[3];
+    char err[512] = "";
+    int64_t imported = -1, refused = -2;
+    array_source_t src = {mixed, IMPORT_RECORDS, 0, SIZE_MAX};
+    assert_int_equal(store_sessions_import_at(fx->store, "acme", array_next, &src, &imported, &refused, err,
+                                              sizeof err),
+                     -EEXIST);
+    assert_int_equal(refused, 6);
+    assert_int_equal(imported, 0);
+    char want[128];
+    snprintf(want, sizeof want, "session_id %s already exists", recs[2].session_id);
+    assert_string_equal(err, want);
+    assert_int_equal(change_seq(fx), 0);
+    import_all(fx, recs); /* then the same ids again, after a new one */
+    char id[37];
+    record_id(id, 0xfff);
+    session_record_t again[3] = {make_record(id, "zone1", SESSION_FINISHED, 1), recs[4], recs[5]};
+    array_source_t src2 = {again, 3, 0, SIZE_MAX};
+    assert_int_equal(store_sessions_import_at(fx->store, "acme", array_next, &src2, &imported, &refused, err,
+                                              sizeof err),
+                     -EEXIST);
+    assert_int_equal(refused, 1);
+    assert_non_null(strstr(err, recs[4].session_id));
+    assert_int_equal(change_seq(fx), IMPORT_RECORDS);
+    session_record_free(&again[0]);
+    free_records(recs, IMPORT_RECORDS);
+}
+
 static void test_import_accepts_id_held_by_another_customer(void **state) {
     store_fixture_t *fx = *state;
     session_record_t recs[IMPORT_RECORDS];
@@ -1340,6 +1377,7 @@ int main(void) {
         TEST(test_import_refuses_invalid_record),
         TEST(test_import_refuses_duplicate_id_within_import),
         TEST(test_import_refuses_id_already_stored),
+        TEST(test_import_names_the_refused_record_by_its_index),
         TEST(test_import_accepts_id_held_by_another_customer),
         TEST(test_import_refuses_unknown_customer),
         TEST(test_import_of_no_records_changes_nothing),
