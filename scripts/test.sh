@@ -21,6 +21,7 @@ count() { passed=$((passed + $1)); failed=$((failed + $2)); }
 # One PostgreSQL server for the whole run: the store's unit tests (store_pg, pg_store) make a
 # database per test on it, the API suite one per daemon. Stopped and removed on any exit.
 pg_dir=$(mktemp -d /tmp/browserd-test-pg-XXXXXX)
+chmod 755 "$pg_dir" # the server runs as browserd-test when we are root: it must reach its directory
 stop_pg() {
   [ -f "$pg_dir/srv/state" ] && python3 tests/pg/pgserver.py stop "$pg_dir/srv" >/dev/null 2>&1
   rm -rf "$pg_dir"
