@@ -28,9 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
-
-#include "core/timeutil.h"
 
 #define CHANNEL_PREFIX "browserd_"
 #define BACKOFF_FIRST_MS 100
@@ -41,6 +40,13 @@
 static const char *const CHANNELS[] = {"browserd_changes", "browserd_keys", "browserd_kill", "browserd_killed"};
 
 static pg_db_t *pg_db(store_db_t *db) { return (pg_db_t *)db; }
+
+/* The cache's clock: monotonic, so that a wall clock set back cannot lengthen an answer's life. */
+static int64_t mono_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
 
 /* ---- memory: the seq seen, the key cache ---- */
 
@@ -62,7 +68,7 @@ int store_pg_key_cache_lookup(pg_db_t *d, const uint8_t hash[STORE_HASH_LEN], in
     int hit = 0;
     pthread_mutex_lock(&d->ev_lock);
     pg_key_slot_t *s = slot_of(d, hash);
-    if (s->used && s->expires_ms > time_now_ms() && memcmp(s->hash, hash, STORE_HASH_LEN) == 0) {
+    if (s->used && s->expires_ms > mono_ms() && memcmp(s->hash, hash, STORE_HASH_LEN) == 0) {
         hit = 1;
         *rc = s->found ? 0 : -ENOENT;
         if (s->found) memcpy(customer, s->customer, sizeof s->customer);
@@ -84,7 +90,7 @@ void store_pg_key_cache_put(pg_db_t *d, uint64_t generation, const uint8_t hash[
         s->used = true;
         s->found = rc == 0;
         snprintf(s->customer, sizeof s->customer, "%s", rc == 0 ? customer : "");
-        s->expires_ms = time_now_ms() + PG_KEY_CACHE_TTL_MS;
+        s->expires_ms = mono_ms() + PG_KEY_CACHE_TTL_MS;
     }
     pthread_mutex_unlock(&d->ev_lock);
 }

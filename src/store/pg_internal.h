@@ -79,7 +79,7 @@ typedef struct {
     uint8_t hash[STORE_HASH_LEN];
     bool used, found;
     char customer[STORE_ID_MAX + 1];
-    int64_t expires_ms;
+    int64_t expires_ms; /* CLOCK_MONOTONIC */
 } pg_key_slot_t;
 
 typedef struct {
