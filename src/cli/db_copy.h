@@ -4,7 +4,9 @@
  *
  * Output: the summary on stdout, one table a line; a progress line on stderr while it runs
  * when stderr is a terminal; errors on stderr as "browserd: db copy: <message>". Exit status
- * as cli_admin_run's. */
+ * as cli_admin_run's.
+ *
+ * Ownership: argv is borrowed; the stores it opens are its own, closed before it returns. */
 #ifndef BROWSERD_CLI_DB_COPY_H
 #define BROWSERD_CLI_DB_COPY_H
 
