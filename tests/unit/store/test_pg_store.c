@@ -338,6 +338,22 @@ static void on_change_seq(void *ctx, int64_t seq) {
     pthread_mutex_unlock(&e->lock);
 }
 
+/* The private server of the restart test, stopped by its teardown even when an assertion
+ * failed halfway (a server left running would outlive the test run). */
+static char restart_dir[64], restart_srv[160];
+
+static int stop_restart_server(void **state) {
+    (void)state;
+    const char *pgserver = getenv("BROWSERD_TEST_PGSERVER");
+    if (pgserver && restart_srv[0]) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "python3 %s stop %s >/dev/null 2>&1", pgserver, restart_srv);
+        if (system(cmd) != 0) fprintf(stderr, "could not stop the server in %s\n", restart_srv);
+    }
+    if (restart_dir[0]) rmdir(restart_dir);
+    return 0;
+}
+
 /* The server goes away and comes back: the operations fail with -EIO meanwhile and work again
  * after (a broken connection is replaced on its next use); the listener reports the loss,
  * reconnects and reports the connection and the current counter. */
@@ -345,10 +361,11 @@ static void test_store_and_listener_reconnect_after_a_server_restart(void **stat
     (void)state;
     const char *pgserver = getenv("BROWSERD_TEST_PGSERVER");
     if (!pgserver) skip();
-    char dir[] = "/tmp/browserd-pg-restart-XXXXXX", state_path[256], cmd_dir[160];
-    assert_non_null(mkdtemp(dir));
-    assert_int_equal(chmod(dir, 0755), 0); /* the server may run as another user (as root: browserd-test) */
-    snprintf(cmd_dir, sizeof cmd_dir, "%s/srv", dir);
+    char state_path[256], *cmd_dir = restart_srv;
+    snprintf(restart_dir, sizeof restart_dir, "/tmp/browserd-pg-restart-XXXXXX");
+    assert_non_null(mkdtemp(restart_dir));
+    assert_int_equal(chmod(restart_dir, 0755), 0); /* the server may run as another user (as root: browserd-test) */
+    snprintf(restart_srv, sizeof restart_srv, "%s/srv", restart_dir);
     char cmd[1024];
     snprintf(cmd, sizeof cmd, "python3 %s start %s >/dev/null", pgserver, cmd_dir);
     assert_int_equal(system(cmd), 0);
@@ -390,9 +407,6 @@ static void test_store_and_listener_reconnect_after_a_server_restart(void **stat
     assert_int_equal(e.ups, 1);
     assert_int_equal(e.seq, 1);
     store_close(s);
-    snprintf(cmd, sizeof cmd, "python3 %s stop %s", pgserver, cmd_dir);
-    assert_int_equal(system(cmd), 0);
-    rmdir(dir);
 }
 
 int main(void) {
@@ -413,7 +427,7 @@ int main(void) {
         TEST(test_feed_pages_deliver_every_row_once_in_order),
         TEST(test_every_statement_prepares),
         TEST(test_one_connection_per_calling_thread),
-        cmocka_unit_test(test_store_and_listener_reconnect_after_a_server_restart),
+        cmocka_unit_test_teardown(test_store_and_listener_reconnect_after_a_server_restart, stop_restart_server),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
