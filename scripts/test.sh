@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests (cmocka) on a normal build and on an ASan+UBSan build,
 # the API contract and cross-check tests (real HTTP against a running browserd) on both
-# builds, the OpenAPI tests (the document validated, live answers checked against it) on both
-# builds, the packaging tests (man page, unit, meson install, Dockerfile, run.sh) and the
-# end-to-end tests (Puppeteer and Playwright through browserd's CDP gateway to a real Chromium)
-# on the normal build, and a short run of every fuzz target. Ends with "N passed, N failed".
+# builds and both stores (SQLite, and PostgreSQL: one private server started for the run by
+# tests/pg/pgserver.py, stopped and removed at the end whatever happens), the OpenAPI tests (the
+# document validated, live answers checked against it) on both builds, the packaging tests (man
+# page, unit, meson install, Dockerfile, run.sh) and the end-to-end tests (Puppeteer and
+# Playwright through browserd's CDP gateway to a real Chromium; a PostgreSQL cluster behind
+# nginx) on the normal build, and a short run of every fuzz target. Ends with "N passed, N failed".
 # Usage: scripts/test.sh [--quick]   (--quick: normal build only, no fuzzing)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +17,29 @@ scripts/install-deps.sh test || { echo "0 passed, 1 failed"; exit 1; }
 passed=0
 failed=0
 note() { printf '\n=== %s\n' "$*"; }
+
 count() { passed=$((passed + $1)); failed=$((failed + $2)); }
 
+# One PostgreSQL server for the whole run: the store's unit tests (store_pg, pg_store) make a
+# database per test on it, the API suite one per daemon. Stopped and removed on any exit.
+pg_dir=$(mktemp -d /tmp/browserd-test-pg-XXXXXX)
+chmod 755 "$pg_dir" # the server runs as browserd-test when we are root: it must reach its directory
+stop_pg() {
+  [ -f "$pg_dir/srv/state" ] && python3 tests/pg/pgserver.py stop "$pg_dir/srv" >/dev/null 2>&1
+  rm -rf "$pg_dir"
+}
+trap stop_pg EXIT
+trap 'exit 130' INT TERM
+note "PostgreSQL test server"
+if python3 tests/pg/pgserver.py start "$pg_dir/srv" >"$pg_dir/start.log" 2>&1; then
+  BROWSERD_TEST_PG_ADMIN_URI=$(grep '^PG_URI=' "$pg_dir/srv/state" | cut -d= -f2-)
+  export BROWSERD_TEST_PG_ADMIN_URI
+  echo "started on port $(grep '^PG_PORT=' "$pg_dir/srv/state" | cut -d= -f2-)"
+else
+  cat "$pg_dir/start.log"
+  echo "PostgreSQL: the test server did not start"
+  count 0 1
+fi
 build() { # build DIR [meson options...] [-- fuzz]   (fuzz: only the fuzz targets)
   local dir=$1; shift
   local opts=() targets=()
@@ -42,10 +65,15 @@ unit() { # unit DIR
   count "$p" "$f"
 }
 
-api() { # api BIN LABEL
+api() { # api BIN LABEL [STORE]   (STORE: sqlite, the default, or postgres)
   local out
   out=$(mktemp)
-  BROWSERD_BIN="$1" python3 tests/api/run.py 2>&1 | tee "$out" | tail -40
+  if [ "${3:-sqlite}" = postgres ] && [ -z "${BROWSERD_TEST_PG_ADMIN_URI:-}" ]; then
+    echo "api ($2): no PostgreSQL server"
+    count 0 1
+    return
+  fi
+  BROWSERD_BIN="$1" BROWSERD_TEST_STORE="${3:-sqlite}" python3 tests/api/run.py 2>&1 | tee "$out" | tail -40
   local line
   line=$(grep -E '^api: [0-9]+ passed, [0-9]+ failed' "$out" | tail -1)
   rm -f "$out"
@@ -120,6 +148,8 @@ if build build; then
   unit build
   note "API tests (normal build)"
   api build/browserd normal
+  note "API tests (normal build, PostgreSQL store)"
+  api build/browserd "normal, postgres" postgres
   note "OpenAPI tests (normal build: /openapi.json validated, live answers checked against it)"
   suite openapi tests/openapi/run.sh build/browserd
   note "packaging tests (man page, environment file, meson install, systemd unit, Dockerfile, scripts/run.sh)"
@@ -136,6 +166,8 @@ if [ $quick -eq 0 ]; then
     unit build-asan
     note "API tests (sanitizer build)"
     api build-asan/browserd sanitizers
+    note "API tests (sanitizer build, PostgreSQL store)"
+    api build-asan/browserd "sanitizers, postgres" postgres
     note "OpenAPI tests (sanitizer build)"
     suite openapi tests/openapi/run.sh build-asan/browserd
   else

@@ -18,6 +18,7 @@
 #include "cdp/gateway.h"
 #include "cli/admin.h"
 #include "cluster/cluster.h"
+#include "cli/db_copy.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
 #include "proxy/proxy_guard.h"
@@ -51,7 +52,7 @@ static void default_spool_path(const char *db, const char *node_id, char *out, s
 
 static void usage(FILE *out) {
     fprintf(out,
-            "Usage: browserd [--db PATH] COMMAND [ARGS]\n"
+            "Usage: browserd [--db PATH|URI] COMMAND [ARGS]\n"
             "\n"
             "browserd records browser sessions and lists them through a REST API compatible\n"
             "with the Browser Sessions API (GET /browser_sessions).\n"
@@ -82,12 +83,14 @@ static void usage(FILE *out) {
             "                                 (default 30)\n"
             "        --spool PATH             where session records wait while the database is away\n"
             "                                 (default DB.spool for a file, ./browserd-NODE.spool for PostgreSQL)\n"
-            "%s"
+            "%s%s"
             "\n"
             "Options:\n"
             "  --db PATH|URI    SQLite database file (default " DEFAULT_DB "; created if absent), or a\n"
-            "                   PostgreSQL URI postgresql://USER:PASSWORD@HOST:PORT/DB (nodes sharing one\n"
-            "                   database form a cluster)\n"
+            "                   PostgreSQL database: postgresql://[USER@]HOST[:PORT]/DBNAME[?PARAMS] (every\n"
+            "                   libpq URI form; the database must exist, its tables are created; give\n"
+            "                   the password through PGPASSWORD or ~/.pgpass rather than in the URI;\n"
+            "                   nodes that share one database form a cluster)\n"
             "  -h, --help       show this help\n"
             "  --version        show the version\n"
             "\n"
@@ -104,7 +107,7 @@ static void usage(FILE *out) {
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
-            cli_admin_usage());
+            cli_admin_usage(), cli_db_copy_usage());
 }
 
 /* "HOST:PORT", "[v6]:PORT". Returns 0, or -1 when malformed. */
@@ -341,8 +344,8 @@ static int serve(const char *db, int argc, char **argv) {
     uv_loop_t *loop = uv_default_loop();
     daemon_t d = {0};
 
-    char db_shown[1024];
-    store_redact_target(db, db_shown, sizeof db_shown);
+    char db_shown[512];
+    store_uri_redact(db, db_shown, sizeof db_shown); /* the only form of db that is printed */
     if (store_open(db, &store, err, sizeof err) < 0) {
         fprintf(stderr, "browserd: cannot open database %s: %s\n", db_shown, err);
         goto cleanup;

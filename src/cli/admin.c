@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/db_copy.h"
 #include "core/timeutil.h"
 #include "store/session_import.h"
 #include "proxy/proxy_upstream.h"
@@ -50,6 +51,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     vfprintf(stderr, fmt, ap);
     fputs("\nusage:\n", stderr);
     fputs(cli_admin_usage(), stderr);
+    fputs(cli_db_copy_usage(), stderr);
     va_end(ap);
     return EXIT_USAGE;
 }
@@ -176,8 +178,32 @@ typedef struct {
     char *line; /* getline's buffer, reused for every line */
     size_t line_cap;
     int64_t line_no;      /* of the line most recently read */
+    int64_t records;      /* records produced */
+    /* For each blank line: how many records came before it. A record's line is then its
+     * index + 1 + the blank lines before it, without a line number kept per record. */
+    int64_t *blanks;
+    size_t nblanks, blanks_cap;
     bool source_failed;   /* the error in err is ours (it names the line already) */
 } import_source_t;
+
+/* The line of the record with this index (0-based). */
+static int64_t line_of_record(const import_source_t *src, int64_t index) {
+    int64_t line = index + 1;
+    for (size_t i = 0; i < src->nblanks && src->blanks[i] <= index; i++) line++;
+    return line;
+}
+
+static int note_blank(import_source_t *src) {
+    if (src->nblanks == src->blanks_cap) {
+        size_t cap = src->blanks_cap ? src->blanks_cap * 2 : 16;
+        int64_t *grown = realloc(src->blanks, cap * sizeof *grown);
+        if (!grown) return -1;
+        src->blanks = grown;
+        src->blanks_cap = cap;
+    }
+    src->blanks[src->nblanks++] = src->records;
+    return 0;
+}
 
 static bool is_blank(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++)
@@ -206,10 +232,16 @@ static int next_record(void *ctx, session_record_t *rec, char *err, size_t err_c
         if (len > 0 && text[len - 1] == '\n') len--;
         /* Some editors start a UTF-8 file with a byte order mark; it is not part of the data. */
         if (src->line_no == 1 && len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0) text += 3, len -= 3;
-        if (is_blank(text, len)) continue;
         char reason[400];
-        if (len > IMPORT_LINE_MAX) snprintf(reason, sizeof reason, "longer than %d bytes", IMPORT_LINE_MAX);
-        else if (session_import_parse_line(text, len, rec, reason, sizeof reason) == 0) return 1;
+        if (is_blank(text, len)) {
+            if (note_blank(src) == 0) continue;
+            snprintf(reason, sizeof reason, "out of memory");
+        } else if (len > IMPORT_LINE_MAX) {
+            snprintf(reason, sizeof reason, "longer than %d bytes", IMPORT_LINE_MAX);
+        } else if (session_import_parse_line(text, len, rec, reason, sizeof reason) == 0) {
+            src->records++;
+            return 1;
+        }
         snprintf(err, err_cap, "line %" PRId64 ": %s", src->line_no, reason);
         src->source_failed = true;
         return -1;
@@ -223,15 +255,18 @@ static int sessions_import(store_t *s, const char *customer_id, const char *path
         return EXIT_FAILED;
     }
     char err[512] = "";
-    int64_t imported = 0;
-    int rc = store_sessions_import(s, customer_id, next_record, &src, &imported, err, sizeof err);
+    int64_t imported = 0, refused = -1;
+    int rc = store_sessions_import_at(s, customer_id, next_record, &src, &imported, &refused, err, sizeof err);
     free(src.line);
     if (src.in != stdin) fclose(src.in);
+    int64_t line = rc == -EEXIST && refused >= 0 ? line_of_record(&src, refused) : src.line_no;
+    free(src.blanks);
     if (rc != 0) {
-        /* The store names the session but cannot know the line; we can: records are stored
-         * as they are read, so the offending one is the line read last. */
+        /* The store names the session but cannot know the line; we can: an invalid record is
+         * the line read last; a duplicate is the record the store names by its index (a store
+         * may read every record before it finds it). */
         if (src.source_failed) message("%s", err);
-        else if (rc == -EEXIST || rc == -EINVAL) message("line %" PRId64 ": %s", src.line_no, err);
+        else if (rc == -EEXIST || rc == -EINVAL) message("line %" PRId64 ": %s", line, err);
         else message("%s", err);
         return EXIT_FAILED;
     }
@@ -250,6 +285,8 @@ static int check_customer_arg(const char *customer_id) {
 int cli_admin_run(const char *db_path, int argc, char **argv) {
     if (argc < 1 || !argv || !argv[0]) return usage_error("no command given");
     const char *noun = argv[0], *verb = argc >= 2 ? argv[1] : "";
+    /* db copy names both of its databases itself (--from, --to); --db plays no part */
+    if (strcmp(noun, "db") == 0 && strcmp(verb, "copy") == 0) return cli_db_copy_run(argc - 2, argv + 2);
     enum { CUSTOMER_ADD, KEY_ADD, KEY_LIST, KEY_REVOKE, ZONE_ADD, ZONE_SET_PROXY, SESSIONS_IMPORT } command;
     int want_args; /* after noun and verb */
     if (strcmp(noun, "customer") == 0 && strcmp(verb, "add") == 0) command = CUSTOMER_ADD, want_args = 1;

@@ -7,7 +7,8 @@
 #define BROWSERD_CLI_ADMIN_H
 
 /* Runs one command. `db_path` is the --db target (borrowed); argv[0] is the command word
- * ("customer", "key", "zone", "sessions"), argv[1..argc-1] its arguments (borrowed). The
+ * ("customer", "key", "zone", "sessions", "db": cli/db_copy.h), argv[1..argc-1] its
+ * arguments (borrowed). The
  * store is opened only after the arguments are known to be well formed, so a usage error
  * never creates a database file. Returns the process exit status. */
 int cli_admin_run(const char *db_path, int argc, char **argv);

@@ -1,7 +1,8 @@
-/* What the two files of the SQLite backend share. sqlite_schema.c owns the database: its
+/* What the files of the SQLite backend share. sqlite_schema.c owns the database: its
  * connections (one per calling thread), their settings, the statement cache, transactions
  * and the migrations. sqlite_store.c owns the statements (store_sqlite_stmt_sql) and the
- * operations of store_internal.h. Private to src/store/.
+ * operations of store_internal.h but the reading of sessions in seq order (the change feed,
+ * the export of db copy), which is sqlite_feed.c's. Private to src/store/.
  *
  * Ownership: a sqlite_db_t owns its path and every connection; a connection owns its
  * prepared statements. A statement returned by store_sqlite_stmt belongs to the connection:
@@ -122,5 +123,13 @@ int store_sqlite_ping(store_db_t *db, char *err, size_t err_cap);
 
 /* PRAGMA cache_size = -kib; 0 or -EIO. */
 int store_sqlite_set_cache_kib(store_conn_t *c, int kib);
+
+/* Reading the sessions in seq order (sqlite_feed.c): the change feed, and the source side
+ * of db copy (store_internal.h). */
+int store_sqlite_sessions_since(store_db_t *db, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx,
+                                char *err, size_t err_cap);
+int store_sqlite_export_items(store_db_t *db, store_item_kind_t kind, int64_t after_seq, store_item_cb cb, void *ctx,
+                              char *err, size_t err_cap);
+int store_sqlite_sessions_count(store_db_t *db, int64_t after_seq, int64_t *count, char *err, size_t err_cap);
 
 #endif

@@ -473,66 +473,6 @@ static int change_seq(store_db_t *db, int64_t *seq, char *err, size_t err_cap) {
     return read_meta(db, STMT_CHANGE_SEQ, "change_seq", seq, err, err_cap);
 }
 
-static const char *column_text_or_null(sqlite3_stmt *st, int column) {
-    return sqlite3_column_type(st, column) == SQLITE_NULL ? NULL : (const char *)sqlite3_column_text(st, column);
-}
-
-static int sessions_since(store_db_t *db, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx,
-                          char *err, size_t err_cap) {
-    store_conn_t *c = store_sqlite_conn(db, err, err_cap);
-    if (!c) return -EIO;
-    /* A statement of its own rather than a cached one: the callback may call the store
-     * again on this thread. The one SELECT is one read transaction, so the rows delivered
-     * are a consistent snapshot; seqs are assigned and committed under the write lock, so
-     * no commit after it can carry a seq at or below the last one delivered. */
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, store_sqlite_stmt_sql[STMT_SESSIONS_SINCE], -1, &st, NULL) != SQLITE_OK) {
-        store_set_err(err, err_cap, "%s", sqlite3_errmsg(c->db));
-        return -EIO;
-    }
-    sqlite3_bind_int64(st, 1, after_seq);
-    int rc, result = 0;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        session_record_t rec;
-        memset(&rec, 0, sizeof rec);
-        const char *customer = (const char *)sqlite3_column_text(st, 0);
-        const char *session_id = (const char *)sqlite3_column_text(st, 1);
-        int status = sqlite3_column_int(st, 3), captcha = sqlite3_column_int(st, 9);
-        if (!customer || !session_id || strlen(session_id) != UUID_TEXT_LEN || status < 0 ||
-            status >= SESSION_STATUS_COUNT || captcha < 0 || captcha > CAPTCHA_FAILED) {
-            store_set_err(err, err_cap, "malformed session row (seq %" PRId64 ")",
-                          (int64_t)sqlite3_column_int64(st, 13));
-            result = -EIO;
-            break;
-        }
-        memcpy(rec.session_id, session_id, UUID_TEXT_LEN + 1);
-        /* Borrowed from SQLite until the next step: the callback must copy what it keeps. */
-        rec.api_name = (char *)column_text_or_null(st, 2);
-        rec.status = (session_status_t)status;
-        rec.target_url = (char *)column_text_or_null(st, 4);
-        rec.end_url = (char *)column_text_or_null(st, 5);
-        rec.navigations = sqlite3_column_int64(st, 6);
-        rec.timestamp_ms = sqlite3_column_int64(st, 7);
-        rec.duration_ms =
-            sqlite3_column_type(st, 8) == SQLITE_NULL ? SESSION_DURATION_NULL : sqlite3_column_int64(st, 8);
-        rec.captcha = (captcha_t)captcha;
-        rec.bandwidth = sqlite3_column_int64(st, 10);
-        rec.error_code = (char *)column_text_or_null(st, 11);
-        rec.error_message = (char *)column_text_or_null(st, 12);
-        if (!rec.api_name) rec.api_name = (char *)"";
-        int64_t seq = sqlite3_column_int64(st, 13);
-        result = cb(ctx, customer, &rec);
-        if (result != 0) break;
-        *last_seq = seq;
-    }
-    if (result == 0 && rc != SQLITE_DONE) {
-        store_set_err(err, err_cap, "%s", sqlite3_errmsg(c->db));
-        result = -EIO;
-    }
-    sqlite3_finalize(st);
-    return result;
-}
-
 const store_backend_t store_sqlite_backend = {
     .open = store_sqlite_open,
     .close = store_sqlite_close,
@@ -558,5 +498,7 @@ const store_backend_t store_sqlite_backend = {
     .session_end = store_sqlite_session_end,
     .ping = store_sqlite_ping,
     .change_seq = change_seq,
-    .sessions_since = sessions_since,
+    .sessions_since = store_sqlite_sessions_since,
+    .export_items = store_sqlite_export_items,
+    .sessions_count = store_sqlite_sessions_count,
 };

@@ -23,17 +23,14 @@
 #define KEY_ID_RANDOM_BYTES 6
 #define INVALID_CUSTOMER "invalid customer id (expected [a-z0-9_]{1,32})"
 
-struct store {
-    const store_backend_t *backend;
-    store_db_t *db;
-};
-
 struct store_import {
     store_record_source next;
     void *ctx;
     session_record_t rec; /* the record pulled last, owned until the next pull */
     char session_key[UUID_TEXT_LEN + 1];
     int64_t pulled;       /* records handed to the backend */
+    int64_t refused;      /* the index of the record refused (-EEXIST), -1: the last pulled */
+    char refused_id[UUID_TEXT_LEN + 1];
 };
 
 void store_set_err(char *err, size_t err_cap, const char *fmt, ...) {
@@ -151,14 +148,64 @@ static bool valid_key_id(const char *key_id) {
 
 /* ---- open, close ---- */
 
-/* The backend of a --db target. libpq takes exactly these two URI designators (compared as
- * libpq compares them, case and all); anything else is a file path. */
-static const store_backend_t *backend_for(const char *target, char *err, size_t err_cap) {
-    if (strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0) {
-        store_set_err(err, err_cap, "PostgreSQL databases are not supported by this build; give a SQLite file path");
-        return NULL;
+/* libpq takes exactly these two URI designators (compared as libpq compares them, case and
+ * all); anything else is a file path. */
+bool store_target_is_postgres(const char *target) {
+    return target && (strncmp(target, "postgres://", 11) == 0 || strncmp(target, "postgresql://", 13) == 0);
+}
+
+/* Appends src[0..n) to out (capacity cap, used *len), cut at the capacity. */
+static void append(char *out, size_t cap, size_t *len, const char *src, size_t n) {
+    if (*len + 1 >= cap) return;
+    if (n > cap - 1 - *len) n = cap - 1 - *len;
+    memcpy(out + *len, src, n);
+    *len += n;
+    out[*len] = '\0';
+}
+
+size_t store_uri_passwords(const char *target, const char **at, size_t *len, size_t max) {
+    if (!store_target_is_postgres(target)) return 0;
+    size_t n = 0;
+    /* scheme://[user[:password]@]hosts[/db][?params]: the password ends at the last '@' of
+     * the authority (libpq's reading); in the parameters, password=VALUE ends at '&'. */
+    const char *auth = strstr(target, "://") + 3;
+    size_t auth_len = strcspn(auth, "/?");
+    const char *last_at = NULL;
+    for (const char *p = auth; p < auth + auth_len; p++)
+        if (*p == '@') last_at = p;
+    const char *colon = last_at ? memchr(auth, ':', (size_t)(last_at - auth)) : NULL;
+    if (colon && n < max) {
+        at[n] = colon + 1;
+        len[n++] = (size_t)(last_at - colon - 1);
     }
-    return &store_sqlite_backend;
+    for (const char *q = strchr(auth, '?'); q && n < max; q = strchr(q + 1, '&')) {
+        if (strncmp(q + 1, "password=", 9) != 0) continue;
+        at[n] = q + 10;
+        len[n++] = strcspn(q + 10, "&");
+    }
+    return n;
+}
+
+char *store_uri_redact(const char *target, char *out, size_t out_cap) {
+    if (!out || out_cap == 0) return out;
+    out[0] = '\0';
+    if (!target) return out;
+    const char *at[8];
+    size_t len[8], used = 0;
+    size_t n = store_uri_passwords(target, at, len, 8);
+    const char *p = target;
+    for (size_t i = 0; i < n; i++) {
+        append(out, out_cap, &used, p, (size_t)(at[i] - p));
+        append(out, out_cap, &used, "***", 3);
+        p = at[i] + len[i];
+    }
+    append(out, out_cap, &used, p, strlen(p));
+    return out;
+}
+
+/* The backend of a --db target. */
+static const store_backend_t *backend_for(const char *target) {
+    return store_target_is_postgres(target) ? &store_pg_backend : &store_sqlite_backend;
 }
 
 int store_schema_too_new(int64_t version, int known, char *err, size_t err_cap) {
@@ -175,8 +222,7 @@ int store_open(const char *target, store_t **out, char *err, size_t err_cap) {
         store_set_err(err, err_cap, "no database given");
         return -EINVAL;
     }
-    const store_backend_t *backend = backend_for(target, err, err_cap);
-    if (!backend) return -EINVAL;
+    const store_backend_t *backend = backend_for(target);
     store_t *s = calloc(1, sizeof *s);
     if (!s) {
         store_set_err(err, err_cap, "out of memory");
@@ -190,33 +236,6 @@ int store_open(const char *target, store_t **out, char *err, size_t err_cap) {
     }
     *out = s;
     return 0;
-}
-
-void store_redact_target(const char *target, char *out, size_t cap) {
-    if (!cap) return;
-    out[0] = '\0';
-    if (!target) return;
-    /* user:password@ in the authority */
-    const char *scheme = strstr(target, "://");
-    const char *auth_end = scheme ? scheme + 3 + strcspn(scheme + 3, "/?#") : NULL;
-    const char *at = NULL;
-    for (const char *p = scheme ? scheme + 3 : NULL; p && p < auth_end; p++)
-        if (*p == '@') at = p;
-    const char *colon = at ? memchr(scheme + 3, ':', (size_t)(at - scheme - 3)) : NULL;
-    if (colon) snprintf(out, cap, "%.*s:***%s", (int)(colon - target), target, at);
-    else snprintf(out, cap, "%s", target);
-    /* password=... in the query string or in a key=value connection string */
-    for (char *p = strstr(out, "password="); p; p = strstr(p + 1, "password=")) {
-        char *v = p + 9, *end = v + strcspn(v, "& ");
-        if (end == v) continue;
-        size_t rest = strlen(end) + 1;
-        if (strlen(out) - (size_t)(end - v) + 3 < cap) {
-            memmove(v + 3, end, rest); /* memmove: the value may be shorter or longer than *** */
-            memcpy(v, "***", 3);
-        } else {
-            *v = '\0'; /* no room to mask it: cut it off */
-        }
-    }
 }
 
 void store_close(store_t *s) {
@@ -390,7 +409,7 @@ static int record_check(const session_record_t *r, char *err, size_t err_cap) {
 }
 
 /* The case-insensitive identity of a session: its id in lowercase. */
-static void session_key_of(const char *session_id, char key[UUID_TEXT_LEN + 1]) {
+void store_session_key_of(const char *session_id, char key[UUID_TEXT_LEN + 1]) {
     for (int i = 0; i < UUID_TEXT_LEN; i++) key[i] = (char)tolower((unsigned char)session_id[i]);
     key[UUID_TEXT_LEN] = '\0';
 }
@@ -403,27 +422,43 @@ int store_import_next(store_import_t *im, const session_record_t **rec, const ch
     if (more <= 0) return more < 0 ? -EINVAL : 0;
     int rc = record_check(&im->rec, err, err_cap);
     if (rc != 0) return rc;
-    session_key_of(im->rec.session_id, im->session_key);
+    store_session_key_of(im->rec.session_id, im->session_key);
     im->pulled++;
     *rec = &im->rec;
     *session_key = im->session_key;
     return 1;
 }
 
-int store_sessions_import(store_t *s, const char *customer_id, store_record_source next, void *ctx,
-                          int64_t *imported, char *err, size_t err_cap) {
+void store_import_refuse(store_import_t *im, int64_t index, const char *session_id) {
+    im->refused = index;
+    snprintf(im->refused_id, sizeof im->refused_id, "%s", session_id ? session_id : "");
+}
+
+int store_sessions_import_at(store_t *s, const char *customer_id, store_record_source next, void *ctx,
+                             int64_t *imported, int64_t *refused, char *err, size_t err_cap) {
     if (imported) *imported = 0;
+    if (refused) *refused = -1;
     if (!store_valid_customer_id(customer_id)) {
         store_set_err(err, err_cap, INVALID_CUSTOMER);
         return -EINVAL;
     }
-    store_import_t im = {.next = next, .ctx = ctx};
+    store_import_t im = {.next = next, .ctx = ctx, .refused = -1};
     int rc = s->backend->sessions_import(s->db, customer_id, &im, err, err_cap);
     if (rc == -ENOENT) store_set_err(err, err_cap, "unknown customer %s", customer_id);
-    if (rc == -EEXIST) store_set_err(err, err_cap, "session_id %s already exists", im.rec.session_id);
+    if (rc == -EEXIST) {
+        /* A backend that stops at the duplicate refuses the record pulled last. */
+        if (im.refused < 0) store_import_refuse(&im, im.pulled - 1, im.rec.session_id);
+        store_set_err(err, err_cap, "session_id %s already exists", im.refused_id);
+        if (refused) *refused = im.refused;
+    }
     if (rc == 0 && imported) *imported = im.pulled;
     session_record_free(&im.rec);
     return rc;
+}
+
+int store_sessions_import(store_t *s, const char *customer_id, store_record_source next, void *ctx,
+                          int64_t *imported, char *err, size_t err_cap) {
+    return store_sessions_import_at(s, customer_id, next, ctx, imported, NULL, err, err_cap);
 }
 
 int store_session_put(store_t *s, const char *customer_id, const session_record_t *rec) {
@@ -435,7 +470,7 @@ int store_session_save(store_t *s, const char *customer_id, const session_record
     if (!store_valid_customer_id(customer_id)) return -EINVAL;
     if (record_check(rec, reason, sizeof reason) != 0) return logged(-EINVAL, "session_put", reason);
     char session_key[UUID_TEXT_LEN + 1];
-    session_key_of(rec->session_id, session_key);
+    store_session_key_of(rec->session_id, session_key);
     int rc = s->backend->session_save(s->db, customer_id, session_key, rec, worker, reason, sizeof reason);
     return logged(rc, "session_put", reason);
 }
@@ -454,7 +489,7 @@ int store_sessions_save(store_t *s, const store_session_write_t *items, size_t n
         if (!store_valid_customer_id(items[i].customer_id)) rc = -EINVAL;
         else if (record_check(items[i].rec, reason, sizeof reason) != 0) rc = -EINVAL;
         else {
-            session_key_of(items[i].rec->session_id, keys[i]);
+            store_session_key_of(items[i].rec->session_id, keys[i]);
             key_ptrs[i] = keys[i];
         }
     }
@@ -524,7 +559,7 @@ static int key_of_id(const char *session_id, char key[UUID_TEXT_LEN + 1]) {
     if (!session_id || strnlen(session_id, UUID_TEXT_LEN + 1) != UUID_TEXT_LEN ||
         uuid_parse(session_id, UUID_TEXT_LEN, id) != 0)
         return -ENOENT;
-    session_key_of(session_id, key);
+    store_session_key_of(session_id, key);
     return 0;
 }
 

@@ -1,5 +1,6 @@
 /* The durable store: customers, API keys, zones, sessions. One interface, two backends
- * (SQLite now; PostgreSQL next, selected by a "postgres://" or "postgresql://" --db value).
+ * (SQLite, selected by a file path; PostgreSQL, by a "postgres://" or "postgresql://" --db value:
+ * docs/store.md).
  *
  * Threading: every function blocks (disk, network) and so is called from worker threads or
  * from the command line, never from the event-loop thread. A store_t is safe to use from
@@ -35,14 +36,19 @@ typedef struct store store_t;
 #define STORE_ZONE_MAX 64      /* zone names: [a-z0-9_]{1,64} */
 
 /* Opens (creating if needed) and migrates the database to the current schema version.
- * `target` is a file path for SQLite; a libpq URI ("postgresql://…" or "postgres://…") names
- * a PostgreSQL database, which this build refuses with -EINVAL. On failure *out is NULL. */
+ * `target` is a file path for SQLite; a libpq URI ("postgresql://…" or "postgres://…", every
+ * form libpq takes: hosts, ports, query parameters) names a PostgreSQL database, which must
+ * exist (its tables are created). Messages name the target without its password. On failure
+ * *out is NULL. */
 int store_open(const char *target, store_t **out, char *err, size_t err_cap);
 void store_close(store_t *s);
 
-/* The target as it may be shown (logs, errors): a URI's password replaced by "***"
- * ("postgresql://u:***@host/db"); a path as it is. Writes at most cap bytes. */
-void store_redact_target(const char *target, char *out, size_t cap);
+/* True when target names a PostgreSQL database (a libpq URI) rather than a SQLite file. */
+bool store_target_is_postgres(const char *target);
+/* `target` as it may be shown (logs, messages): a libpq URI with its password (in the user
+ * part, or a password= parameter) replaced by ***; a file path as it is. Always terminated
+ * (cut at out_cap). Returns out. */
+char *store_uri_redact(const char *target, char *out, size_t out_cap);
 
 /* True when `id` is a valid customer id ([a-z0-9_]{1,32}); likewise for zone names. */
 bool store_valid_customer_id(const char *id);
@@ -97,6 +103,12 @@ int store_zone_set_upstream(store_t *s, const char *customer_id, const char *zon
 typedef int (*store_record_source)(void *ctx, session_record_t *rec, char *err, size_t err_cap);
 int store_sessions_import(store_t *s, const char *customer_id, store_record_source next, void *ctx,
                           int64_t *imported, char *err, size_t err_cap);
+/* The same; on -EEXIST, *refused (when not NULL) is the index (0-based, in the order `next`
+ * produced them) of the record refused, -1 otherwise. A backend may read every record before
+ * it finds the duplicate (PostgreSQL copies them all first), so the caller cannot take the
+ * last record it produced for the one refused. */
+int store_sessions_import_at(store_t *s, const char *customer_id, store_record_source next, void *ctx,
+                             int64_t *imported, int64_t *refused, char *err, size_t err_cap);
 /* Inserts or replaces one session, as not run by any browserd process (worker NULL). */
 int store_session_put(store_t *s, const char *customer_id, const session_record_t *rec);
 
@@ -178,7 +190,10 @@ int store_publish(store_t *s, const char *topic, const char *payload);
 /* Whether the database answers now (a trivial round trip): 0 or -EIO. */
 int store_ping(store_t *s);
 
-/* Largest seq so far (0 for an empty store). Cheap: meant to be called per request. */
+/* Largest seq so far (0 for an empty store). Cheap: meant to be called per request.
+ * PostgreSQL, while the listener runs (store_events_start): answered from memory, the highest
+ * seq notified, read once after LISTEN, or written by this process; a commit of another
+ * process shows once its notification arrived (sub-millisecond on loopback). */
 int store_change_seq(store_t *s, int64_t *seq);
 
 /* Calls `cb` for every session whose seq is > after_seq, in seq order, with the owning

@@ -6,10 +6,10 @@
  * messages of -ENOENT and -EEXIST, then makes one call through the backend's table. So a
  * backend only stores and finds, and the rules of the store are written once.
  *
- * Adding a backend (PostgreSQL is next): its <name>_schema.c (connections, schema and
- * migrations), <name>_store.c (the operations and its `const store_backend_t`),
- * <name>_internal.h (what those two share), its table declared below, and its line in
- * store.c's backend_for().
+ * A backend: its <name>_schema.c (connections, schema and migrations), <name>_store.c (the
+ * operations and its `const store_backend_t`), <name>_internal.h (what they share), more
+ * files of its own where one would pass 800 lines, its table declared below, and its line in
+ * store.c's backend_for(). SQLite: sqlite_*; PostgreSQL: pg_*.
  *
  * Ownership: every pointer an operation receives is borrowed for the call; what it returns
  * through an out parameter is the caller's (key_list: malloc'ed); a record handed out by
@@ -52,6 +52,7 @@
 
 #include "session/record.h"
 #include "store/store.h"
+#include "store/store_copy.h"
 
 #define STORE_HASH_LEN 32      /* SHA-256: API key hashes, zone password hashes */
 #define STORE_ZONE_SALT_LEN 16 /* random salt of a zone's password hash */
@@ -65,6 +66,25 @@ typedef struct store_db store_db_t;
 /* The records of one import, pulled by the backend through store_import_next. Owned by
  * store.c. */
 typedef struct store_import store_import_t;
+
+/* One row of a store as `db copy` moves it (export_items hands them out with borrowed
+ * strings; store.c keeps its own copies while it stages them). */
+typedef enum { STORE_ITEM_CUSTOMER, STORE_ITEM_KEY, STORE_ITEM_ZONE, STORE_ITEM_SESSION } store_item_kind_t;
+typedef struct {
+    store_item_kind_t kind;
+    char customer_id[STORE_ID_MAX + 1];
+    int64_t created_ms;                   /* customer, key, zone */
+    char key_id[STORE_KEY_ID_LEN + 1];    /* key */
+    int64_t revoked_ms;                   /* key: -1 while active */
+    uint8_t hash[STORE_HASH_LEN];         /* key: key hash; zone: password hash */
+    char zone[STORE_ZONE_MAX + 1];        /* zone */
+    uint8_t salt[STORE_ZONE_SALT_LEN];    /* zone */
+    char *upstream;                       /* zone: NULL for none */
+    session_record_t rec;                 /* session */
+    int64_t seq, updated_ms;              /* session: its seq in the source, its last save */
+    char *worker;                         /* session: NULL for none */
+} store_item_t;
+typedef int (*store_item_cb)(void *ctx, const store_item_t *item);
 
 typedef struct {
     /* Opens `target` (creating it when the backend can) and brings its schema to the current
@@ -179,10 +199,42 @@ typedef struct {
      * use. A row that cannot be a session (bad id, status or captcha) is -EIO. */
     int (*sessions_since)(store_db_t *db, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx,
                           char *err, size_t err_cap);
+
+    /* ---- db copy (optional: NULL where the backend cannot be that side) ---- */
+    /* Source: calls cb for every row of `kind` (sessions: with seq > after_seq, in seq order,
+     * from one snapshot), strings borrowed for the call; a non-zero cb result stops and is
+     * returned. A row that cannot be one (bad id, hash length) is -EIO. */
+    int (*export_items)(store_db_t *db, store_item_kind_t kind, int64_t after_seq, store_item_cb cb, void *ctx,
+                        char *err, size_t err_cap);
+    /* Source: how many sessions have seq > after_seq. */
+    int (*sessions_count)(store_db_t *db, int64_t after_seq, int64_t *count, char *err, size_t err_cap);
+    /* Destination: what earlier runs of source_id staged (the last source seq, how many;
+     * 0 and 0 when none). */
+    int (*copy_resume)(store_db_t *db, const char *source_id, int64_t *staged_seq, int64_t *staged, char *err,
+                       size_t err_cap);
+    /* Destination: stages n sessions (in source seq order, after the staged ones) and moves
+     * the progress mark to the last one's seq, in one transaction. */
+    int (*copy_stage)(store_db_t *db, const char *source_id, const store_item_t *items, size_t n, char *err,
+                      size_t err_cap);
+    /* Destination: in one transaction, the customers, keys and zones given (items) and every
+     * staged session of source_id are written (what exists with the same content is kept;
+     * other content is -EEXIST with the row named in err, nothing written), the staging of
+     * source_id dropped. stats' *_new fields are set. */
+    int (*copy_commit)(store_db_t *db, const char *source_id, const store_item_t *items, size_t n,
+                       store_copy_stats_t *stats, char *err, size_t err_cap);
+    /* Destination: drops the staging of source_id. */
+    int (*copy_abandon)(store_db_t *db, const char *source_id, char *err, size_t err_cap);
 } store_backend_t;
+
+/* What a store_t is (store.h keeps it opaque; store.c and store_copy.c reach into it). */
+struct store {
+    const store_backend_t *backend;
+    store_db_t *db;
+};
 
 /* The backends (each defined by its <name>_store.c). */
 extern const store_backend_t store_sqlite_backend;
+extern const store_backend_t store_pg_backend;
 
 /* ---- shared by the backends (defined in store.c) ---- */
 
@@ -193,6 +245,15 @@ __attribute__((format(printf, 3, 4))) void store_set_err(char *err, size_t err_c
  * in err when the source failed or the record is not a valid session. */
 int store_import_next(store_import_t *im, const session_record_t **rec, const char **session_key, char *err,
                       size_t err_cap);
+/* A backend that finds a duplicate after pulling further records (-EEXIST) names the one
+ * refused: its index among the records pulled (0-based) and its session id (borrowed). */
+void store_import_refuse(store_import_t *im, int64_t index, const char *session_id);
+/* The passwords of a libpq URI as written in it (the user part's, each password= parameter's):
+ * up to max (pointer into target, length), in order; how many. A file path has none. */
+size_t store_uri_passwords(const char *target, const char **at, size_t *len, size_t max);
+
+/* The lowercase session key of a session id (36 characters). */
+void store_session_key_of(const char *session_id, char key[37]);
 
 /* Decides store_key_authenticate over the row found by the key's hash (its columns as
  * stored, borrowed): 0 and the owner copied to customer_out when the stored hash equals

@@ -9,6 +9,12 @@
   closed it between requests) used by most tests.
 
 The binary: $BROWSERD_BIN, default build/browserd, relative paths resolved against the repo root.
+
+The store: SQLite (a file in the daemon's temporary directory) unless BROWSERD_TEST_STORE is
+"postgres": then every Browserd gets a fresh database of a PostgreSQL server, the one that
+BROWSERD_TEST_PG_ADMIN_URI names (scripts/test.sh starts one per run) or else one this
+harness starts once for the run (tests/pg/pgserver.py). Browserd.db is then that database's
+URI, which `serve` and every command line helper get as --db.
 """
 
 import atexit
@@ -25,6 +31,7 @@ import time
 import urllib.parse
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+STORE = os.environ.get('BROWSERD_TEST_STORE', 'sqlite')
 
 HEX64 = re.compile(r'\b[0-9a-f]{64}\b')
 
@@ -432,6 +439,46 @@ class WebSocket:
 
 
 # --------------------------------------------------------------------------------------------
+# PostgreSQL (BROWSERD_TEST_STORE=postgres)
+
+_pg = {'server': None, 'n': 0}
+
+
+def pg_admin_uri():
+    uri = os.environ.get('BROWSERD_TEST_PG_ADMIN_URI')
+    if uri:
+        return uri
+    if _pg['server'] is None:
+        import sys
+        sys.path.insert(0, os.path.join(REPO_ROOT, 'tests', 'pg'))
+        from pgserver import PgServer
+        _pg['server'] = PgServer.start()  # stopped and removed at exit
+    return _pg['server'].uri('postgres')
+
+
+def pg_uri_of(db):
+    """The admin URI with its database replaced by db."""
+    u = urllib.parse.urlsplit(pg_admin_uri())
+    return urllib.parse.urlunsplit((u.scheme, u.netloc, '/' + db, u.query, ''))
+
+
+def pg_sql(sql, db=None):
+    """Runs sql with psql (on the admin database, or db); returns its unaligned output."""
+    p = subprocess.run(['psql', '-X', '-q', '-v', 'ON_ERROR_STOP=1', '-At', '-d', pg_uri_of(db) if db else pg_admin_uri(),
+                        '-c', sql], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    if p.returncode != 0:
+        raise HarnessError('psql failed: %s' % p.stderr.strip())
+    return p.stdout
+
+
+def pg_new_database():
+    _pg['n'] += 1
+    name = 'bd_api_%d_%d_%s' % (os.getpid(), _pg['n'], secrets.token_hex(3))
+    pg_sql('CREATE DATABASE %s' % name)
+    return name
+
+
+# --------------------------------------------------------------------------------------------
 # Daemon
 
 _live = set()
@@ -453,10 +500,16 @@ class Browserd:
 
     _counter = 0
 
-    def __init__(self):
+    def __init__(self, store=None):
+        """store: 'sqlite' or 'postgres' (default: BROWSERD_TEST_STORE's)."""
         self.bin = browserd_bin()
         self.tmpdir = tempfile.mkdtemp(prefix=os.environ.get('API_TMP_PREFIX', 'bdt-'))
-        self.db = os.path.join(self.tmpdir, 'browserd.db')
+        self.pg_db = None
+        if (store or STORE) == 'postgres':
+            self.pg_db = pg_new_database()
+            self.db = pg_uri_of(self.pg_db)
+        else:
+            self.db = os.path.join(self.tmpdir, 'browserd.db')
         self.proc = None
         self.port = None
         self.exit_code = None
@@ -607,6 +660,12 @@ class Browserd:
     def cleanup(self):
         self.kill()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+        if self.pg_db:
+            try:
+                pg_sql('DROP DATABASE IF EXISTS %s WITH (FORCE)' % self.pg_db)
+            except (HarnessError, OSError, subprocess.SubprocessError):
+                pass
+            self.pg_db = None
         _live.discard(self)
 
     def close(self):

@@ -7,7 +7,11 @@ tests and the crosscheck.
     modules: test_contract   every rule of shared/spec/browser-sessions-api.md over HTTP
              test_live       sessions browserd runs itself (CDP endpoint, Chromium)
              test_crosscheck random sessions and queries against model.py
-    env:     BROWSERD_BIN (default build/browserd), BROWSERD_CHROMIUM (default /usr/bin/chromium),
+             test_dbcopy     `browserd db copy` from SQLite into PostgreSQL (with the
+                             PostgreSQL suite only)
+    env:     BROWSERD_TEST_STORE (sqlite, the default, or postgres: every daemon on a fresh
+             PostgreSQL database, harness.py), BROWSERD_TEST_PG_ADMIN_URI,
+             BROWSERD_BIN (default build/browserd), BROWSERD_CHROMIUM (default /usr/bin/chromium),
              CROSSCHECK_SEED, CROSSCHECK_QUERIES (3000), CROSSCHECK_SESSIONS (3000)
 
 The last line of the output is exactly `api: N passed, N failed`; the exit status is non-zero
@@ -25,6 +29,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
 MODULES = ['test_contract', 'test_live', 'test_crosscheck']
+# `db copy` moves a SQLite store into PostgreSQL: it runs with the PostgreSQL suite
+if os.environ.get('BROWSERD_TEST_STORE') == 'postgres':
+    MODULES.append('test_dbcopy')
 
 
 class Result(unittest.TextTestResult):

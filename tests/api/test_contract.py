@@ -19,6 +19,7 @@ import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import harness  # noqa: E402
 from harness import Browserd, Client, ConnectionClosed, HTTPConn, HEX64  # noqa: E402
 from model import canon, parse_strict  # noqa: E402  (strict JSON comparison helpers only)
 
@@ -347,7 +348,13 @@ class TestAuthentication(Base):
         # "Keys are stored only as hashes": no key appears in the database files, in hex
         # (either case) or as raw bytes
         blobs = b''
-        for suffix in ['', '-wal', '-journal']:
+        if F.d.pg_db:
+            # PostgreSQL's files are the server's: every row of every table, as text, instead
+            print('\n  (PostgreSQL: the rows of every table are searched instead of the files)', end=' ')
+            for table in ['customers', 'api_keys', 'zones', 'sessions', 'meta']:
+                blobs += harness.pg_sql('SELECT t::text FROM %s t' % table, F.d.pg_db).encode()
+            blobs += harness.pg_sql("SELECT encode(key_hash, 'escape') FROM api_keys", F.d.pg_db).encode()
+        for suffix in ([] if F.d.pg_db else ['', '-wal', '-journal']):
             path = F.d.db + suffix
             if os.path.exists(path):
                 with open(path, 'rb') as f:

@@ -17,6 +17,69 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+
+bool store_fixture_is_pg(void) {
+    const char *s = getenv("BROWSERD_TEST_STORE");
+    return s && strcmp(s, "postgres") == 0;
+}
+
+static const char *admin_uri(void) {
+    const char *u = getenv("BROWSERD_TEST_PG_ADMIN_URI");
+    return u && *u ? u : NULL;
+}
+
+int store_fixture_skip_code(const char *test_name) {
+    if (!store_fixture_is_pg() || admin_uri()) return 0;
+    fprintf(stderr, "%s: skipped: BROWSERD_TEST_PG_ADMIN_URI is not set (scripts/test.sh starts a PostgreSQL "
+                    "server and sets it; or tests/pg/pgserver.py start DIR)\n", test_name);
+    return 77;
+}
+
+/* The admin URI with its database replaced by db. */
+static void uri_with_db(const char *db, char *out, size_t cap) {
+    const char *admin = admin_uri();
+    const char *auth = strstr(admin, "://");
+    auth = auth ? auth + 3 : admin;
+    size_t head = (size_t)(auth - admin) + strcspn(auth, "/?");
+    const char *query = strchr(auth, '?');
+    snprintf(out, cap, "%.*s/%s%s", (int)head, admin, db, query ? query : "");
+}
+
+int pg_admin_exec(const char *db, const char *sql) {
+    char uri[512];
+    if (db) uri_with_db(db, uri, sizeof uri);
+    PGconn *c = PQconnectdb(db ? uri : admin_uri());
+    int rc = -1;
+    if (PQstatus(c) == CONNECTION_OK) {
+        PGresult *r = PQexec(c, sql);
+        ExecStatusType st = PQresultStatus(r);
+        rc = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : -1;
+        if (rc) fprintf(stderr, "pg_admin_exec(%s): %s", sql, PQresultErrorMessage(r));
+        PQclear(r);
+    } else {
+        fprintf(stderr, "pg_admin_exec: %s", PQerrorMessage(c));
+    }
+    PQfinish(c);
+    return rc;
+}
+
+int pg_new_database(char name[64], char *uri, size_t uri_cap) {
+    static int counter;
+    snprintf(name, 64, "bdt_%d_%d", (int)getpid(), ++counter);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+    if (pg_admin_exec(NULL, sql) != 0) return -1;
+    uri_with_db(name, uri, uri_cap);
+    return 0;
+}
+
+void pg_drop_database(const char *name) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", name);
+    pg_admin_exec(NULL, sql);
+}
+
 int store_fixture_setup(void **state) {
     store_fixture_t *fx = calloc(1, sizeof *fx);
     if (!fx) return -1;
@@ -25,11 +88,16 @@ int store_fixture_setup(void **state) {
         free(fx);
         return -1;
     }
-    /* Another backend would make its fresh, empty database here (e.g. a schema per test). */
     snprintf(fx->target, sizeof fx->target, "%s/browserd.db", fx->dir);
+    if (store_fixture_is_pg() && pg_new_database(fx->pg_db, fx->target, sizeof fx->target) != 0) {
+        rmdir(fx->dir);
+        free(fx);
+        return -1;
+    }
     char err[512] = "";
     if (store_open(fx->target, &fx->store, err, sizeof err) != 0) {
         fprintf(stderr, "store_open: %s\n", err);
+        if (fx->pg_db[0]) pg_drop_database(fx->pg_db);
         rmdir(fx->dir);
         free(fx);
         return -1;
@@ -41,6 +109,7 @@ int store_fixture_setup(void **state) {
 int store_fixture_teardown(void **state) {
     store_fixture_t *fx = *state;
     store_close(fx->store);
+    if (fx->pg_db[0]) pg_drop_database(fx->pg_db);
     DIR *d = opendir(fx->dir);
     if (d) {
         struct dirent *e;

@@ -16,9 +16,24 @@
 
 typedef struct {
     char dir[64];     /* a temporary directory, removed with everything in it */
-    char target[128]; /* what store_open was given: a SQLite file in dir */
+    char target[512]; /* what store_open was given: a SQLite file in dir, or a PostgreSQL URI */
+    char pg_db[64];   /* PostgreSQL: the database made for this test (dropped at teardown) */
     store_t *store;
 } store_fixture_t;
+
+/* The backend the tests run against: SQLite, or PostgreSQL when BROWSERD_TEST_STORE is
+ * "postgres" (meson's store_pg test), each test then on a new database of the server that
+ * BROWSERD_TEST_PG_ADMIN_URI names (scripts/test.sh starts one and sets it). */
+bool store_fixture_is_pg(void);
+/* For main(): 77 (meson's "skipped") with a message on stderr when the PostgreSQL run has no
+ * server to use; 0 when the tests can run. */
+int store_fixture_skip_code(const char *test_name);
+/* PostgreSQL: runs sql on the server's admin database (or `db` when not NULL); 0 or -1 with
+ * the server's message printed. */
+int pg_admin_exec(const char *db, const char *sql);
+/* PostgreSQL: a new, empty database (created, not migrated) and its URI: 0 or -1. */
+int pg_new_database(char name[64], char *uri, size_t uri_cap);
+void pg_drop_database(const char *name);
 
 /* cmocka setup/teardown: a new, empty store in *state, and its removal. */
 int store_fixture_setup(void **state);

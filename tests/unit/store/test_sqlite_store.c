@@ -69,7 +69,7 @@ static bool file_contains(const char *path, const char *needle) {
 
 /* Neither the database file nor its WAL holds `secret`. */
 static void assert_not_on_disk(store_fixture_t *fx, const char *secret) {
-    char wal[160];
+    char wal[600];
     snprintf(wal, sizeof wal, "%s-wal", fx->target);
     assert_false(file_contains(fx->target, secret));
     assert_false(file_contains(wal, secret));
