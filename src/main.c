@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "core/log.h"
 #include "api/api.h"
 #include "catalog/catalog.h"
 #include "catalog/catalog_sync.h"
@@ -24,6 +25,7 @@
 #include "proxy/proxy_guard.h"
 #include "proxy/proxy_upstream.h"
 #include "service/service_notify.h"
+#include "service/system_load.h"
 #include "store/store.h"
 
 #define DEFAULT_DB "./browserd.db"
@@ -32,6 +34,8 @@
 #define DEFAULT_CUSTOMER "default"
 #define DEFAULT_ZONE "scraping_browser1"
 #define DEFAULT_LEASE_MS 30000
+#define DEFAULT_DRAIN_MS 60000
+#define HOUSEKEEPING_MS 5000 /* log repeats folded, CPU load sampled */
 
 /* The spool beside an SQLite file (<db>.spool); for a database server, in the working
  * directory, named after the node (nodes of one machine need one each). */
@@ -64,7 +68,10 @@ static void usage(FILE *out) {
             "      fresh headless Chromium, every session recorded.\n"
             "      On a fresh database it first creates customer '" DEFAULT_CUSTOMER "', its zone\n"
             "      '" DEFAULT_ZONE "' and an API key, and prints them once on stdout.\n"
-            "      SIGTERM or SIGINT stops it gracefully (running sessions end as worker_disconnect).\n"
+            "      SIGTERM or SIGINT drains it: no new sessions (GET /ready says so; new CDP clients get\n"
+            "      503), the running ones go on for --drain-timeout, then the rest end as worker_disconnect,\n"
+            "      the records are saved and it exits 0. A second SIGTERM or SIGINT ends them at once.\n"
+            "      SIGHUP opens the log file again (after it was rotated).\n"
             "        --api-listen HOST:PORT   REST API (default " DEFAULT_API_LISTEN ")\n"
             "        --cdp-listen HOST:PORT   CDP endpoint (default " DEFAULT_CDP_LISTEN "; 'off' disables it)\n"
             "        --chromium PATH          browser binary (default /usr/bin/chromium)\n"
@@ -83,6 +90,14 @@ static void usage(FILE *out) {
             "                                 (default 30)\n"
             "        --spool PATH             where session records wait while the database is away\n"
             "                                 (default DB.spool for a file, ./browserd-NODE.spool for PostgreSQL)\n"
+            "        --drain-timeout SEC      how long running sessions may go on after SIGTERM (default 60;\n"
+            "                                 0 ends them at once)\n"
+            "        --log-format text|json   one line per event: logfmt key=value pairs, or a JSON object\n"
+            "                                 (default text)\n"
+            "        --log-level LEVEL        debug, info, warn or error: the least level written (default info;\n"
+            "                                 info has a line per session end and per HTTP request)\n"
+            "        --log-file PATH          append the log to this file instead of standard error (reopened\n"
+            "                                 on SIGHUP)\n"
             "%s%s"
             "\n"
             "Options:\n"
@@ -103,7 +118,8 @@ static void usage(FILE *out) {
             "  BROWSERD_MAX_SESSIONS, BROWSERD_QUEUE_TIMEOUT, BROWSERD_SESSION_TIMEOUT, BROWSERD_IDLE_TIMEOUT\n"
             "  BROWSERD_UPSTREAM_PROXY  --upstream-proxy\n"
             "  BROWSERD_ALLOW_PRIVATE   --allow-private (comma-separated)\n"
-            "  BROWSERD_NODE_ID, BROWSERD_LEASE_TIMEOUT, BROWSERD_SPOOL\n"
+            "  BROWSERD_NODE_ID, BROWSERD_LEASE_TIMEOUT, BROWSERD_SPOOL, BROWSERD_DRAIN_TIMEOUT\n"
+            "  BROWSERD_LOG_FORMAT, BROWSERD_LOG_LEVEL, BROWSERD_LOG_FILE\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
@@ -133,18 +149,40 @@ static int parse_listen(const char *s, char *host, size_t host_cap, int *port) {
 }
 
 typedef struct {
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
+    uv_timer_t drain_timer, housekeeping;
     http_server_t *api_server;
     gateway_t *gateway;
     cluster_t *cluster;
+    uint64_t drain_ms;
+    system_load_t load;
     int running; /* parts still stopping */
+    bool draining;
     bool stopping;
+    bool handles_open; /* the signals and timers above */
 } daemon_t;
 
-static void on_cluster_stopped(void *arg) {
-    daemon_t *d = arg;
+static void close_handles(daemon_t *d) {
+    if (!d->handles_open) return;
+    d->handles_open = false;
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
+    uv_close((uv_handle_t *)&d->drain_timer, NULL);
+    uv_close((uv_handle_t *)&d->housekeeping, NULL);
+}
+
+static void on_cluster_stopped(void *arg) { close_handles(arg); }
+
+static void open_handles(daemon_t *d, uv_loop_t *loop) {
+    uv_signal_init(loop, &d->sigint);
+    uv_signal_init(loop, &d->sigterm);
+    uv_signal_init(loop, &d->sighup);
+    uv_timer_init(loop, &d->drain_timer);
+    uv_timer_init(loop, &d->housekeeping);
+    d->sigint.data = d->sigterm.data = d->sighup.data = d;
+    d->drain_timer.data = d->housekeeping.data = d;
+    d->handles_open = true;
 }
 
 /* The node stops last: the sessions' final records go through the store (and the spool)
@@ -156,16 +194,74 @@ static void on_part_stopped(void *arg) {
     else on_cluster_stopped(d);
 }
 
-static void on_signal(uv_signal_t *h, int signum) {
-    daemon_t *d = h->data;
+static void stop_now(daemon_t *d, const char *why) {
     if (d->stopping) return;
     d->stopping = true;
-    fprintf(stderr, "event=stopping signal=%s\n", signum == SIGINT ? "SIGINT" : "SIGTERM");
-    service_notify_stopping(signum == SIGINT ? "stopping (SIGINT)" : "stopping (SIGTERM)");
+    uv_timer_stop(&d->drain_timer);
+    log_event(LOG_INFO, "daemon", "stopping", "reason=%s", why);
+    service_notify_stopping("stopping");
     /* Sessions end first (their records are saved through the store, which stays open). */
     d->running = d->gateway ? 2 : 1;
     if (d->gateway) gateway_stop(d->gateway, on_part_stopped, d);
     http_server_stop(d->api_server, on_part_stopped, d);
+}
+
+static void on_drained(void *arg) { stop_now(arg, "drained"); }
+
+static void on_drain_timeout(uv_timer_t *t) { stop_now(t->data, "drain_timeout"); }
+
+static void on_signal(uv_signal_t *h, int signum) {
+    daemon_t *d = h->data;
+    const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
+    if (d->stopping) return;
+    if (d->draining || !d->gateway || d->drain_ms == 0) { /* the second one: at once */
+        log_event(LOG_INFO, "daemon", "signal", "signal=%s", name);
+        stop_now(d, d->draining ? "second_signal" : "signal");
+        return;
+    }
+    d->draining = true;
+    gateway_status_t st;
+    gateway_status(d->gateway, &st);
+    log_event(LOG_INFO, "daemon", "draining", "signal=%s running=%u queued=%u drain_timeout_ms=%llu", name,
+              st.running, st.queued, (unsigned long long)d->drain_ms);
+    service_notify_stopping("draining");
+    uv_timer_start(&d->drain_timer, on_drain_timeout, d->drain_ms, 0);
+    gateway_drain(d->gateway, on_drained, d); /* may call on_drained at once */
+}
+
+static void on_sighup(uv_signal_t *h, int signum) {
+    (void)h;
+    (void)signum;
+    char err[300];
+    if (log_reopen(err, sizeof err) < 0) log_event(LOG_ERROR, "daemon", "log_reopen_failed", "error=\"%s\"", err);
+    else log_event(LOG_INFO, "daemon", "log_reopened", "%s", "");
+}
+
+static void on_housekeeping(uv_timer_t *t) {
+    daemon_t *d = t->data;
+    log_flush_repeats(false);
+    system_load_sample(&d->load);
+}
+
+/* api_status_fn: the node as /ready and /pressure see it. */
+static void node_status(void *ctx, api_node_status_t *out) {
+    daemon_t *d = ctx;
+    out->cdp_on = d->gateway != NULL;
+    if (d->gateway) {
+        gateway_status_t st;
+        gateway_status(d->gateway, &st);
+        out->running = st.running;
+        out->queued = st.queued;
+        out->max_sessions = st.max_sessions;
+        out->pool_size = st.pool_size;
+        out->pool_ready = st.pool_ready;
+        out->draining = st.draining;
+    }
+    out->draining = out->draining || d->draining || d->stopping;
+    out->store_up = d->cluster ? cluster_store_up(d->cluster) : true;
+    if (d->load.cpu < 0) system_load_sample(&d->load); /* the first: since the start */
+    out->cpu = d->load.cpu;
+    out->memory = system_load_memory();
 }
 
 /* "SEC" as a number of seconds (fractions allowed, for tests) into milliseconds. */
@@ -235,6 +331,9 @@ static int serve(const char *db, int argc, char **argv) {
     const char *upstream = env_or("BROWSERD_UPSTREAM_PROXY", NULL);
     const char *node_id = env_or("BROWSERD_NODE_ID", NULL), *lease = env_or("BROWSERD_LEASE_TIMEOUT", NULL);
     const char *spool_path = env_or("BROWSERD_SPOOL", NULL);
+    const char *drain = env_or("BROWSERD_DRAIN_TIMEOUT", NULL);
+    const char *log_format_s = env_or("BROWSERD_LOG_FORMAT", "text"), *log_level_s = env_or("BROWSERD_LOG_LEVEL", "info");
+    const char *log_file = env_or("BROWSERD_LOG_FILE", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -255,7 +354,8 @@ static int serve(const char *db, int argc, char **argv) {
         {"--pool", &pool},                 {"--max-sessions", &max_sessions},       {"--queue-timeout", &queue_timeout},
         {"--session-timeout", &session_timeout}, {"--idle-timeout", &idle_timeout},
         {"--upstream-proxy", &upstream},   {"--node-id", &node_id},                 {"--lease-timeout", &lease},
-        {"--spool", &spool_path},
+        {"--spool", &spool_path},          {"--drain-timeout", &drain},             {"--log-format", &log_format_s},
+        {"--log-level", &log_level_s},     {"--log-file", &log_file},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -307,6 +407,23 @@ static int serve(const char *db, int argc, char **argv) {
                         "seconds > 0\n");
         return 2;
     }
+    uint64_t drain_ms = DEFAULT_DRAIN_MS;
+    if (drain && strcmp(drain, "0") == 0) drain_ms = 0;
+    else if (drain && parse_seconds(drain, &drain_ms) < 0) {
+        fprintf(stderr, "browserd: --drain-timeout: expected a number of seconds >= 0, got '%s'\n", drain);
+        return 2;
+    }
+    log_format_t log_format;
+    log_level_t log_level;
+    if (log_parse_format(log_format_s, &log_format) < 0) {
+        fprintf(stderr, "browserd: --log-format: expected text or json, got '%s'\n", log_format_s);
+        return 2;
+    }
+    if (log_parse_level(log_level_s, &log_level) < 0) {
+        fprintf(stderr, "browserd: --log-level: expected debug, info, warn or error, got '%s'\n", log_level_s);
+        return 2;
+    }
+    if (log_file && !*log_file) log_file = NULL;
     char perr[256];
     for (size_t k = 0; k < nallow; k++) {
         proxy_cidr_t cidr;
@@ -342,7 +459,12 @@ static int serve(const char *db, int argc, char **argv) {
     api_t *api = NULL;
     char err[512] = "";
     uv_loop_t *loop = uv_default_loop();
-    daemon_t d = {0};
+    daemon_t d = {.drain_ms = drain_ms};
+    system_load_init(&d.load);
+    if (log_setup(log_format, log_level, log_file, err, sizeof err) < 0) {
+        fprintf(stderr, "browserd: --log-file: %s\n", err);
+        return 2;
+    }
 
     char db_shown[512];
     store_uri_redact(db, db_shown, sizeof db_shown); /* the only form of db that is printed */
@@ -371,7 +493,7 @@ static int serve(const char *db, int argc, char **argv) {
     char temp_root[512];
     if (cdp_on && browser_default_temp_root(temp_root, sizeof temp_root) == 0) {
         int removed = browser_profile_cleanup_stale(temp_root);
-        if (removed > 0) fprintf(stderr, "event=stale_profiles_removed count=%d\n", removed);
+        if (removed > 0) log_event(LOG_INFO, "daemon", "stale_profiles_removed", "count=%d", removed);
     }
     /* The first load happens before the loop runs, so it may block. */
     int64_t t0 = time_now_ms();
@@ -380,7 +502,7 @@ static int serve(const char *db, int argc, char **argv) {
         fprintf(stderr, "browserd: cannot load sessions: %s\n", strerror(-rc));
         goto cleanup;
     }
-    fprintf(stderr, "event=catalog_loaded sessions=%zu ms=%lld\n", catalog_size(catalog),
+    log_event(LOG_INFO, "daemon", "catalog_loaded", "sessions=%zu ms=%lld", catalog_size(catalog),
             (long long)(time_now_ms() - t0));
 
     if (cdp_on) {
@@ -399,40 +521,43 @@ static int serve(const char *db, int argc, char **argv) {
     }
     cluster_set_end_local(d.cluster, end_gateway_session, d.gateway);
     api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .end_session = end_session_anywhere,
-                         .end_session_ctx = d.cluster};
+                         .end_session_ctx = d.cluster, .status = node_status, .status_ctx = &d};
     if (api_new(&acfg, &api) < 0) goto cleanup;
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);
     hcfg.host = host;
     hcfg.port = port;
+    hcfg.name = "api";
     rc = http_server_start(loop, &hcfg, api_handle, api, &d.api_server);
     if (rc < 0) {
         fprintf(stderr, "browserd: cannot listen on %s: %s\n", listen, uv_strerror(rc));
         goto cleanup;
     }
-    uv_signal_init(loop, &d.sigint);
-    uv_signal_init(loop, &d.sigterm);
-    d.sigint.data = d.sigterm.data = &d;
+    open_handles(&d, loop);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-    fprintf(stderr, "event=listening api=http://%s%s%s:%d db=%s\n", strchr(host, ':') ? "[" : "", host,
+    uv_signal_start(&d.sighup, on_sighup, SIGHUP);
+    system_load_sample(&d.load);
+    uv_timer_start(&d.housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
+    uv_unref((uv_handle_t *)&d.housekeeping);
+    log_event(LOG_INFO, "daemon", "listening", "api=http://%s%s%s:%d db=%s", strchr(host, ':') ? "[" : "", host,
             strchr(host, ':') ? "]" : "", http_server_port(d.api_server), db_shown);
     if (d.gateway)
-        fprintf(stderr, "event=listening cdp=ws://%s:%d pool=%u max_sessions=%u\n", cdp_host, gateway_port(d.gateway),
+        log_event(LOG_INFO, "daemon", "listening", "cdp=ws://%s:%d pool=%u max_sessions=%u", cdp_host, gateway_port(d.gateway),
                 gcfg.pool_size, gcfg.max_sessions);
     char ready[600];
     snprintf(ready, sizeof ready, "listening: api %s, cdp %s", listen, d.gateway ? cdp_listen : "off");
-    if (service_notify_ready(loop, ready) < 0) fprintf(stderr, "event=notify_failed what=READY\n");
+    if (service_notify_ready(loop, ready) < 0) log_event(LOG_WARN, "daemon", "notify_failed", "what=READY");
     uv_run(loop, UV_RUN_DEFAULT);
-    fprintf(stderr, "event=stopped\n");
+    log_flush_repeats(true);
+    log_event(LOG_INFO, "daemon", "stopped", "%s", "");
     exit_code = 0;
 
 cleanup:
     if (!d.stopping && (d.gateway || d.cluster)) { /* started, but what came after could not: stop again */
         d.running = 1;
         d.stopping = true;
-        uv_signal_init(loop, &d.sigint);
-        uv_signal_init(loop, &d.sigterm);
+        open_handles(&d, loop);
         if (d.gateway) gateway_stop(d.gateway, on_part_stopped, &d);
         else on_part_stopped(&d);
         uv_run(loop, UV_RUN_DEFAULT);

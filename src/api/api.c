@@ -1,3 +1,4 @@
+#include "core/log.h"
 #include "api/api.h"
 
 #include <errno.h>
@@ -20,6 +21,8 @@ struct api {
     catalog_t *catalog;
     api_end_session_fn end_session;
     void *end_session_ctx;
+    api_status_fn status;
+    void *status_ctx;
 };
 
 #define BEARER_CHALLENGE "WWW-Authenticate: Bearer\r\n"
@@ -52,6 +55,8 @@ int api_new(const api_config_t *cfg, api_t **out) {
     api->catalog = cfg->catalog;
     api->end_session = cfg->end_session;
     api->end_session_ctx = cfg->end_session_ctx;
+    api->status = cfg->status;
+    api->status_ctx = cfg->status_ctx;
     *out = api;
     return 0;
 }
@@ -124,7 +129,7 @@ static void handle_list(api_job_t *job, const char *customer) {
     if (rc == 0) rc = api_responses_list(&job->body, job->api->catalog, customer, &q);
     session_query_free(&q);
     if (rc < 0) {
-        fprintf(stderr, "event=list_failed customer=%s error=%s\n", customer, strerror(-rc));
+        log_event(LOG_ERROR, "api", "list_failed", "customer=%s error=%s", customer, strerror(-rc));
         set_failure(job, rc);
         return;
     }
@@ -151,7 +156,7 @@ static void handle_one(api_job_t *job, const char *customer, const char *id_text
         return;
     }
     if (rc < 0) {
-        fprintf(stderr, "event=get_failed customer=%s error=%s\n", customer, strerror(-rc));
+        log_event(LOG_ERROR, "api", "get_failed", "customer=%s error=%s", customer, strerror(-rc));
         set_failure(job, rc);
         return;
     }
@@ -178,7 +183,7 @@ static void job_work(uv_work_t *work) {
         return;
     }
     if (rc < 0) {
-        fprintf(stderr, "event=auth_failed error=%s\n", strerror(-rc));
+        log_event(LOG_WARN, "api", "auth_failed", "error=%s", strerror(-rc));
         set_failure(job, rc);
         return;
     }
@@ -232,6 +237,7 @@ static void job_done(uv_work_t *work, int status) {
 void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     api_t *api = ctx;
     if (api_openapi_handle(conn, req)) return; /* no key needed */
+    if (api_health_handle(api->status, api->status_ctx, conn, req)) return; /* no key either */
     if (req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0) {
         if (!method_is_read(req->method)) {
             http_respond_error(conn, 405, "Allow: GET, HEAD\r\n", "Method not allowed", false);

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "api/api_health.h"
 #include "catalog/catalog.h"
 #include "http/http_server.h"
 #include "store/store.h"
@@ -38,6 +39,9 @@ typedef struct {
      * session is then a 409. The ctx is borrowed and passed to every call. */
     api_end_session_fn end_session;
     void *end_session_ctx;
+    /* The node's state for /ready and /pressure (NULL: ready, nothing known). Borrowed ctx. */
+    api_status_fn status;
+    void *status_ctx;
 } api_config_t;
 
 /* The config is copied (the pointers in it stay borrowed). 0 or -ENOMEM. */

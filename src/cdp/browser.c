@@ -1,5 +1,6 @@
 /* One Chromium behind a supervisor: see browser.h (API), supervisor.h (the process contract)
  * and docs/browser.md (lifecycle, failure cases). */
+#include "core/log.h"
 #include "cdp/browser.h"
 
 #include <errno.h>
@@ -167,7 +168,7 @@ static void free_read_buffer(browser_t *b) {
 static void fallback_work(uv_work_t *w) {
     browser_t *b = w->data;
     int rc = browser_profile_remove_when_unlocked(b->profile, FALLBACK_LOCK_WAIT_MS);
-    fprintf(stderr, "event=browser_fallback_cleanup dir=%s removed=%s\n", b->profile, rc == 0 ? "yes" : strerror(-rc));
+    log_event(LOG_WARN, "browser", "browser_fallback_cleanup", "dir=%s removed=%s", b->profile, rc == 0 ? "yes" : strerror(-rc));
 }
 
 static void maybe_finish(browser_t *b);
@@ -188,7 +189,7 @@ static void maybe_finish(browser_t *b) {
          * group is empty, a new process would have to get that very pid and make itself a
          * group leader within these milliseconds.) */
         b->fallback_started = true;
-        fprintf(stderr, "event=browser_supervisor_lost supervisor_pid=%d chromium_pid=%d exit_status=%d signal=%d\n",
+        log_event(LOG_WARN, "browser", "browser_supervisor_lost", "supervisor_pid=%d chromium_pid=%d exit_status=%d signal=%d",
                 b->proc.pid, b->chromium_pid, b->sup_exit_status, b->sup_term_signal);
         if (b->chromium_pid > 0) kill(-b->chromium_pid, SIGKILL);
         b->work.data = b;
@@ -208,7 +209,7 @@ static void maybe_finish(browser_t *b) {
 static void on_kill_timeout(uv_timer_t *t) {
     browser_t *b = t->data;
     if (b->proc_exited) return;
-    fprintf(stderr, "event=browser_kill_timeout supervisor_pid=%d chromium_pid=%d\n", b->proc.pid, b->chromium_pid);
+    log_event(LOG_WARN, "browser", "browser_kill_timeout", "supervisor_pid=%d chromium_pid=%d", b->proc.pid, b->chromium_pid);
     uv_process_kill(&b->proc, SIGKILL);
 }
 
@@ -228,7 +229,7 @@ void browser_kill(browser_t *b) {
 }
 
 static void protocol_error(browser_t *b, const char *why) {
-    fprintf(stderr, "event=browser_protocol_error chromium_pid=%d reason=\"%s\"\n", b->chromium_pid, why);
+    log_event(LOG_WARN, "browser", "browser_protocol_error", "chromium_pid=%d reason=\"%s\"", b->chromium_pid, why);
     b->protocol_error = true;
     browser_kill(b);
 }
@@ -351,7 +352,7 @@ static void cdp_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         uv_read_stop(s);
         if (nread == UV_EOF) {
             if (b->rlen > b->rstart)
-                fprintf(stderr, "event=browser_truncated_message chromium_pid=%d bytes=%zu\n", b->chromium_pid,
+                log_event(LOG_WARN, "browser", "browser_truncated_message", "chromium_pid=%d bytes=%zu", b->chromium_pid,
                         b->rlen - b->rstart);
             b->cdp_eof = true;
             free_read_buffer(b);
@@ -577,7 +578,7 @@ int browser_launch(uv_loop_t *loop, const browser_config_t *cfg_in, const browse
     free(args);
     free(user_data);
     if (rc < 0) {
-        fprintf(stderr, "event=browser_launch_failed supervisor=%s error=\"%s\"\n", cfg.supervisor_path, uv_strerror(rc));
+        log_event(LOG_ERROR, "browser", "browser_launch_failed", "supervisor=%s error=\"%s\"", cfg.supervisor_path, uv_strerror(rc));
         /* Every handle is initialized (libuv wants a failed process handle closed too); the
          * memory goes with the last close callback. */
         uv_close((uv_handle_t *)&b->proc, launch_failed_closed);

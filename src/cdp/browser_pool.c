@@ -1,4 +1,5 @@
 /* The warm pool: see browser_pool.h. */
+#include "core/log.h"
 #include "cdp/browser_pool.h"
 
 #include <errno.h>
@@ -76,7 +77,7 @@ static void on_pooled_message(void *ctx, char *msg, size_t len) {
             bool ok = (m.present & CDP_KEY_RESULT) != 0;
             free(msg);
             if (!ok) {
-                fprintf(stderr, "event=browser_pool_probe_failed chromium_pid=%d\n", browser_pid(e->b));
+                log_event(LOG_WARN, "browser", "browser_pool_probe_failed", "chromium_pid=%d", browser_pid(e->b));
                 e->killed = true;
                 browser_kill(e->b);
                 return;
@@ -111,7 +112,7 @@ static void on_pooled_exit(void *ctx, int status, int term_signal) {
     if (e->data && p->cfg.release_launch) p->cfg.release_launch(p->cfg.ctx, e->data);
     if (!p->stopping) {
         p->st.lost++;
-        fprintf(stderr, "event=browser_pool_lost state=%s end=%s status=%d signal=%d\n",
+        log_event(LOG_WARN, "browser", "browser_pool_lost", "state=%s end=%s status=%d signal=%d",
                 was_ready ? "ready" : "starting", browser_end_str(status), status, term_signal);
         if (!was_ready) {
             /* Never got ready: back off before the next launch. */
@@ -181,7 +182,7 @@ static void refill(browser_pool_t *p) {
             uint64_t delay = (uint64_t)BACKOFF_FIRST_MS << shift;
             p->failures++;
             p->next_launch_ms = uv_now(p->loop) + (delay > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : delay);
-            fprintf(stderr, "event=browser_pool_launch_failed error=\"%s\" retry_ms=%llu\n", strerror(-rc),
+            log_event(LOG_ERROR, "browser", "browser_pool_launch_failed", "error=\"%s\" retry_ms=%llu", strerror(-rc),
                     (unsigned long long)(p->next_launch_ms - uv_now(p->loop)));
             break;
         }
@@ -194,7 +195,7 @@ static void on_timer(uv_timer_t *t) {
     uint64_t now = uv_now(p->loop);
     for (pool_entry_t *e = p->head; e; e = e->next)
         if (e->state != ENTRY_READY && !e->killed && now - e->t_launch_ms >= p->cfg.ready_timeout_ms) {
-            fprintf(stderr, "event=browser_pool_ready_timeout chromium_pid=%d ms=%llu\n", browser_pid(e->b),
+            log_event(LOG_WARN, "browser", "browser_pool_ready_timeout", "chromium_pid=%d ms=%llu", browser_pid(e->b),
                     (unsigned long long)(now - e->t_launch_ms));
             e->killed = true;
             browser_kill(e->b); /* on_exit replaces it */

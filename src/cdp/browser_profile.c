@@ -1,4 +1,5 @@
 /* Profile directories: see browser_profile.h. */
+#include "core/log.h"
 #include "cdp/browser_profile.h"
 
 #include <dirent.h>
@@ -197,9 +198,9 @@ int browser_profile_cleanup_stale(const char *root) {
         close(fd);
         if (r == 0) {
             removed++;
-            fprintf(stderr, "event=browser_stale_profile_removed dir=%s\n", path);
+            log_event(LOG_INFO, "browser", "browser_stale_profile_removed", "dir=%s", path);
         } else {
-            fprintf(stderr, "event=browser_stale_profile_remove_failed dir=%s error=\"%s\"\n", path, strerror(-r));
+            log_event(LOG_ERROR, "browser", "browser_stale_profile_remove_failed", "dir=%s error=\"%s\"", path, strerror(-r));
             if (!first_err) first_err = r;
         }
     }

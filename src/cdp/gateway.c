@@ -98,6 +98,7 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     }
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);
+    hcfg.name = "cdp";
     hcfg.host = gw->host;
     hcfg.port = cfg->port;
     int rc = http_server_start(cfg->loop, &hcfg, admission_handle, gw, &gw->http);
@@ -131,6 +132,12 @@ int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t i
 }
 
 void gateway_maybe_stopped(gateway_t *gw) {
+    if (gw->draining && !gw->stopping && !gw->sessions && gw->on_drained) {
+        void (*drained)(void *) = gw->on_drained;
+        gw->on_drained = NULL;
+        drained(gw->drained_arg);
+        return;
+    }
     if (!gw->stopping || gw->stop_pending > 0 || gw->sessions || !gw->on_stopped) return;
     void (*done)(void *) = gw->on_stopped;
     gw->on_stopped = NULL;
@@ -143,8 +150,32 @@ static void on_part_stopped(void *arg) {
     gateway_maybe_stopped(gw);
 }
 
+void gateway_status(const gateway_t *gw, gateway_status_t *out) {
+    memset(out, 0, sizeof *out);
+    out->running = gw->active;
+    for (const waiter_t *w = gw->queue_head; w; w = w->next) out->queued++;
+    out->max_sessions = gw->cfg.max_sessions;
+    out->pool_size = gw->cfg.pool_size;
+    if (gw->pool) {
+        browser_pool_stats_t ps;
+        browser_pool_get_stats(gw->pool, &ps);
+        out->pool_ready = ps.ready;
+    }
+    out->draining = gw->draining || gw->stopping;
+}
+
+void gateway_drain(gateway_t *gw, void (*drained)(void *arg), void *arg) {
+    if (gw->stopping || gw->draining) return;
+    gw->draining = true;
+    gw->on_drained = drained;
+    gw->drained_arg = arg;
+    admission_refuse_waiters(gw);
+    gateway_maybe_stopped(gw);
+}
+
 void gateway_stop(gateway_t *gw, void (*done)(void *arg), void *arg) {
     gw->stopping = true;
+    gw->on_drained = NULL;
     gw->on_stopped = done;
     gw->stopped_arg = arg;
     gw->stop_pending += 1; /* the HTTP server */

@@ -9,6 +9,7 @@
 #ifndef BROWSERD_CDP_GATEWAY_H
 #define BROWSERD_CDP_GATEWAY_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -50,6 +51,21 @@ int gateway_port(const gateway_t *gw);
 /* Ends a running session of this customer with job_killed (the DELETE of the API): 0, or
  * -ENOENT when no such session runs in this process. */
 int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t id[16]);
+
+/* What a load balancer or an orchestrator asks of the node (GET /ready, /pressure). */
+typedef struct {
+    unsigned running;       /* sessions holding a browser */
+    unsigned queued;        /* clients waiting for one */
+    unsigned max_sessions;
+    unsigned pool_size, pool_ready; /* warm browsers wanted, and ready now */
+    bool draining;          /* gateway_drain was called: no new sessions */
+} gateway_status_t;
+void gateway_status(const gateway_t *gw, gateway_status_t *out);
+
+/* Drains: new clients (and those waiting in the queue) get 503 "browserd is draining", running
+ * sessions go on. drained(arg) once none runs any more and every record is saved (at once
+ * when none runs); not called when gateway_stop comes first. */
+void gateway_drain(gateway_t *gw, void (*drained)(void *arg), void *arg);
 
 /* Stops: no new sessions, waiting clients get 503, running sessions end with
  * worker_disconnect (their clients get a close frame), the pool is emptied; done(arg) once

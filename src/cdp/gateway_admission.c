@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "cdp/gateway_internal.h"
 #include "core/timeutil.h"
 #include "json/jsonw.h"
@@ -84,14 +85,14 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *a
     char perr[256];
     const char *up = adm->upstream[0] ? adm->upstream : gw->cfg.upstream_proxy;
     if (traffic_proxy_set_upstream(s->net->proxy, up, perr, sizeof perr) < 0)
-        fprintf(stderr, "event=upstream_proxy_invalid session=%s zone=%s detail=\"%s\"\n", s->id_text, s->zone, perr);
+        log_event(LOG_WARN, "gateway", "upstream_proxy_invalid", "session=%s zone=%s detail=\"%s\"", s->id_text, s->zone, perr);
     s->browser = b;
     session_ref(s); /* until on_browser_exit */
     observer_init(&s->observer, send_to_browser, b);
     s->observer_live = true;
     observer_start(&s->observer);
     session_start_timers(s);
-    fprintf(stderr, "event=session_start session=%s customer=%s zone=%s browser=%s\n", s->id_text, s->customer, s->zone,
+    log_event(LOG_INFO, "gateway", "session_start", "session=%s customer=%s zone=%s browser=%s", s->id_text, s->customer, s->zone,
             from_pool ? "pooled" : "launched");
     session_save(s);
     relay_start(s, rest, rest_len);
@@ -144,13 +145,13 @@ static void on_waiter_timeout(uv_timer_t *t) {
     uuid_v7_generate(rec.timestamp_ms, id);
     uuid_format(id, rec.session_id);
     session_save_unstarted(w->gw, w->adm.cred.customer_id, &rec);
-    fprintf(stderr, "event=client_timeout session=%s customer=%s\n", rec.session_id, w->adm.cred.customer_id);
+    log_event(LOG_INFO, "gateway", "client_timeout", "session=%s customer=%s", rec.session_id, w->adm.cred.customer_id);
     http_respond_error(w->conn, 503, "Retry-After: 5\r\n", "No browser became free in time (client_timeout)", true);
     waiter_release(w);
 }
 
 void admission_admit_waiters(gateway_t *gw) {
-    while (gw->queue_head && !gw->stopping && gw->active < gw->cfg.max_sessions) {
+    while (gw->queue_head && !gw->stopping && !gw->draining && gw->active < gw->cfg.max_sessions) {
         waiter_t *w = gw->queue_head;
         uv_timer_stop(&w->timer);
         admission_t adm = w->adm;
@@ -161,11 +162,15 @@ void admission_admit_waiters(gateway_t *gw) {
     }
 }
 
+const char *admission_refusal(const gateway_t *gw) {
+    return gw->stopping ? "browserd is shutting down" : "browserd is draining: it takes no new sessions";
+}
+
 void admission_refuse_waiters(gateway_t *gw) {
     while (gw->queue_head) {
         waiter_t *w = gw->queue_head;
         uv_timer_stop(&w->timer);
-        http_respond_error(w->conn, 503, NULL, "browserd is shutting down", true);
+        http_respond_error(w->conn, 503, NULL, admission_refusal(gw), true);
         waiter_release(w);
     }
 }
@@ -210,8 +215,8 @@ static void auth_work(uv_work_t *w) {
 static void auth_done(uv_work_t *w, int status) {
     auth_job_t *j = w->data;
     gateway_t *gw = j->gw;
-    if (status != 0 || gw->stopping)
-        http_respond_error(j->conn, 503, NULL, "browserd is shutting down", true);
+    if (status != 0 || gw->stopping || gw->draining)
+        http_respond_error(j->conn, 503, NULL, admission_refusal(gw), true);
     else if (j->rc == -ENOENT)
         http_respond_error(j->conn, 403, NULL, "Invalid credentials: unknown customer or zone", true);
     else if (j->rc == -EACCES)
@@ -303,8 +308,8 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
         http_respond_error(conn, 404, NULL, "Not found: connect with a WebSocket", true);
         return;
     }
-    if (gw->stopping) {
-        http_respond_error(conn, 503, NULL, "browserd is shutting down", true);
+    if (gw->stopping || gw->draining) {
+        http_respond_error(conn, 503, NULL, admission_refusal(gw), true);
         return;
     }
     ws_handshake_req_t hs = {0};

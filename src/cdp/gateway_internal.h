@@ -71,6 +71,9 @@ struct gateway {
     save_batch_t *save_queue;   /* saves asked for while save_running is written */
     save_batch_t *save_running; /* the batch on a worker thread, or NULL */
     bool stopping;
+    bool draining; /* gateway_drain: refuse new clients, let the running sessions end */
+    void (*on_drained)(void *arg);
+    void *drained_arg;
     int stop_pending;
     void (*on_stopped)(void *arg);
     void *stopped_arg;
@@ -154,8 +157,10 @@ void gateway_maybe_stopped(gateway_t *gw);
 void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req);
 /* Starts queued clients while browser slots are free. */
 void admission_admit_waiters(gateway_t *gw);
-/* Answers every queued client 503 (a stop). */
+/* Answers every queued client 503 (a stop or a drain). */
 void admission_refuse_waiters(gateway_t *gw);
+/* The 503's message for a client that comes while the gateway stops or drains. */
+const char *admission_refusal(const gateway_t *gw);
 
 /* ---- gateway_session.c ---- */
 /* A new session for an admitted client (not started yet: admission does that); NULL when out

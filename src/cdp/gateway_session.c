@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
 #include "cdp/gateway_internal.h"
 #include "core/timeutil.h"
 
@@ -111,7 +112,7 @@ static void save_done(uv_work_t *w, int status) {
     save_batch_t *b = w->data;
     gateway_t *gw = b->gw;
     if (status != 0 || b->rc != 0)
-        fprintf(stderr, "event=session_save_failed records=%zu first=%s error=%s\n", b->n, b->items[0].rec.session_id,
+        log_event(LOG_ERROR, "gateway", "session_save_failed", "records=%zu first=%s error=%s", b->n, b->items[0].rec.session_id,
                 status ? uv_strerror(status) : strerror(-b->rc));
     gw->save_running = NULL;
     for (size_t i = 0; i < b->n; i++) {
@@ -158,7 +159,7 @@ void session_save(session_t *s) {
     session_record_t view;
     record_of(s, &view);
     if (queue_save(s->gw, s, s->customer, &view) < 0) {
-        fprintf(stderr, "event=session_save_failed session=%s error=%s\n", s->id_text, strerror(ENOMEM));
+        log_event(LOG_ERROR, "gateway", "session_save_failed", "session=%s error=%s", s->id_text, strerror(ENOMEM));
         return;
     }
     observer_take_changed(&s->observer);
@@ -169,7 +170,7 @@ void session_save(session_t *s) {
 
 void session_save_unstarted(gateway_t *gw, const char *customer, const session_record_t *rec) {
     if (queue_save(gw, NULL, customer, rec) < 0)
-        fprintf(stderr, "event=session_save_failed session=%s error=%s\n", rec->session_id, strerror(ENOMEM));
+        log_event(LOG_ERROR, "gateway", "session_save_failed", "session=%s error=%s", rec->session_id, strerror(ENOMEM));
     else start_batch(gw);
 }
 
@@ -269,10 +270,16 @@ void session_end(session_t *s, session_status_t status, const char *code, const 
     s->error_code = code;
     /* Out of memory, the record keeps its error code without a message. */
     s->error_message = message ? strdup(message) : NULL;
-    observer_summary_t nav;
-    observer_summary(&s->observer, &nav);
-    fprintf(stderr, "event=session_end session=%s customer=%s status=%s error=%s navigations=%lld\n", s->id_text,
-            s->customer, session_status_name(status), code ? code : "-", (long long)nav.navigations);
+    if (log_enabled(LOG_INFO)) { /* the record as it is saved, one line */
+        session_record_t r;
+        record_of(s, &r);
+        log_event(LOG_INFO, "gateway", "session_end",
+                  "session=%s customer=%s zone=%s status=%s error=%s navigations=%lld duration_ms=%lld bandwidth=%lld "
+                  "captcha=%s target_url=\"%s\" end_url=\"%s\" error_message=\"%s\"",
+                  s->id_text, s->customer, r.api_name, session_status_name(status), code ? code : "-",
+                  (long long)r.navigations, (long long)r.duration_ms, (long long)r.bandwidth, captcha_name(r.captcha),
+                  r.target_url ? r.target_url : "", r.end_url ? r.end_url : "", r.error_message ? r.error_message : "");
+    }
     if (s->timers_open) {
         s->timers_open = false;
         net_lifetime_close((uv_handle_t *)&s->session_timer);

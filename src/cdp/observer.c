@@ -1,3 +1,4 @@
+#include "core/log.h"
 #include "cdp/observer.h"
 
 #include <errno.h>
@@ -123,7 +124,7 @@ static void remove_page(observer_t *o, const char *session_id) {
 
 static void on_reply(observer_t *o, int64_t id, const char *msg, size_t len, const cdp_msg_t *scan) {
     if (scan->error.ptr && (id == CDP_ID_OBSERVER_ATTACH || id == CDP_ID_OBSERVER_AUTO_ATTACH)) {
-        fprintf(stderr, "event=observer_setup_failed id=%lld reply=%.*s\n", (long long)id, (int)(len > 300 ? 300 : len),
+        log_event(LOG_WARN, "gateway", "observer_setup_failed", "id=%lld reply=\"%.*s\"", (long long)id, (int)(len > 300 ? 300 : len),
                 msg);
         o->failed = true;
         o->ready = true; /* the session still works; it just cannot see navigations */

@@ -13,6 +13,7 @@
  * kills the group *and* every child of the supervisor until it has no child left. A process
  * with no child has no descendant (an orphan always becomes the subreaper's child), so that is
  * the complete condition, whatever Chromium's processes do with their groups or sessions. */
+#include "core/log.h"
 #include "cdp/supervisor.h"
 
 #include <dirent.h>
@@ -195,6 +196,7 @@ fail:
 
 int supervisor_main(int argc, char **argv) {
     sup_t s = {.status_fd = -1, .self = getpid()};
+    log_setup_from_env(); /* the daemon's format and level (log.h) */
     int i = 2;
     for (; i < argc; i++) {
         if (strcmp(argv[i], "--parent") == 0 && i + 1 < argc) s.parent = (pid_t)atoi(argv[++i]);
@@ -343,9 +345,9 @@ int supervisor_main(int argc, char **argv) {
         how = "exit";
         code = WEXITSTATUS(s.leader_status);
     }
-    fprintf(stderr,
-            "event=browser_supervisor_end chromium_pid=%d how=%s code=%d%s reaped=%u kill=%s "
-            "profile_removed=%s teardown_ms=%lld lived_ms=%lld\n",
+    log_event(LOG_INFO, "browser", "browser_supervisor_end",
+            "chromium_pid=%d how=%s code=%d%s reaped=%u kill=%s "
+            "profile_removed=%s teardown_ms=%lld lived_ms=%lld",
             (int)pid, how, code, requested && getppid() != s.parent ? " parent_gone=1" : "", s.reaped,
             krc == 0 ? "ok" : "timeout", rrc == 0 ? "yes" : strerror(-rrc), (long long)(now_ms() - t_end),
             (long long)(t_end - t0));
@@ -357,7 +359,7 @@ setup_failed:
         browser_profile_remove(s.profile);
         close(lock_fd);
     }
-    fprintf(stderr, "event=browser_supervisor_failed step=%s error=\"%s\" profile=%s\n", step, strerror(err),
+    log_event(LOG_ERROR, "browser", "browser_supervisor_failed", "step=%s error=\"%s\" profile=%s", step, strerror(err),
             s.profile);
     status_line(&s, "end error %d %s\n", err, step);
     return 1;

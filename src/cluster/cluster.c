@@ -11,6 +11,7 @@
  * Messages (store_publish; node ids hold no spaces, customers and session ids neither):
  *   kill    "<request> <origin node> <target node> <customer> <session id>"
  *   killed  "<request> <origin node> <result>"       (result: 0 or a negative errno) */
+#include "core/log.h"
 #include "cluster/cluster.h"
 
 #include <errno.h>
@@ -133,7 +134,7 @@ static int take_lease(cluster_t *c, char *err, size_t err_cap) {
                                  &holder_pid, err, err_cap);
     if (rc == -EBUSY && strcmp(holder, c->host) == 0 && holder_pid > 0 && kill(holder_pid, 0) != 0 &&
         errno == ESRCH) {
-        fprintf(stderr, "event=lease_taken_over node=%s dead_pid=%d\n", c->node_id, holder_pid);
+        log_event(LOG_WARN, "cluster", "lease_taken_over", "node=%s dead_pid=%d", c->node_id, holder_pid);
         rc = store_node_register(c->cfg.store, c->node_id, c->host, c->pid, c->cfg.lease_ms, true, holder,
                                  &holder_pid, err, err_cap);
     }
@@ -156,7 +157,7 @@ static void tick_run(cluster_t *c, void *arg) {
             char err[256] = "";
             char holder[STORE_NODE_ID_MAX + 1];
             int holder_pid;
-            fprintf(stderr, "level=warn event=lease_lost node=%s\n", c->node_id);
+            log_event(LOG_WARN, "cluster", "lease_lost", "node=%s", c->node_id);
             rc = store_node_register(s, c->node_id, c->host, c->pid, c->cfg.lease_ms, true, holder, &holder_pid,
                                      err, sizeof err);
         }
@@ -165,7 +166,7 @@ static void tick_run(cluster_t *c, void *arg) {
     if (t->reap) {
         int64_t nodes = 0, failed = 0;
         if (store_nodes_reap(s, &nodes, &failed) == 0 && nodes > 0)
-            fprintf(stderr, "event=nodes_reaped nodes=%lld sessions_failed=%lld reason=worker_disconnect\n",
+            log_event(LOG_WARN, "cluster", "nodes_reaped", "nodes=%lld sessions_failed=%lld reason=worker_disconnect",
                     (long long)nodes, (long long)failed);
     }
     if (t->flush && c->cfg.spool) store_spool_flush(c->cfg.spool, s, NULL);
@@ -229,7 +230,7 @@ typedef struct {
 static void publish_run(cluster_t *c, void *arg) {
     publish_t *p = arg;
     int rc = store_publish(c->cfg.store, p->topic, p->payload);
-    if (rc < 0) fprintf(stderr, "level=error event=publish_failed topic=%s error=%s\n", p->topic, strerror(-rc));
+    if (rc < 0) log_event(LOG_ERROR, "cluster", "publish_failed", "topic=%s error=%s", p->topic, strerror(-rc));
 }
 
 static void free_arg(cluster_t *c, void *arg) {
@@ -262,7 +263,7 @@ static void on_kill(cluster_t *c, const char *payload) {
     int rc = -ENOENT;
     if (uuid_parse(sid, strlen(sid), id) == 0 && c->cfg.end_local)
         rc = c->cfg.end_local(c->cfg.end_local_ctx, customer, id);
-    fprintf(stderr, "event=remote_end session=%s customer=%s from=%s result=%d\n", sid, customer, origin, rc);
+    log_event(LOG_INFO, "cluster", "remote_end", "session=%s customer=%s from=%s result=%d", sid, customer, origin, rc);
     publish_later(c, "killed", "%llu %s %d", request, origin, rc == 0 ? 0 : -EALREADY);
 }
 
@@ -376,7 +377,7 @@ static void end_run(cluster_t *c, void *arg) {
 
 static void on_forward_timeout(uv_timer_t *t) {
     pending_kill_t *p = t->data;
-    fprintf(stderr, "level=warn event=remote_end_timeout request=%llu\n", (unsigned long long)p->request);
+    log_event(LOG_WARN, "cluster", "remote_end_timeout", "request=%llu", (unsigned long long)p->request);
     pending_finish(p, -ETIMEDOUT);
 }
 
@@ -459,7 +460,7 @@ int cluster_start(const cluster_config_t *cfg, cluster_t **out, char *err, size_
     atomic_store(&c->store_up, true);
     int64_t orphans = 0;
     if (store_sessions_fail_orphans(c->cfg.store, c->node_id, &orphans) == 0 && orphans > 0)
-        fprintf(stderr, "event=orphans_failed sessions=%lld reason=worker_disconnect\n", (long long)orphans);
+        log_event(LOG_WARN, "cluster", "orphans_failed", "sessions=%lld reason=worker_disconnect", (long long)orphans);
     uv_timer_init(c->cfg.loop, &c->tick);
     uv_async_init(c->cfg.loop, &c->wake, on_wake);
     c->tick.data = c->wake.data = c;
@@ -475,8 +476,8 @@ int cluster_start(const cluster_config_t *cfg, cluster_t **out, char *err, size_
     rc = store_events_start(c->cfg.store, &events, c);
     c->events_on = rc == 0;
     if (rc < 0 && rc != -ENOTSUP)
-        fprintf(stderr, "level=error event=store_events_failed node=%s error=%s\n", c->node_id, strerror(-rc));
-    fprintf(stderr, "event=node_started node=%s lease_ms=%lld events=%s\n", c->node_id, (long long)c->cfg.lease_ms,
+        log_event(LOG_ERROR, "cluster", "store_events_failed", "node=%s error=%s", c->node_id, strerror(-rc));
+    log_event(LOG_INFO, "cluster", "node_started", "node=%s lease_ms=%lld events=%s", c->node_id, (long long)c->cfg.lease_ms,
             c->events_on ? "on" : "off");
     *out = c;
     return 0;

@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/log.h"
 #include "http/http_request_parser.h"
 #include "json/jsonw.h"
 #include "net/lifetime.h"
@@ -55,6 +56,7 @@ struct http_conn {
     bool handler_busy;
     bool pumping;
     unsigned writes_pending;
+    uint64_t dispatched_ns; /* when the request at the handler arrived complete (uv_hrtime) */
     http_request_parser_t parser;
     /* Bytes read and not yet parsed: [in_start, in_end) of in. libuv reads straight into the
      * free tail, so nothing is copied on the way to the parser. */
@@ -101,6 +103,7 @@ void http_server_config_defaults(http_server_config_t *cfg) {
     cfg->idle_timeout_ms = 60 * 1000;
     cfg->request_timeout_ms = 10 * 1000;
     cfg->max_connections = 10000;
+    cfg->name = "http";
 }
 
 const char *http_status_reason(int status) {
@@ -109,8 +112,20 @@ const char *http_status_reason(int status) {
     return reason;
 }
 
-static void log_event(const char *event, const char *detail) {
-    fprintf(stderr, "module=http event=%s detail=\"%s\"\n", event, detail);
+static void http_log(const char *event, const char *detail) {
+    log_event(LOG_WARN, "http", event, "detail=\"%s\"", detail);
+}
+
+/* One line per answered request (level info): what was asked, the status, the body's size and
+ * the time from the request's arrival to its response being queued. Keys travel in headers,
+ * never in the target, so the target is logged as it came (cut at 512 bytes). */
+static void log_request(const http_conn_t *c, const http_request_t *req, int status, size_t len) {
+    if (!log_enabled(LOG_INFO)) return;
+    double ms = (double)(uv_hrtime() - c->dispatched_ns) / 1e6;
+    log_event(LOG_INFO, "http", "request", "server=%s method=%s path=\"%.512s%s%.*s\" status=%d bytes=%zu ms=%.3f",
+              c->srv->cfg.name, req->method_name, req->path, req->query ? "?" : "",
+              req->query ? (int)(req->query_len > 512 ? 512 : req->query_len) : 0, req->query ? req->query : "",
+              status, len, ms);
 }
 
 /* The Date header (RFC 9110 6.6.1), formatted once per second. */
@@ -174,7 +189,7 @@ static void on_write_done(uv_write_t *req, int status) {
     c->writes_pending--;
     if (c->state == CONN_CLOSED) return;
     if (status < 0) {
-        if (status != UV_EPIPE && status != UV_ECONNRESET) log_event("write_failed", uv_strerror(status));
+        if (status != UV_EPIPE && status != UV_ECONNRESET) http_log("write_failed", uv_strerror(status));
         conn_close(c);
         return;
     }
@@ -211,7 +226,7 @@ static int conn_submit_write(http_conn_t *c, response_write_t *w, size_t head_le
 static int conn_write_response(http_conn_t *c, int status, const char *extra_headers, char *body, size_t len,
                                bool omit_body, const char *connection_header) {
     if (status < 100 || status > 999) {
-        log_event("bad_status", "handler gave a status outside 100..999; sent 500");
+        http_log("bad_status", "handler gave a status outside 100..999; sent 500");
         status = 500;
     }
     /* RFC 9110 8.6: no Content-Length (and so no body) on 1xx and 204; 304 has no body. */
@@ -264,7 +279,7 @@ static void conn_fail(http_conn_t *c, int status, const char *message) {
 static void conn_respond_parse_error(http_conn_t *c) {
     int status = http_request_parser_error_status(&c->parser);
     const char *detail = http_request_parser_error_detail(&c->parser);
-    log_event(status == 400 ? "bad_request" : status == 413 ? "body_too_large"
+    http_log(status == 400 ? "bad_request" : status == 413 ? "body_too_large"
               : status == 431 ? "headers_too_large" : "request_failed", detail);
     switch (status) {
     case 413: conn_fail(c, 413, "Payload too large"); break;
@@ -326,7 +341,7 @@ static void on_conn_timer(uv_timer_t *timer) {
     timer_kind_t fired = c->timer_kind;
     c->timer_kind = TIMER_NONE;
     if (fired == TIMER_REQUEST && c->state == CONN_ACTIVE && !c->handler_busy) {
-        log_event("request_timeout", "request not complete in time");
+        http_log("request_timeout", "request not complete in time");
         conn_fail(c, 408, "Request timeout");
         return;
     }
@@ -392,7 +407,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     if (nread < 0) {
-        if (nread != UV_ECONNRESET) log_event("read_failed", uv_strerror((int)nread));
+        if (nread != UV_ECONNRESET) http_log("read_failed", uv_strerror((int)nread));
         conn_close(c);
         return;
     }
@@ -411,7 +426,7 @@ static void conn_update_reading(http_conn_t *c) {
     if (want) {
         int rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
         if (rc < 0) {
-            log_event("read_start_failed", uv_strerror(rc));
+            http_log("read_start_failed", uv_strerror(rc));
             conn_close(c);
             return;
         }
@@ -437,6 +452,7 @@ static void conn_send_continue(http_conn_t *c) {
 static void conn_dispatch(http_conn_t *c) {
     const http_request_t *req = http_request_parser_request(&c->parser);
     c->handler_busy = true;
+    c->dispatched_ns = uv_hrtime();
     conn_ref(c); /* held until http_respond */
     conn_update_timer(c);
     c->srv->handler(c->srv->ctx, c, req);
@@ -486,7 +502,7 @@ static void conn_pump(http_conn_t *c) {
 
 void http_respond(http_conn_t *c, int status, const char *extra_headers, char *body, size_t len, bool close_after) {
     if (!c || !c->handler_busy) {
-        log_event("respond_misuse", "http_respond without a request waiting for it");
+        http_log("respond_misuse", "http_respond without a request waiting for it");
         free(body);
         return;
     }
@@ -503,6 +519,7 @@ void http_respond(http_conn_t *c, int status, const char *extra_headers, char *b
     const char *connection_header = !keep_alive                                          ? "Connection: close\r\n"
                                     : http_request_parser_http_minor(&c->parser) == 0 ? "Connection: keep-alive\r\n"
                                                                                       : "";
+    log_request(c, req, status, len);
     int rc = conn_write_response(c, status, extra_headers, body, len, req->method == HTTP_M_HEAD, connection_header);
     http_request_parser_next(&c->parser); /* the request's strings are invalid from here */
     if (rc < 0) conn_close(c);
@@ -516,7 +533,7 @@ int http_conn_take_over(http_conn_t *c, int *fd_out, char **rest, size_t *rest_l
     *rest = NULL;
     *rest_len = 0;
     if (!c || !c->handler_busy) {
-        log_event("take_over_misuse", "http_conn_take_over without a request waiting for it");
+        http_log("take_over_misuse", "http_conn_take_over without a request waiting for it");
         return -EINVAL;
     }
     c->handler_busy = false;
@@ -600,7 +617,7 @@ static void reject_connection(http_server_t *srv) {
     uv_tcp_t *tcp = malloc(sizeof *tcp);
     if (!tcp || uv_tcp_init(srv->loop, tcp) < 0) {
         free(tcp);
-        log_event("reject_failed", "out of memory");
+        http_log("reject_failed", "out of memory");
         return;
     }
     uv_accept((uv_stream_t *)&srv->listener, (uv_stream_t *)tcp);
@@ -610,11 +627,11 @@ static void reject_connection(http_server_t *srv) {
 static void on_connection(uv_stream_t *listener, int status) {
     http_server_t *srv = listener->data;
     if (status < 0) {
-        log_event("accept_failed", uv_strerror(status));
+        http_log("accept_failed", uv_strerror(status));
         return;
     }
     if (srv->conn_count >= srv->cfg.max_connections) {
-        log_event("connection_rejected", "max_connections reached");
+        http_log("connection_rejected", "max_connections reached");
         reject_connection(srv);
         return;
     }
@@ -636,7 +653,7 @@ static void on_connection(uv_stream_t *listener, int status) {
     srv->conn_count++;
     int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
     if (rc < 0) {
-        log_event("accept_failed", uv_strerror(rc));
+        http_log("accept_failed", uv_strerror(rc));
         conn_close(c);
         return;
     }
@@ -666,6 +683,7 @@ int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg, http_han
     if (cfg->idle_timeout_ms) srv->cfg.idle_timeout_ms = cfg->idle_timeout_ms;
     if (cfg->request_timeout_ms) srv->cfg.request_timeout_ms = cfg->request_timeout_ms;
     if (cfg->max_connections) srv->cfg.max_connections = cfg->max_connections;
+    if (cfg->name) srv->cfg.name = cfg->name; /* a string literal of the caller's */
     srv->cfg.host = NULL; /* borrowed; not needed after bind */
     srv->cfg.port = cfg->port;
     srv->loop = loop;

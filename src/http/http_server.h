@@ -67,6 +67,7 @@ typedef struct {
     uint64_t idle_timeout_ms;    /* default 60 s: no complete request for this long -> close */
     uint64_t request_timeout_ms; /* default 10 s: a started request not complete -> 408 close */
     unsigned max_connections;    /* default 10000; more are closed at accept */
+    const char *name;            /* in the log line of each request (server=NAME); default "http" */
 } http_server_config_t;
 
 /* Fills the defaults listed above (host and port are left to the caller). A field left 0 in

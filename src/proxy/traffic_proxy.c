@@ -1,5 +1,6 @@
 /* The traffic proxy's listener and browser connections: accept, reading and backpressure on
  * both sides, timers, finishing and closing; the public functions. See proxy_internal.h. */
+#include "core/log.h"
 #include "proxy/traffic_proxy.h"
 
 #include <arpa/inet.h>
@@ -27,8 +28,19 @@
 static chunk_t *chunk_of(char *data) { return (chunk_t *)(data - offsetof(chunk_t, data)); }
 
 void proxy_log_event(const traffic_proxy_t *p, const char *event, const char *target, const char *detail) {
-    fprintf(stderr, "module=proxy event=%s session=%s port=%d target=\"%s\" detail=\"%s\"\n", event,
-            p->tag[0] ? p->tag : "-", p->port, target ? target : "", detail ? detail : "");
+    log_level_t level = strcmp(event, "refused") == 0 || strcmp(event, "too_many_connections") == 0 ? LOG_WARN : LOG_INFO;
+    if (!p->tag[0]) {
+        /* A browser of the pool, before any session: Chromium's own background requests
+         * (updates, sign-in, search engines) fail the same way dozens of times a minute;
+         * the first of a kind is shown, the rest counted (all idle browsers together). */
+        char key[320];
+        snprintf(key, sizeof key, "%s|%s", target ? target : "", detail ? detail : "");
+        log_event_repeating(level, "proxy", event, key, "session=- port=%d target=\"%s\" detail=\"%s\"", p->port,
+                            target ? target : "", detail ? detail : "");
+        return;
+    }
+    log_event(level, "proxy", event, "session=%s port=%d target=\"%s\" detail=\"%s\"", p->tag, p->port,
+              target ? target : "", detail ? detail : "");
 }
 
 static size_t buffered_up(const conn_t *c) { return (c->up ? c->up->pending : 0) + c->in_len + c->head.len; }
@@ -581,7 +593,7 @@ int traffic_proxy_start(uv_loop_t *loop, const traffic_proxy_config_t *cfg, traf
     if (!p) return -ENOMEM;
     int rc = check_config(cfg, &p->guard, &p->upstream, &p->has_upstream, err, sizeof err);
     if (rc < 0) {
-        fprintf(stderr, "module=proxy event=bad_config detail=\"%s\"\n", err);
+        log_event(LOG_ERROR, "proxy", "bad_config", "detail=\"%s\"", err);
         free(p);
         return rc;
     }

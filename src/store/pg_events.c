@@ -19,6 +19,7 @@
  *   own key writes, and whenever the listener is down (then every call asks the database). A
  *   revoked key thus stops working at once where the notification arrives, and within the
  *   TTL even where it is lost. */
+#include "core/log.h"
 #include "store/pg_internal.h"
 
 #include <errno.h>
@@ -199,7 +200,7 @@ static void *listener_main(void *arg) {
         PQfinish(d->ev_conn);
         d->ev_conn = NULL;
         if (d->ev.on_connection) d->ev.on_connection(d->ev_ctx, false);
-        fprintf(stderr, "level=warn module=store event=listener_lost db=%s\n", d->redacted);
+        log_event(LOG_WARN, "store", "listener_lost", "db=%s", d->redacted);
         int64_t seq = 0;
         for (int backoff = BACKOFF_FIRST_MS; !d->ev_conn;) {
             if (wait_for(d, -1, backoff) < 0) return NULL;
@@ -207,7 +208,7 @@ static void *listener_main(void *arg) {
             backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
         }
         went_up(d, seq);
-        fprintf(stderr, "level=info module=store event=listener_back db=%s\n", d->redacted);
+        log_event(LOG_INFO, "store", "listener_back", "db=%s", d->redacted);
         if (d->ev.on_connection) d->ev.on_connection(d->ev_ctx, true);
         if (d->ev.on_change) d->ev.on_change(d->ev_ctx, atomic_load(&d->seen_seq));
     }

@@ -5,6 +5,8 @@
  * tell. Then one call through the backend's table. */
 #include "store/store.h"
 
+#include "core/log.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -45,7 +47,7 @@ void store_set_err(char *err, size_t err_cap, const char *fmt, ...) {
  * database fails: it goes to the log. A backend leaves the reason empty for the outcomes
  * that are answers (unknown, exists, the callback's own result), so those are not logged. */
 static int logged(int rc, const char *op, const char *reason) {
-    if (rc != 0 && reason[0]) fprintf(stderr, "level=error module=store op=%s error=\"%s\"\n", op, reason);
+    if (rc != 0 && reason[0]) log_event(LOG_ERROR, "store", "failed", "op=%s error=\"%s\"", op, reason);
     return rc;
 }
 

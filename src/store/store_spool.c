@@ -5,6 +5,7 @@
  * latest record (saves are whole records), writes them in one batch, then truncates the file.
  * A crash between the commit and the truncation leaves records that are written again at the
  * next flush: harmless, an upsert of the same record. */
+#include "core/log.h"
 #include "store/store_spool.h"
 
 #include <cjson/cJSON.h>
@@ -251,7 +252,7 @@ static int spool_append(store_spool_t *sp, const store_session_write_t *items, s
     if (rc == 0 && fdatasync(sp->fd) != 0) rc = -errno;
     buf_free(&b);
     if (rc < 0) {
-        fprintf(stderr, "level=error module=spool event=write_failed path=%s error=\"%s\"\n", sp->path, strerror(-rc));
+        log_event(LOG_ERROR, "spool", "write_failed", "path=%s error=\"%s\"", sp->path, strerror(-rc));
         return -EIO;
     }
     for (size_t i = 0; i < n; i++)
@@ -266,7 +267,7 @@ int store_spool_save(store_spool_t *sp, store_t *s, const store_session_write_t 
     if (!behind && rc == -EIO) {
         rc = spool_append(sp, items, n, worker);
         if (rc == 0)
-            fprintf(stderr, "level=warn module=spool event=spooled records=%zu path=%s reason=store_unreachable\n", n,
+            log_event(LOG_WARN, "spool", "spooled", "records=%zu path=%s reason=store_unreachable", n,
                     sp->path);
     }
     pthread_mutex_unlock(&sp->lock);
@@ -323,10 +324,10 @@ int store_spool_flush(store_spool_t *sp, store_t *s, size_t *written) {
     if (rc == 0) {
         if (ftruncate(sp->fd, 0) != 0) {
             rc = -errno;
-            fprintf(stderr, "level=error module=spool event=truncate_failed path=%s error=\"%s\"\n", sp->path,
+            log_event(LOG_ERROR, "spool", "truncate_failed", "path=%s error=\"%s\"", sp->path,
                     strerror(errno));
         } else {
-            fprintf(stderr, "event=spool_flushed records=%zu path=%s\n", total, sp->path);
+            log_event(LOG_INFO, "spool", "spool_flushed", "records=%zu path=%s", total, sp->path);
             forget_all(sp);
             if (written) *written = total;
         }

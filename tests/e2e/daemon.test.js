@@ -61,7 +61,7 @@ e2e('browserd SIGKILLed mid-session: the client is cut off, no Chromium or profi
   assert.equal(rec2.end_url, site.url('/p/3'));
 });
 
-e2e('browserd SIGTERMed with live sessions: close frames (1001 worker_disconnect), a waiting client gets 503, exit 0, records failed with worker_disconnect, nothing left', { timeout: 90000 }, async (ctx) => {
+e2e('browserd SIGTERMed with live sessions: it drains (a waiting and a new client get 503, /ready false, the sessions go on); a second SIGTERM: close frames (1001 worker_disconnect), exit 0, records failed with worker_disconnect, nothing left', { timeout: 90000 }, async (ctx) => {
   const d = await ctx.daemon({ site: true, pool: 1, args: ['--max-sessions', '2'] });
   const site = await ctx.pages();
   const from = Date.now();
@@ -77,13 +77,29 @@ e2e('browserd SIGTERMed with live sessions: close frames (1001 worker_disconnect
   const waiting = wsConnect(d.wsEndpoint(), { timeout: 20000 });
   await sleep(300);
 
-  const termAt = Date.now();
+  const full = await d.api('GET', '/ready', { key: null });
+  assert.equal(full.status, 503, 'both slots taken');
+  assert.equal(full.json.reason, 'at_capacity');
   d.signal('SIGTERM');
+  const w = await waiting;
+  assert.equal(w.status, 503, 'the waiting client, at the drain');
+  const ready = await d.api('GET', '/ready', { key: null });
+  assert.equal(ready.status, 503);
+  assert.equal(ready.json.reason, 'draining');
+  const pressure = await d.api('GET', '/pressure', { key: null });
+  assert.equal(pressure.json.isAvailable, false);
+  assert.equal(pressure.json.running, 2);
+  const late = await wsConnect(d.wsEndpoint(), { timeout: 10000 });
+  assert.equal(late.status, 503, 'a new client while draining');
+  // the running sessions go on
+  assert.equal((await s.page.goto(site.url('/p/2'))).status(), 200);
+  assert.equal((await cdpCall(ws, 2, 'Browser.getVersion')).id, 2);
+
+  const termAt = Date.now();
+  d.signal('SIGTERM'); // the second: at once
   const { code, reason } = await rawClosed;
   assert.equal(code, 1001, 'going away');
   assert.match(reason, /worker_disconnect/);
-  const w = await waiting;
-  assert.equal(w.status, 503, 'the waiting client');
   await waitFor(() => s.state.disconnected, { timeout: 8000, what: 'puppeteer to be disconnected' });
   const exit = await d.waitExit(10000);
   const exitedAt = Date.now();
@@ -96,7 +112,7 @@ e2e('browserd SIGTERMed with live sessions: close frames (1001 worker_disconnect
   const d2 = await ctx.restart(d);
   assert.doesNotMatch(d2.log, /orphans_failed/);
   // each lasted from its upgrade to the stop
-  for (const [id, navs, earliest, opened] of [[s.sessionId, 1, from, sOpened], [rawId, 0, rawFrom, rawOpened]]) {
+  for (const [id, navs, earliest, opened] of [[s.sessionId, 2, from, sOpened], [rawId, 0, rawFrom, rawOpened]]) {
     const rec = await d2.session(id);
     checkRecord(rec, { from, to: Date.now(), minDuration: (termAt - opened) / 1000, maxDuration: (exitedAt - earliest) / 1000 });
     assert.equal(rec.status, 'failed');
@@ -106,4 +122,34 @@ e2e('browserd SIGTERMed with live sessions: close frames (1001 worker_disconnect
   // only the two sessions: the client that never got a browser is not one
   const all = await d2.api('GET', '/browser_sessions');
   assert.equal(all.json.total, 2);
+});
+
+e2e('drain: two sessions running at SIGTERM; the one whose client leaves within --drain-timeout finishes, the other ends with worker_disconnect at the timeout; exit 0, nothing left', { timeout: 90000 }, async (ctx) => {
+  const d = await ctx.daemon({ site: true, pool: 0, args: ['--drain-timeout', '3'] });
+  const site = await ctx.pages();
+  const a = await connect(ctx, d);
+  const b = await connect(ctx, d);
+  await a.page.goto(site.url('/p/1'));
+  await b.page.goto(site.url('/p/2'));
+  const termAt = Date.now();
+  d.signal('SIGTERM');
+  await sleep(300);
+  assert.equal(d.running, true, 'still running while it drains');
+  await a.page.goto(site.url('/p/3')); // a session goes on while draining
+  await a.browser.close();
+  const exit = await d.waitExit(15000);
+  const exitedAt = Date.now();
+  assert.deepEqual(exit, { code: 0, signal: null });
+  assert.ok(exitedAt - termAt >= 2500, `it waited for the drain timeout (${exitedAt - termAt} ms)`);
+  assert.match(d.log, /event=stopping reason=drain_timeout/);
+  await waitFor(() => b.state.disconnected, { timeout: 8000, what: 'the second client to be cut off' });
+  assert.deepEqual(await d.waitClean(8000), { processes: [], profiles: [] });
+  const d2 = await ctx.restart(d);
+  const ra = await d2.session(a.sessionId);
+  assert.equal(ra.status, 'finished');
+  assert.equal(ra.end_url, site.url('/p/3'));
+  const rb = await d2.session(b.sessionId);
+  assert.equal(rb.status, 'failed');
+  assert.equal(rb.error.code, 'worker_disconnect');
+  assert.ok(rb.duration >= 2.5, `lasted until the drain timeout (${rb.duration} s)`);
 });

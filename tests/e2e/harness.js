@@ -492,7 +492,10 @@ class Daemon {
   async stop(timeout = 10000) {
     if (!this.proc) return null;
     if (this.running) {
+      // the first SIGTERM drains (sessions may go on), the second ends them at once
       this.proc.kill('SIGTERM');
+      await sleep(200);
+      if (this.running) this.proc.kill('SIGTERM');
       try {
         await this.waitExit(timeout);
       } catch {

@@ -617,7 +617,7 @@ const CONNECT_ANSWER = 'HTTP/1.1 200 Connection established\r\n\r\n';
 function watchProxyLog(d) {
   const lines = [];
   const take = (l) => {
-    if (!l.startsWith('module=proxy ')) return;
+    if (!l.includes(' module=proxy ') && !l.startsWith('module=proxy ')) return;
     const kv = {};
     for (const m of l.matchAll(/(\w+)=("([^"]*)"|\S+)/g)) kv[m[1]] = m[3] !== undefined ? m[3] : m[2];
     lines.push({ event: kv.event, port: Number(kv.port), target: kv.target, detail: kv.detail, line: l });

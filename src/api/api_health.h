@@ -1,0 +1,35 @@
+/* The routes for load balancers and orchestrators, answered without a key and without the
+ * store: GET /health (the process answers), GET /ready (it accepts sessions now) and
+ * GET /pressure (load and limits, in JSON, the shape browserless's /pressure has).
+ *
+ * /ready is 200 {"ready":true} or 503 {"ready":false,"reason":...}: "draining" (SIGTERM came),
+ * "store_unreachable" (the node's last attempt at the database failed), "cdp_off" (no CDP
+ * endpoint here), "at_capacity" (every one of max_sessions runs: a new client would wait).
+ *
+ * Threading: loop thread. Ownership: the status comes from the daemon, through the
+ * callback, at every request; nothing is kept. */
+#ifndef BROWSERD_API_HEALTH_H
+#define BROWSERD_API_HEALTH_H
+
+#include <stdbool.h>
+
+#include "http/http_server.h"
+
+typedef struct {
+    bool cdp_on;             /* the node has a CDP endpoint */
+    unsigned running, queued, max_sessions, pool_size, pool_ready;
+    bool draining;
+    bool store_up;
+    double cpu;              /* the machine's CPU busy fraction (0..1) lately; < 0 unknown */
+    double memory;           /* the machine's memory in use (0..1); < 0 unknown */
+} api_node_status_t;
+
+typedef void (*api_status_fn)(void *ctx, api_node_status_t *out);
+
+/* The reason the node is not ready, or NULL when it is. */
+const char *api_health_not_ready_reason(const api_node_status_t *st);
+
+/* Answers the request when it is one of the three routes (true), else false. */
+bool api_health_handle(api_status_fn status, void *status_ctx, http_conn_t *conn, const http_request_t *req);
+
+#endif
