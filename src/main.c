@@ -35,7 +35,7 @@
 #define DEFAULT_ZONE "scraping_browser1"
 #define DEFAULT_LEASE_MS 30000
 #define DEFAULT_DRAIN_MS 60000
-#define HOUSEKEEPING_MS 5000 /* log repeats folded, CPU load sampled */
+#define HOUSEKEEPING_MS 5000 /* log repeats folded */
 
 /* The spool beside an SQLite file (<db>.spool); for a database server, in the working
  * directory, named after the node (nodes of one machine need one each). */
@@ -77,6 +77,7 @@ static void usage(FILE *out) {
             "        --chromium PATH          browser binary (default /usr/bin/chromium)\n"
             "        --pool N                 browsers kept launched and waiting (default 2)\n"
             "        --max-sessions N         concurrent sessions; more clients wait (default 10)\n"
+            "        --max-queue N            clients that may wait; more get 503 at once (default 100)\n"
             "        --queue-timeout SEC      longest wait for a browser, then 503 (default 30)\n"
             "        --session-timeout SEC    longest session (default 3600)\n"
             "        --idle-timeout SEC       longest time without CDP traffic (default 300)\n"
@@ -115,7 +116,7 @@ static void usage(FILE *out) {
             "  BROWSERD_CDP_LISTEN  --cdp-listen\n"
             "  BROWSERD_CHROMIUM    --chromium\n"
             "  BROWSERD_POOL        --pool\n"
-            "  BROWSERD_MAX_SESSIONS, BROWSERD_QUEUE_TIMEOUT, BROWSERD_SESSION_TIMEOUT, BROWSERD_IDLE_TIMEOUT\n"
+            "  BROWSERD_MAX_SESSIONS, BROWSERD_MAX_QUEUE, BROWSERD_QUEUE_TIMEOUT, BROWSERD_SESSION_TIMEOUT, BROWSERD_IDLE_TIMEOUT\n"
             "  BROWSERD_UPSTREAM_PROXY  --upstream-proxy\n"
             "  BROWSERD_ALLOW_PRIVATE   --allow-private (comma-separated)\n"
             "  BROWSERD_NODE_ID, BROWSERD_LEASE_TIMEOUT, BROWSERD_SPOOL, BROWSERD_DRAIN_TIMEOUT\n"
@@ -155,7 +156,6 @@ typedef struct {
     gateway_t *gateway;
     cluster_t *cluster;
     uint64_t drain_ms;
-    system_load_t load;
     int running; /* parts still stopping */
     bool draining;
     bool stopping;
@@ -199,7 +199,6 @@ static void stop_now(daemon_t *d, const char *why) {
     d->stopping = true;
     uv_timer_stop(&d->drain_timer);
     log_event(LOG_INFO, "daemon", "stopping", "reason=%s", why);
-    service_notify_stopping("stopping");
     /* Sessions end first (their records are saved through the store, which stays open). */
     d->running = d->gateway ? 2 : 1;
     if (d->gateway) gateway_stop(d->gateway, on_part_stopped, d);
@@ -215,8 +214,10 @@ static void on_signal(uv_signal_t *h, int signum) {
     const char *name = signum == SIGINT ? "SIGINT" : "SIGTERM";
     if (d->stopping) return;
     if (d->draining || !d->gateway || d->drain_ms == 0) { /* the second one: at once */
+        bool second = d->draining;
         log_event(LOG_INFO, "daemon", "signal", "signal=%s", name);
-        stop_now(d, d->draining ? "second_signal" : "signal");
+        if (!second) service_notify_stopping(signum == SIGINT ? "stopping (SIGINT)" : "stopping (SIGTERM)");
+        stop_now(d, second ? "second_signal" : "signal");
         return;
     }
     d->draining = true;
@@ -224,7 +225,7 @@ static void on_signal(uv_signal_t *h, int signum) {
     gateway_status(d->gateway, &st);
     log_event(LOG_INFO, "daemon", "draining", "signal=%s running=%u queued=%u drain_timeout_ms=%llu", name,
               st.running, st.queued, (unsigned long long)d->drain_ms);
-    service_notify_stopping("draining");
+    service_notify_stopping(signum == SIGINT ? "stopping (SIGINT)" : "stopping (SIGTERM)");
     uv_timer_start(&d->drain_timer, on_drain_timeout, d->drain_ms, 0);
     gateway_drain(d->gateway, on_drained, d); /* may call on_drained at once */
 }
@@ -239,8 +240,8 @@ static void on_sighup(uv_signal_t *h, int signum) {
 
 static void on_housekeeping(uv_timer_t *t) {
     daemon_t *d = t->data;
+    (void)d;
     log_flush_repeats(false);
-    system_load_sample(&d->load);
 }
 
 /* api_status_fn: the node as /ready and /pressure see it. */
@@ -253,14 +254,12 @@ static void node_status(void *ctx, api_node_status_t *out) {
         out->running = st.running;
         out->queued = st.queued;
         out->max_sessions = st.max_sessions;
-        out->pool_size = st.pool_size;
-        out->pool_ready = st.pool_ready;
+        out->max_queue = st.max_queue;
         out->draining = st.draining;
     }
     out->draining = out->draining || d->draining || d->stopping;
     out->store_up = d->cluster ? cluster_store_up(d->cluster) : true;
-    if (d->load.cpu < 0) system_load_sample(&d->load); /* the first: since the start */
-    out->cpu = d->load.cpu;
+    out->cpu = system_load_cpu();
     out->memory = system_load_memory();
 }
 
@@ -331,7 +330,7 @@ static int serve(const char *db, int argc, char **argv) {
     const char *upstream = env_or("BROWSERD_UPSTREAM_PROXY", NULL);
     const char *node_id = env_or("BROWSERD_NODE_ID", NULL), *lease = env_or("BROWSERD_LEASE_TIMEOUT", NULL);
     const char *spool_path = env_or("BROWSERD_SPOOL", NULL);
-    const char *drain = env_or("BROWSERD_DRAIN_TIMEOUT", NULL);
+    const char *drain = env_or("BROWSERD_DRAIN_TIMEOUT", NULL), *max_queue = env_or("BROWSERD_MAX_QUEUE", NULL);
     const char *log_format_s = env_or("BROWSERD_LOG_FORMAT", "text"), *log_level_s = env_or("BROWSERD_LOG_LEVEL", "info");
     const char *log_file = env_or("BROWSERD_LOG_FILE", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
@@ -355,7 +354,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--session-timeout", &session_timeout}, {"--idle-timeout", &idle_timeout},
         {"--upstream-proxy", &upstream},   {"--node-id", &node_id},                 {"--lease-timeout", &lease},
         {"--spool", &spool_path},          {"--drain-timeout", &drain},             {"--log-format", &log_format_s},
-        {"--log-level", &log_level_s},     {"--log-file", &log_file},
+        {"--log-level", &log_level_s},     {"--log-file", &log_file},               {"--max-queue", &max_queue},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -399,11 +398,12 @@ static int serve(const char *db, int argc, char **argv) {
     gcfg.chromium_path = chromium;
     if ((pool && parse_count(pool, 0, 64, &gcfg.pool_size) < 0) ||
         (max_sessions && parse_count(max_sessions, 1, 100000, &gcfg.max_sessions) < 0) ||
+        (max_queue && parse_count(max_queue, 1, 100000, &gcfg.max_queue) < 0) ||
         (queue_timeout && parse_seconds(queue_timeout, &gcfg.queue_timeout_ms) < 0) ||
         (session_timeout && parse_seconds(session_timeout, &gcfg.session_timeout_ms) < 0) ||
         (idle_timeout && parse_seconds(idle_timeout, &gcfg.idle_timeout_ms) < 0) ||
         (lease && parse_seconds(lease, &lease_ms) < 0)) {
-        fprintf(stderr, "browserd: serve: --pool takes 0..64, --max-sessions 1..100000, timeouts a number of "
+        fprintf(stderr, "browserd: serve: --pool takes 0..64, --max-sessions and --max-queue 1..100000, timeouts a number of "
                         "seconds > 0\n");
         return 2;
     }
@@ -460,7 +460,6 @@ static int serve(const char *db, int argc, char **argv) {
     char err[512] = "";
     uv_loop_t *loop = uv_default_loop();
     daemon_t d = {.drain_ms = drain_ms};
-    system_load_init(&d.load);
     if (log_setup(log_format, log_level, log_file, err, sizeof err) < 0) {
         fprintf(stderr, "browserd: --log-file: %s\n", err);
         return 2;
@@ -537,7 +536,6 @@ static int serve(const char *db, int argc, char **argv) {
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
     uv_signal_start(&d.sighup, on_sighup, SIGHUP);
-    system_load_sample(&d.load);
     uv_timer_start(&d.housekeeping, on_housekeeping, HOUSEKEEPING_MS, HOUSEKEEPING_MS);
     uv_unref((uv_handle_t *)&d.housekeeping);
     log_event(LOG_INFO, "daemon", "listening", "api=http://%s%s%s:%d db=%s", strchr(host, ':') ? "[" : "", host,

@@ -9,17 +9,9 @@
 const char *api_health_not_ready_reason(const api_node_status_t *st) {
     if (st->draining) return "draining";
     if (!st->store_up) return "store_unreachable";
-    if (!st->cdp_on) return "cdp_off";
-    if (st->running >= st->max_sessions) return "at_capacity";
+    if (!st->cdp_on) return "no_cdp_endpoint";
+    if (st->running >= st->max_sessions && st->queued >= st->max_queue) return "full";
     return NULL;
-}
-
-static const char *reason_message(const char *reason) {
-    if (!reason) return "";
-    if (strcmp(reason, "draining") == 0) return "browserd is draining: it takes no new sessions";
-    if (strcmp(reason, "store_unreachable") == 0) return "the database cannot be reached";
-    if (strcmp(reason, "cdp_off") == 0) return "this node has no CDP endpoint";
-    return "every session slot is taken: a new client would wait in the queue";
 }
 
 static void respond_buf(http_conn_t *conn, int status, buf_t *b, bool ok) {
@@ -30,8 +22,8 @@ static void respond_buf(http_conn_t *conn, int status, buf_t *b, bool ok) {
     else http_respond(conn, 500, NULL, NULL, 0, true);
 }
 
-/* A fraction as browserless reports it: a whole percentage; -1 when unknown. */
-static int percent(double f) { return f < 0 ? -1 : (int)(f * 100.0 + 0.5); }
+/* A JSON number with three decimals, or null when unknown. */
+static int put_fraction(buf_t *b, double v) { return v < 0 ? buf_printf(b, "null") : buf_printf(b, "%.3f", v); }
 
 bool api_health_handle(api_status_fn status, void *status_ctx, http_conn_t *conn, const http_request_t *req) {
     enum { HEALTH, READY, PRESSURE } route;
@@ -53,20 +45,20 @@ bool api_health_handle(api_status_fn status, void *status_ctx, http_conn_t *conn
     if (status) status(status_ctx, &st);
     const char *reason = api_health_not_ready_reason(&st);
     if (route == READY) {
-        int rc = reason ? buf_printf(&b, "{\"ready\":false,\"reason\":\"%s\",\"message\":\"%s\"}", reason,
-                                     reason_message(reason))
-                        : buf_printf(&b, "{\"ready\":true}");
+        int rc = reason ? buf_printf(&b, "{\"error\":\"Not ready: %s\",\"reason\":\"%s\"}", reason, reason)
+                        : buf_printf(&b, "{\"status\":\"ready\"}");
         respond_buf(conn, reason ? 503 : 200, &b, rc >= 0);
         return true;
     }
-    int rc = buf_printf(&b,
-                        "{\"date\":%lld,\"isAvailable\":%s,\"reason\":%s%s%s,\"message\":\"%s\",\"running\":%u,"
-                        "\"queued\":%u,\"maxConcurrent\":%u,\"poolSize\":%u,\"poolReady\":%u,\"cpu\":%d,"
-                        "\"memory\":%d,\"draining\":%s,\"storeUp\":%s}",
-                        (long long)time_now_ms(), reason ? "false" : "true", reason ? "\"" : "",
-                        reason ? reason : "null", reason ? "\"" : "", reason_message(reason), st.running, st.queued,
-                        st.max_sessions, st.pool_size, st.pool_ready, percent(st.cpu), percent(st.memory),
-                        st.draining ? "true" : "false", st.store_up ? "true" : "false");
-    respond_buf(conn, 200, &b, rc >= 0);
+    bool ok = buf_printf(&b,
+                         "{\"pressure\":{\"date\":%lld,\"running\":%u,\"queued\":%u,\"max_sessions\":%u,"
+                         "\"max_queue\":%u,\"maxConcurrent\":%u,\"maxQueued\":%u,\"cpu\":",
+                         (long long)time_now_ms(), st.running, st.queued, st.max_sessions, st.max_queue,
+                         st.max_sessions, st.max_queue) >= 0 &&
+              put_fraction(&b, st.cpu) >= 0 && buf_printf(&b, ",\"memory\":") >= 0 &&
+              put_fraction(&b, st.memory) >= 0 &&
+              buf_printf(&b, ",\"isAvailable\":%s,\"reason\":\"%s\"}}", reason ? "false" : "true",
+                         reason ? reason : "") >= 0;
+    respond_buf(conn, 200, &b, ok);
     return true;
 }

@@ -2,9 +2,10 @@
  * store: GET /health (the process answers), GET /ready (it accepts sessions now) and
  * GET /pressure (load and limits, in JSON, the shape browserless's /pressure has).
  *
- * /ready is 200 {"ready":true} or 503 {"ready":false,"reason":...}: "draining" (SIGTERM came),
- * "store_unreachable" (the node's last attempt at the database failed), "cdp_off" (no CDP
- * endpoint here), "at_capacity" (every one of max_sessions runs: a new client would wait).
+ * /ready is 200 {"status":"ready"} or 503 {"error":"Not ready: REASON","reason":REASON}:
+ * "draining" (SIGTERM came), "store_unreachable" (the node's last attempt at the database
+ * failed), "no_cdp_endpoint" (--cdp-listen off), "full" (every session slot and the whole
+ * queue are taken: a new client would be refused). src/api/openapi.json describes all three.
  *
  * Threading: loop thread. Ownership: the status comes from the daemon, through the
  * callback, at every request; nothing is kept. */
@@ -17,10 +18,10 @@
 
 typedef struct {
     bool cdp_on;             /* the node has a CDP endpoint */
-    unsigned running, queued, max_sessions, pool_size, pool_ready;
+    unsigned running, queued, max_sessions, max_queue;
     bool draining;
     bool store_up;
-    double cpu;              /* the machine's CPU busy fraction (0..1) lately; < 0 unknown */
+    double cpu;              /* the machine's 1-minute load average per core; < 0 unknown */
     double memory;           /* the machine's memory in use (0..1); < 0 unknown */
 } api_node_status_t;
 

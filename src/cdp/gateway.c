@@ -20,6 +20,7 @@ void gateway_config_defaults(gateway_config_t *cfg) {
     cfg->port = 9222;
     cfg->pool_size = BROWSER_POOL_DEFAULT_SIZE;
     cfg->max_sessions = 10;
+    cfg->max_queue = 100;
     cfg->queue_timeout_ms = 30 * 1000;
     cfg->session_timeout_ms = 60 * 60 * 1000;
     cfg->idle_timeout_ms = 5 * 60 * 1000;
@@ -73,6 +74,7 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     gateway_t *gw = calloc(1, sizeof *gw);
     if (!gw) return -ENOMEM;
     gw->cfg = *cfg;
+    if (!gw->cfg.max_queue) gw->cfg.max_queue = 100;
     snprintf(gw->host, sizeof gw->host, "%s", cfg->host);
     gw->cfg.host = gw->host;
     if (cfg->worker_id) snprintf(gw->worker, sizeof gw->worker, "%s", cfg->worker_id);
@@ -155,6 +157,7 @@ void gateway_status(const gateway_t *gw, gateway_status_t *out) {
     out->running = gw->active;
     for (const waiter_t *w = gw->queue_head; w; w = w->next) out->queued++;
     out->max_sessions = gw->cfg.max_sessions;
+    out->max_queue = gw->cfg.max_queue;
     out->pool_size = gw->cfg.pool_size;
     if (gw->pool) {
         browser_pool_stats_t ps;

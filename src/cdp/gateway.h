@@ -28,6 +28,7 @@ typedef struct {
     const char *chromium_path;   /* NULL = /usr/bin/chromium */
     unsigned pool_size;          /* warm browsers; 0 = no pool (launch per session) */
     unsigned max_sessions;       /* concurrent sessions; further clients wait in a queue */
+    unsigned max_queue;          /* clients that may wait; more get 503 at once (0: the default, 100) */
     uint64_t queue_timeout_ms;   /* then 503 and a session failed with client_timeout */
     uint64_t session_timeout_ms; /* session_timeout */
     uint64_t idle_timeout_ms;    /* inactivity_timeout: no CDP message either way */
@@ -56,7 +57,7 @@ int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t i
 typedef struct {
     unsigned running;       /* sessions holding a browser */
     unsigned queued;        /* clients waiting for one */
-    unsigned max_sessions;
+    unsigned max_sessions, max_queue;
     unsigned pool_size, pool_ready; /* warm browsers wanted, and ready now */
     bool draining;          /* gateway_drain was called: no new sessions */
 } gateway_status_t;

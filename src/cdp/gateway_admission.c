@@ -175,6 +175,12 @@ void admission_refuse_waiters(gateway_t *gw) {
     }
 }
 
+static unsigned queue_length(const gateway_t *gw) {
+    unsigned n = 0;
+    for (const waiter_t *w = gw->queue_head; w; w = w->next) n++;
+    return n;
+}
+
 static void enqueue(gateway_t *gw, http_conn_t *conn, const admission_t *adm) {
     waiter_t *wt = calloc(1, sizeof *wt);
     if (!wt) {
@@ -225,6 +231,8 @@ static void auth_done(uv_work_t *w, int status) {
         http_respond_error(j->conn, 503, NULL, "Credentials could not be checked", true);
     else if (gw->active < gw->cfg.max_sessions && !gw->queue_head)
         session_start(gw, j->conn, &j->adm);
+    else if (queue_length(gw) >= gw->cfg.max_queue)
+        http_respond_error(j->conn, 503, "Retry-After: 1\r\n", "Every session slot and the whole queue are taken", true);
     else
         enqueue(gw, j->conn, &j->adm);
     explicit_bzero(&j->adm, sizeof j->adm); /* the password and the upstream's credentials */

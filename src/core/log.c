@@ -159,6 +159,16 @@ static bool is_json_number(const char *s, size_t n) {
     return i == n;
 }
 
+static bool closes_value(const char *after) {
+    if (*after == '\0') return true;
+    if (*after != ' ') return false;
+    const char *k = after + 1;
+    while (*k == ' ') k++;
+    const char *start = k;
+    while ((*k >= 'a' && *k <= 'z') || (*k >= 'A' && *k <= 'Z') || (*k >= '0' && *k <= '9') || *k == '_') k++;
+    return k > start && *k == '=';
+}
+
 /* The logfmt pairs of `body` as JSON members (each preceded by a comma). A word without '='
  * becomes {"msg": word...}. */
 static void put_json_fields(line_t *l, const char *body) {
@@ -183,8 +193,8 @@ static void put_json_fields(line_t *l, const char *body) {
         if (*s == '"') {
             quoted = true;
             v = ++s;
-            /* the closing quote is one followed by a space or the end */
-            while (*s && !(*s == '"' && (s[1] == ' ' || s[1] == '\0'))) s++;
+            /* the closing quote is one followed by the end, or by a space and the next key= */
+            while (*s && !(*s == '"' && closes_value(s + 1))) s++;
             vlen = (size_t)(s - v);
             if (*s == '"') s++;
         } else {

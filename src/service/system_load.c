@@ -2,28 +2,15 @@
 #include "service/system_load.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-void system_load_init(system_load_t *l) {
-    memset(l, 0, sizeof *l);
-    l->cpu = -1;
-}
-
-void system_load_sample(system_load_t *l) {
-    FILE *f = fopen("/proc/stat", "re");
-    if (!f) return;
-    unsigned long long v[8] = {0};
-    int n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6],
-                   &v[7]);
-    fclose(f);
-    if (n < 4) return;
-    uint64_t total = 0;
-    for (int i = 0; i < 8; i++) total += v[i];
-    uint64_t idle = v[3] + v[4]; /* idle + iowait */
-    uint64_t busy = total - idle;
-    if (l->total && total > l->total) l->cpu = (double)(busy - l->busy) / (double)(total - l->total);
-    l->busy = busy;
-    l->total = total;
+double system_load_cpu(void) {
+    double avg[1];
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (getloadavg(avg, 1) != 1 || cores < 1) return -1;
+    return avg[0] / (double)cores;
 }
 
 double system_load_memory(void) {

@@ -62,7 +62,7 @@ e2e('browserd SIGKILLed mid-session: the client is cut off, no Chromium or profi
 });
 
 e2e('browserd SIGTERMed with live sessions: it drains (a waiting and a new client get 503, /ready false, the sessions go on); a second SIGTERM: close frames (1001 worker_disconnect), exit 0, records failed with worker_disconnect, nothing left', { timeout: 90000 }, async (ctx) => {
-  const d = await ctx.daemon({ site: true, pool: 1, args: ['--max-sessions', '2'] });
+  const d = await ctx.daemon({ site: true, pool: 1, args: ['--max-sessions', '2', '--max-queue', '1'] });
   const site = await ctx.pages();
   const from = Date.now();
   const s = await connect(ctx, d);
@@ -78,8 +78,10 @@ e2e('browserd SIGTERMed with live sessions: it drains (a waiting and a new clien
   await sleep(300);
 
   const full = await d.api('GET', '/ready', { key: null });
-  assert.equal(full.status, 503, 'both slots taken');
-  assert.equal(full.json.reason, 'at_capacity');
+  assert.equal(full.status, 503, 'both slots and the one queue place taken');
+  assert.equal(full.json.reason, 'full');
+  const refused = await wsConnect(d.wsEndpoint(), { timeout: 10000 });
+  assert.equal(refused.status, 503, 'a client beyond the queue, at once');
   d.signal('SIGTERM');
   const w = await waiting;
   assert.equal(w.status, 503, 'the waiting client, at the drain');
@@ -87,8 +89,9 @@ e2e('browserd SIGTERMed with live sessions: it drains (a waiting and a new clien
   assert.equal(ready.status, 503);
   assert.equal(ready.json.reason, 'draining');
   const pressure = await d.api('GET', '/pressure', { key: null });
-  assert.equal(pressure.json.isAvailable, false);
-  assert.equal(pressure.json.running, 2);
+  assert.equal(pressure.json.pressure.isAvailable, false);
+  assert.equal(pressure.json.pressure.reason, 'draining');
+  assert.equal(pressure.json.pressure.running, 2);
   const late = await wsConnect(d.wsEndpoint(), { timeout: 10000 });
   assert.equal(late.status, 503, 'a new client while draining');
   // the running sessions go on
