@@ -156,3 +156,57 @@ e2e('drain: two sessions running at SIGTERM; the one whose client leaves within 
   assert.equal(rb.error.code, 'worker_disconnect');
   assert.ok(rb.duration >= 2.5, `lasted until the drain timeout (${rb.duration} s)`);
 });
+
+e2e('logs: a full run at --log-level debug, text and JSON, holds no secret (API keys, zone passwords, proxy credentials, wrong ones tried); every JSON line parses; a line per request and per session end', { timeout: 90000 }, async (ctx) => {
+  const proxySecret = 'Pr0xyS3cretPass';
+  const zoneProxySecret = 'Z0neProxyS3cret';
+  for (const format of ['text', 'json']) {
+    const d = await ctx.daemon({
+      site: true,
+      pool: 1,
+      args: ['--log-level', 'debug', '--log-format', format, '--upstream-proxy', `http://loguser:${proxySecret}@127.0.0.1:9`],
+    });
+    const H = require('./traffic_helpers');
+    const BIN = require('./harness').BIN;
+    // a zone with its own proxy and credentials, set through the CLI
+    const zonePassword = H.cli(BIN, d.db, 'zone', 'add', 'default', 'logged').trim();
+    H.cli(BIN, d.db, 'zone', 'set-proxy', 'default', 'logged', `http://zuser:${zoneProxySecret}@127.0.0.1:9`);
+    const wrongKey = 'k' + d.creds.apiKey.slice(1).split('').reverse().join('');
+    await d.api('GET', '/browser_sessions?limit=1');
+    await d.api('GET', '/browser_sessions', { key: wrongKey });
+    await d.api('GET', '/ready', { key: null });
+    const wrongPassword = d.creds.password.split('').reverse().join('') + 'W';
+    const bad = await wsConnect(d.wsEndpoint({ password: wrongPassword }), { timeout: 10000 });
+    assert.equal(bad.status, 403);
+    const s = await connect(ctx, d);
+    await s.page.goto('about:blank');
+    await s.browser.close();
+    const z = await puppeteer.connect({ browserWSEndpoint: d.wsEndpoint({ zone: 'logged', password: zonePassword }), protocolTimeout: 20000 });
+    const zp = await z.newPage();
+    await zp.goto('http://site.example/').catch(() => {}); // through the (absent) zone proxy: fails
+    await z.close();
+    await d.ended(s.sessionId);
+    await d.stop();
+    const log = d.log;
+    for (const [what, secret] of [
+      ['the API key', d.creds.apiKey], ['a wrong API key', wrongKey], ['the zone password', d.creds.password],
+      ['a wrong zone password', wrongPassword], ['the second zone password', zonePassword],
+      ['the upstream proxy password', proxySecret], ['the zone proxy password', zoneProxySecret],
+    ]) assert.ok(!log.includes(secret), `${format} log holds ${what}`);
+    assert.match(log, /event[=":]+request/);
+    assert.match(log, /event[=":]+session_end/);
+    if (format === 'json') {
+      const lines = log.split('\n').filter((l) => l.startsWith('{'));
+      assert.ok(lines.length > 5);
+      for (const l of lines) {
+        const o = JSON.parse(l);
+        assert.ok(o.ts && o.level && o.module && o.event, l);
+      }
+      const end = lines.map((l) => JSON.parse(l)).find((o) => o.event === 'session_end' && o.session === s.sessionId);
+      assert.ok(end, 'the session end line');
+      assert.equal(end.status, 'finished');
+      assert.equal(typeof end.navigations, 'number');
+      assert.equal(typeof end.bandwidth, 'number');
+    }
+  }
+});
