@@ -49,6 +49,7 @@ class Node:
         self.log = open(os.path.join(tmp, name + '.log'), 'w')
         env = {k: v for k, v in os.environ.items() if not k.startswith('BROWSERD_')}
         env['TMPDIR'] = tmp
+        env['BROWSERD_DRAIN_TIMEOUT'] = '0'  # the stop below ends what still runs at once
         self.proc = subprocess.Popen(
             [binary, '--db', db, 'serve', '--node-id', name, '--api-listen', '127.0.0.1:%d' % self.api,
              '--cdp-listen', '127.0.0.1:%d' % self.cdp, '--pool', '0', '--max-sessions', '1000',

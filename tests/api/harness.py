@@ -619,7 +619,13 @@ class Browserd:
             return self.exit_code
         proc = self.proc
         if proc.poll() is None:
+            # the first SIGTERM drains (running sessions go on, docs/operations.md), the
+            # second ends them at once
             proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(0.3)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGTERM)
         try:
             rc = proc.wait(timeout)
         except subprocess.TimeoutExpired:

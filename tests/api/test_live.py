@@ -376,7 +376,7 @@ class Live(unittest.TestCase):
             self.sockets.append(ws)
             self.assertEqual(ws.status, 101)
             sid = ws.cdp('Browser.getSessionId')['result']['sessionId']
-            self.assertEqual(d.stop(), 0)
+            self.assertEqual(d.stop(), 0)  # SIGTERM (a drain), then SIGTERM (at once)
             self.assertTrue(ws.wait_closed(5), 'WebSocket still open after browserd exited')
             # no Chromium of this daemon survives it
             for pid in re.findall(r'chromium_pid=(\d+)', d.stderr_text()):
