@@ -31,6 +31,14 @@ static log_level_t log_level = LOG_INFO;
 static char *log_path;
 static repeat_slot_t repeats[REPEAT_SLOTS];
 
+/* strlcpy: cut to fit, always terminated. */
+static void copy_cut(char *dst, size_t cap, const char *src) {
+    size_t n = strlen(src);
+    if (n >= cap) n = cap - 1;
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
 static int64_t real_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -330,17 +338,17 @@ void log_event_repeating(log_level_t level, const char *module, const char *even
     if (slot && now - slot->window_start < LOG_REPEAT_WINDOW_MS) { /* folded in */
         slot->folded++;
         slot->last_seen = now;
-        snprintf(slot->body, sizeof slot->body, "%s", body);
+        copy_cut(slot->body, sizeof slot->body, body);
         pthread_mutex_unlock(&log_lock);
         return;
     }
     if (slot && slot->folded) write_folded(slot, now); /* the last window's count, then this line */
     if (!slot) slot = free_slot;
     if (slot) {
-        snprintf(slot->key, sizeof slot->key, "%s", key);
+        copy_cut(slot->key, sizeof slot->key, key);
         slot->level = level;
-        snprintf(slot->module, sizeof slot->module, "%s", module);
-        snprintf(slot->event, sizeof slot->event, "%s", event);
+        copy_cut(slot->module, sizeof slot->module, module);
+        copy_cut(slot->event, sizeof slot->event, event);
         slot->body[0] = '\0';
         slot->window_start = slot->last_seen = now;
         slot->folded = 0;
