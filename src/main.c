@@ -239,8 +239,7 @@ static void on_sighup(uv_signal_t *h, int signum) {
 }
 
 static void on_housekeeping(uv_timer_t *t) {
-    daemon_t *d = t->data;
-    (void)d;
+    (void)t;
     log_flush_repeats(false);
 }
 

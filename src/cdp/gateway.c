@@ -155,7 +155,7 @@ static void on_part_stopped(void *arg) {
 void gateway_status(const gateway_t *gw, gateway_status_t *out) {
     memset(out, 0, sizeof *out);
     out->running = gw->active;
-    for (const waiter_t *w = gw->queue_head; w; w = w->next) out->queued++;
+    out->queued = admission_queue_length(gw);
     out->max_sessions = gw->cfg.max_sessions;
     out->max_queue = gw->cfg.max_queue;
     out->pool_size = gw->cfg.pool_size;

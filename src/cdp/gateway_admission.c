@@ -175,7 +175,7 @@ void admission_refuse_waiters(gateway_t *gw) {
     }
 }
 
-static unsigned queue_length(const gateway_t *gw) {
+unsigned admission_queue_length(const gateway_t *gw) {
     unsigned n = 0;
     for (const waiter_t *w = gw->queue_head; w; w = w->next) n++;
     return n;
@@ -231,7 +231,7 @@ static void auth_done(uv_work_t *w, int status) {
         http_respond_error(j->conn, 503, NULL, "Credentials could not be checked", true);
     else if (gw->active < gw->cfg.max_sessions && !gw->queue_head)
         session_start(gw, j->conn, &j->adm);
-    else if (queue_length(gw) >= gw->cfg.max_queue)
+    else if (admission_queue_length(gw) >= gw->cfg.max_queue)
         http_respond_error(j->conn, 503, "Retry-After: 1\r\n", "Every session slot and the whole queue are taken", true);
     else
         enqueue(gw, j->conn, &j->adm);

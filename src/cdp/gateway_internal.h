@@ -159,6 +159,8 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req);
 void admission_admit_waiters(gateway_t *gw);
 /* Answers every queued client 503 (a stop or a drain). */
 void admission_refuse_waiters(gateway_t *gw);
+/* Clients waiting in the queue now (at most max_queue: a walk is cheap). */
+unsigned admission_queue_length(const gateway_t *gw);
 /* The 503's message for a client that comes while the gateway stops or drains. */
 const char *admission_refusal(const gateway_t *gw);
 

@@ -293,18 +293,6 @@ static void format_body(char *out, size_t cap, const char *fmt, va_list ap) {
         if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = ' ';
 }
 
-void log_event(log_level_t level, const char *module, const char *event, const char *fmt, ...) {
-    if (!log_enabled(level)) return;
-    char body[LINE_MAX_BYTES];
-    va_list ap;
-    va_start(ap, fmt);
-    format_body(body, sizeof body, fmt, ap);
-    va_end(ap);
-    pthread_mutex_lock(&log_lock);
-    write_line(level, module, event, body);
-    pthread_mutex_unlock(&log_lock);
-}
-
 /* ---- repeats ------------------------------------------------------------------------------ */
 
 static void write_folded(repeat_slot_t *r, int64_t now) {
@@ -315,18 +303,13 @@ static void write_folded(repeat_slot_t *r, int64_t now) {
     r->folded = 0;
 }
 
-void log_event_repeating(log_level_t level, const char *module, const char *event, const char *repeat_key,
-                         const char *fmt, ...) {
-    if (!log_enabled(level)) return;
-    char body[LINE_MAX_BYTES];
-    va_list ap;
-    va_start(ap, fmt);
-    format_body(body, sizeof body, fmt, ap);
-    va_end(ap);
+/* Folds a line of kind repeat_key into its slot, or writes it (and the last window's count).
+ * The caller holds log_lock. */
+static void write_repeating(log_level_t level, const char *module, const char *event, const char *repeat_key,
+                            const char *body) {
     char key[REPEAT_KEY_MAX];
     snprintf(key, sizeof key, "%s/%s/%s", module, event, repeat_key);
     int64_t now = clock_ms();
-    pthread_mutex_lock(&log_lock);
     repeat_slot_t *slot = NULL, *free_slot = NULL;
     for (size_t i = 0; i < REPEAT_SLOTS && !slot; i++) {
         if (!repeats[i].key[0]) {
@@ -339,7 +322,6 @@ void log_event_repeating(log_level_t level, const char *module, const char *even
         slot->folded++;
         slot->last_seen = now;
         copy_cut(slot->body, sizeof slot->body, body);
-        pthread_mutex_unlock(&log_lock);
         return;
     }
     if (slot && slot->folded) write_folded(slot, now); /* the last window's count, then this line */
@@ -354,6 +336,19 @@ void log_event_repeating(log_level_t level, const char *module, const char *even
         slot->folded = 0;
     }
     write_line(level, module, event, body);
+}
+
+void log_event_keyed(log_level_t level, const char *module, const char *event, const char *repeat_key,
+                     const char *fmt, ...) {
+    if (!log_enabled(level)) return;
+    char body[LINE_MAX_BYTES];
+    va_list ap;
+    va_start(ap, fmt);
+    format_body(body, sizeof body, fmt, ap);
+    va_end(ap);
+    pthread_mutex_lock(&log_lock);
+    if (repeat_key) write_repeating(level, module, event, repeat_key, body);
+    else write_line(level, module, event, body);
     pthread_mutex_unlock(&log_lock);
 }
 

@@ -12,7 +12,7 @@
  *
  * Every line starts with ts= (UTC, milliseconds), level=, module= and event=.
  *
- * Repeats: log_event_repeating() shows the first line of a kind (its repeat key) and counts
+ * Repeats: a line with a repeat key (log_event_repeating) shows the first line of a kind (its repeat key) and counts
  * the next ones for LOG_REPEAT_WINDOW_MS; then one line with repeated=N stands for them. The
  * table of kinds is bounded; a kind that does not fit is logged as usual.
  *
@@ -53,12 +53,14 @@ int log_reopen(char *err, size_t err_cap);
 
 bool log_enabled(log_level_t level);
 
-void log_event(log_level_t level, const char *module, const char *event, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+/* One line. With a repeat_key (NULL: none), repeats of that kind (with module and event) are
+ * folded together (see above). */
+void log_event_keyed(log_level_t level, const char *module, const char *event, const char *repeat_key,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-/* As log_event, folding repeats of one kind (repeat_key, with module and event) together. */
-void log_event_repeating(log_level_t level, const char *module, const char *event, const char *repeat_key,
-                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+#define log_event(level, module, event, ...) log_event_keyed(level, module, event, NULL, __VA_ARGS__)
+#define log_event_repeating(level, module, event, repeat_key, ...) \
+    log_event_keyed(level, module, event, repeat_key, __VA_ARGS__)
 
 /* Writes the repeated=N lines of kinds whose window has passed (all of them when `all`),
  * and forgets kinds not seen for a window. Called by a timer of the daemon, and at exit. */

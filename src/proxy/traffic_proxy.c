@@ -29,18 +29,15 @@ static chunk_t *chunk_of(char *data) { return (chunk_t *)(data - offsetof(chunk_
 
 void proxy_log_event(const traffic_proxy_t *p, const char *event, const char *target, const char *detail) {
     log_level_t level = strcmp(event, "refused") == 0 || strcmp(event, "too_many_connections") == 0 ? LOG_WARN : LOG_INFO;
-    if (!p->tag[0]) {
-        /* A browser of the pool, before any session: Chromium's own background requests
-         * (updates, sign-in, search engines) fail the same way dozens of times a minute;
-         * the first of a kind is shown, the rest counted (all idle browsers together). */
-        char key[320];
-        snprintf(key, sizeof key, "%s|%s", target ? target : "", detail ? detail : "");
-        log_event_repeating(level, "proxy", event, key, "session=- port=%d target=\"%s\" detail=\"%s\"", p->port,
-                            target ? target : "", detail ? detail : "");
-        return;
-    }
-    log_event(level, "proxy", event, "session=%s port=%d target=\"%s\" detail=\"%s\"", p->tag, p->port,
-              target ? target : "", detail ? detail : "");
+    if (!target) target = "";
+    if (!detail) detail = "";
+    /* A browser of the pool, before any session: Chromium's own background requests (updates,
+     * sign-in, search engines) fail the same way dozens of times a minute; the first of a kind
+     * is shown, the rest counted (all idle browsers together). A session's lines all show. */
+    char key[320];
+    snprintf(key, sizeof key, "%s|%s", target, detail);
+    log_event_keyed(level, "proxy", event, p->tag[0] ? NULL : key, "session=%s port=%d target=\"%s\" detail=\"%s\"",
+                    p->tag[0] ? p->tag : "-", p->port, target, detail);
 }
 
 static size_t buffered_up(const conn_t *c) { return (c->up ? c->up->pending : 0) + c->in_len + c->head.len; }

@@ -3,7 +3,8 @@
 // fails the orphaned session with worker_disconnect) and SIGTERM (graceful: close frames,
 // worker_disconnect records, waiting clients get 503).
 const assert = require('node:assert/strict');
-const { e2e, checkRecord, waitFor, sleep, requireClient, wsConnect, wsClosed, cdpCall } = require('./harness');
+const { e2e, checkRecord, waitFor, sleep, requireClient, wsConnect, wsClosed, cdpCall, BIN } = require('./harness');
+const { cli } = require('./traffic_helpers');
 
 const puppeteer = requireClient('puppeteer-core');
 
@@ -166,11 +167,9 @@ e2e('logs: a full run at --log-level debug, text and JSON, holds no secret (API 
       pool: 1,
       args: ['--log-level', 'debug', '--log-format', format, '--upstream-proxy', `http://loguser:${proxySecret}@127.0.0.1:9`],
     });
-    const H = require('./traffic_helpers');
-    const BIN = require('./harness').BIN;
     // a zone with its own proxy and credentials, set through the CLI
-    const zonePassword = H.cli(BIN, d.db, 'zone', 'add', 'default', 'logged').trim();
-    H.cli(BIN, d.db, 'zone', 'set-proxy', 'default', 'logged', `http://zuser:${zoneProxySecret}@127.0.0.1:9`);
+    const zonePassword = cli(BIN, d.db, 'zone', 'add', 'default', 'logged').trim();
+    cli(BIN, d.db, 'zone', 'set-proxy', 'default', 'logged', `http://zuser:${zoneProxySecret}@127.0.0.1:9`);
     const wrongKey = 'k' + d.creds.apiKey.slice(1).split('').reverse().join('');
     await d.api('GET', '/browser_sessions?limit=1');
     await d.api('GET', '/browser_sessions', { key: wrongKey });
