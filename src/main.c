@@ -24,6 +24,7 @@
 #include "http/http_server.h"
 #include "proxy/proxy_guard.h"
 #include "proxy/proxy_upstream.h"
+#include "service/node_metrics.h"
 #include "service/service_notify.h"
 #include "service/system_load.h"
 #include "store/store.h"
@@ -35,6 +36,7 @@
 #define DEFAULT_ZONE "scraping_browser1"
 #define DEFAULT_LEASE_MS 30000
 #define DEFAULT_DRAIN_MS 60000
+#define BROWSERD_VERSION "0.1.0"
 #define HOUSEKEEPING_MS 5000 /* log repeats folded */
 
 /* The spool beside an SQLite file (<db>.spool); for a database server, in the working
@@ -99,6 +101,10 @@ static void usage(FILE *out) {
             "                                 info has a line per session end and per HTTP request)\n"
             "        --log-file PATH          append the log to this file instead of standard error (reopened\n"
             "                                 on SIGHUP)\n"
+            "        --metrics-listen WHERE   GET /metrics (Prometheus): 'api' on the API listener (default),\n"
+            "                                 HOST:PORT on a listener of its own, or 'off'\n"
+            "        --metrics-token TOKEN    require 'Authorization: Bearer TOKEN' on /metrics (better given\n"
+            "                                 as BROWSERD_METRICS_TOKEN: arguments are visible to every user)\n"
             "%s%s"
             "\n"
             "Options:\n"
@@ -121,6 +127,7 @@ static void usage(FILE *out) {
             "  BROWSERD_ALLOW_PRIVATE   --allow-private (comma-separated)\n"
             "  BROWSERD_NODE_ID, BROWSERD_LEASE_TIMEOUT, BROWSERD_SPOOL, BROWSERD_DRAIN_TIMEOUT\n"
             "  BROWSERD_LOG_FORMAT, BROWSERD_LOG_LEVEL, BROWSERD_LOG_FILE\n"
+            "  BROWSERD_METRICS_LISTEN, BROWSERD_METRICS_TOKEN\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
@@ -153,6 +160,8 @@ typedef struct {
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t drain_timer, housekeeping;
     http_server_t *api_server;
+    http_server_t *metrics_server; /* --metrics-listen HOST:PORT */
+    node_metrics_t *metrics;
     gateway_t *gateway;
     cluster_t *cluster;
     uint64_t drain_ms;
@@ -187,11 +196,18 @@ static void open_handles(daemon_t *d, uv_loop_t *loop) {
 
 /* The node stops last: the sessions' final records go through the store (and the spool)
  * before the node gives its lease up. */
+static void stop_cluster(void *arg) {
+    daemon_t *d = arg;
+    if (d->cluster) cluster_stop(d->cluster, on_cluster_stopped, d);
+    else on_cluster_stopped(d);
+}
+
+/* Then the metrics (scrapes answered while the listeners stopped are done by now). */
 static void on_part_stopped(void *arg) {
     daemon_t *d = arg;
     if (--d->running > 0) return;
-    if (d->cluster) cluster_stop(d->cluster, on_cluster_stopped, d);
-    else on_cluster_stopped(d);
+    if (d->metrics) node_metrics_stop(d->metrics, stop_cluster, d);
+    else stop_cluster(d);
 }
 
 static void stop_now(daemon_t *d, const char *why) {
@@ -200,8 +216,9 @@ static void stop_now(daemon_t *d, const char *why) {
     uv_timer_stop(&d->drain_timer);
     log_event(LOG_INFO, "daemon", "stopping", "reason=%s", why);
     /* Sessions end first (their records are saved through the store, which stays open). */
-    d->running = d->gateway ? 2 : 1;
+    d->running = 1 + (d->gateway ? 1 : 0) + (d->metrics_server ? 1 : 0);
     if (d->gateway) gateway_stop(d->gateway, on_part_stopped, d);
+    if (d->metrics_server) http_server_stop(d->metrics_server, on_part_stopped, d);
     http_server_stop(d->api_server, on_part_stopped, d);
 }
 
@@ -332,6 +349,8 @@ static int serve(const char *db, int argc, char **argv) {
     const char *drain = env_or("BROWSERD_DRAIN_TIMEOUT", NULL), *max_queue = env_or("BROWSERD_MAX_QUEUE", NULL);
     const char *log_format_s = env_or("BROWSERD_LOG_FORMAT", "text"), *log_level_s = env_or("BROWSERD_LOG_LEVEL", "info");
     const char *log_file = env_or("BROWSERD_LOG_FILE", NULL);
+    const char *metrics_listen = env_or("BROWSERD_METRICS_LISTEN", "api");
+    const char *metrics_token = env_or("BROWSERD_METRICS_TOKEN", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -354,6 +373,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--upstream-proxy", &upstream},   {"--node-id", &node_id},                 {"--lease-timeout", &lease},
         {"--spool", &spool_path},          {"--drain-timeout", &drain},             {"--log-format", &log_format_s},
         {"--log-level", &log_level_s},     {"--log-file", &log_file},               {"--max-queue", &max_queue},
+        {"--metrics-listen", &metrics_listen}, {"--metrics-token", &metrics_token},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -384,6 +404,17 @@ static int serve(const char *db, int argc, char **argv) {
     int port, cdp_port = 0;
     if (parse_listen(listen, host, sizeof host, &port) < 0) {
         fprintf(stderr, "browserd: --api-listen: expected HOST:PORT, got '%s'\n", listen);
+        return 2;
+    }
+    char metrics_host[256];
+    int metrics_port = 0;
+    bool metrics_on = strcmp(metrics_listen, "off") != 0, metrics_own = metrics_on && strcmp(metrics_listen, "api") != 0;
+    if (metrics_own && parse_listen(metrics_listen, metrics_host, sizeof metrics_host, &metrics_port) < 0) {
+        fprintf(stderr, "browserd: --metrics-listen: expected api, HOST:PORT or off, got '%s'\n", metrics_listen);
+        return 2;
+    }
+    if (metrics_token && !metrics_on) {
+        fprintf(stderr, "browserd: --metrics-token: metrics are off (--metrics-listen off)\n");
         return 2;
     }
     bool cdp_on = strcmp(cdp_listen, "off") != 0;
@@ -518,19 +549,39 @@ static int serve(const char *db, int argc, char **argv) {
         }
     }
     cluster_set_end_local(d.cluster, end_gateway_session, d.gateway);
+    if (metrics_on) {
+        node_metrics_config_t mcfg = {.loop = loop, .token = metrics_token, .version = BROWSERD_VERSION,
+                                      .gateway = d.gateway, .store = store, .spool = spool, .catalog = catalog,
+                                      .status = node_status, .status_ctx = &d};
+        if (node_metrics_new(&mcfg, &d.metrics) < 0) goto cleanup;
+    }
     api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .end_session = end_session_anywhere,
-                         .end_session_ctx = d.cluster, .status = node_status, .status_ctx = &d};
+                         .end_session_ctx = d.cluster, .status = node_status, .status_ctx = &d,
+                         .metrics = metrics_on && !metrics_own ? node_metrics_handle : NULL, .metrics_ctx = d.metrics};
     if (api_new(&acfg, &api) < 0) goto cleanup;
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);
     hcfg.host = host;
     hcfg.port = port;
     hcfg.name = "api";
+    hcfg.on_answered = api_observe;
+    hcfg.on_answered_ctx = api;
     rc = http_server_start(loop, &hcfg, api_handle, api, &d.api_server);
     if (rc < 0) {
         fprintf(stderr, "browserd: cannot listen on %s: %s\n", listen, uv_strerror(rc));
         goto cleanup;
     }
+    if (metrics_own) {
+        hcfg.host = metrics_host;
+        hcfg.port = metrics_port;
+        hcfg.name = "metrics";
+        rc = http_server_start(loop, &hcfg, node_metrics_handle, d.metrics, &d.metrics_server);
+        if (rc < 0) {
+            fprintf(stderr, "browserd: cannot listen on %s: %s\n", metrics_listen, uv_strerror(rc));
+            goto cleanup;
+        }
+    }
+    if (d.metrics) node_metrics_attach(d.metrics, api, d.api_server, d.metrics_server);
     open_handles(&d, loop);
     uv_signal_start(&d.sigint, on_signal, SIGINT);
     uv_signal_start(&d.sigterm, on_signal, SIGTERM);
@@ -542,6 +593,9 @@ static int serve(const char *db, int argc, char **argv) {
     if (d.gateway)
         log_event(LOG_INFO, "daemon", "listening", "cdp=ws://%s:%d pool=%u max_sessions=%u", cdp_host, gateway_port(d.gateway),
                 gcfg.pool_size, gcfg.max_sessions);
+    if (d.metrics_server)
+        log_event(LOG_INFO, "daemon", "listening", "metrics=http://%s%s%s:%d/metrics", strchr(metrics_host, ':') ? "[" : "",
+                  metrics_host, strchr(metrics_host, ':') ? "]" : "", http_server_port(d.metrics_server));
     char ready[600];
     snprintf(ready, sizeof ready, "listening: api %s, cdp %s", listen, d.gateway ? cdp_listen : "off");
     if (service_notify_ready(loop, ready) < 0) log_event(LOG_WARN, "daemon", "notify_failed", "what=READY");
@@ -552,14 +606,16 @@ static int serve(const char *db, int argc, char **argv) {
 
 cleanup:
     if (!d.stopping && (d.gateway || d.cluster)) { /* started, but what came after could not: stop again */
-        d.running = 1;
+        d.running = 1 + (d.gateway ? 1 : 0) + (d.api_server ? 1 : 0);
         d.stopping = true;
         open_handles(&d, loop);
         if (d.gateway) gateway_stop(d.gateway, on_part_stopped, &d);
-        else on_part_stopped(&d);
+        if (d.api_server) http_server_stop(d.api_server, on_part_stopped, &d);
+        on_part_stopped(&d);
         uv_run(loop, UV_RUN_DEFAULT);
     }
     gateway_free(d.gateway);
+    node_metrics_free(d.metrics);
     if (d.cluster) {
         cluster_release_lease(d.cluster); /* nothing of the node runs any more */
         cluster_free(d.cluster);
@@ -586,7 +642,7 @@ int main(int argc, char **argv) {
             return 0;
         }
         if (strcmp(argv[i], "--version") == 0) {
-            printf("browserd 0.1.0\n");
+            printf("browserd " BROWSERD_VERSION "\n");
             return 0;
         }
         if (strcmp(argv[i], "--db") == 0) {

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api/api_openapi.h"
 #include "api/api_responses.h"
@@ -23,6 +22,9 @@ struct api {
     void *end_session_ctx;
     api_status_fn status;
     void *status_ctx;
+    http_handler_fn metrics;
+    void *metrics_ctx;
+    api_request_metrics_t request_metrics;
 };
 
 #define BEARER_CHALLENGE "WWW-Authenticate: Bearer\r\n"
@@ -57,29 +59,25 @@ int api_new(const api_config_t *cfg, api_t **out) {
     api->end_session_ctx = cfg->end_session_ctx;
     api->status = cfg->status;
     api->status_ctx = cfg->status_ctx;
+    api->metrics = cfg->metrics;
+    api->metrics_ctx = cfg->metrics_ctx;
+    api_request_metrics_init(&api->request_metrics);
     *out = api;
     return 0;
 }
 
-void api_free(api_t *api) { free(api); }
-
-/* "Bearer <token>": scheme case-insensitive, spaces around either part ignored. Returns
- * false for a missing header, an empty one, another scheme or an empty token. */
-static bool bearer_token(const http_request_t *req, const char **token, size_t *len) {
-    const http_header_t *h = http_request_header(req, "authorization");
-    if (!h) return false;
-    const char *p = h->value, *end = h->value + h->value_len;
-    while (p < end && (*p == ' ' || *p == '\t')) p++;
-    if (end - p < 6 || strncasecmp(p, "bearer", 6) != 0) return false;
-    p += 6;
-    if (p < end && *p != ' ' && *p != '\t') return false; /* "Bearerx" is another scheme */
-    while (p < end && (*p == ' ' || *p == '\t')) p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    if (p == end) return false;
-    *token = p;
-    *len = (size_t)(end - p);
-    return true;
+void api_free(api_t *api) {
+    if (!api) return;
+    api_request_metrics_free(&api->request_metrics);
+    free(api);
 }
+
+void api_observe(void *ctx, const http_request_t *req, int status, uint64_t duration_ns) {
+    api_t *api = ctx;
+    api_request_metrics_observe(&api->request_metrics, req, status, duration_ns);
+}
+
+int api_metrics_write(const api_t *api, buf_t *out) { return api_request_metrics_write(&api->request_metrics, out); }
 
 /* The answer is an error: status and {"error":message} (with "key":value when key is not
  * NULL), replacing whatever body was started. A body that cannot be written leaves status 500
@@ -238,6 +236,10 @@ void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     api_t *api = ctx;
     if (api_openapi_handle(conn, req)) return; /* no key needed */
     if (api_health_handle(api->status, api->status_ctx, conn, req)) return; /* no key either */
+    if (api->metrics && req->path_len == 8 && memcmp(req->path, "/metrics", 8) == 0) {
+        api->metrics(api->metrics_ctx, conn, req); /* its own token, if any */
+        return;
+    }
     if (req->path_len == 8 && memcmp(req->path, "/healthz", 8) == 0) {
         if (!method_is_read(req->method)) {
             http_respond_error(conn, 405, "Allow: GET, HEAD\r\n", "Method not allowed", false);
@@ -256,7 +258,7 @@ void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     /* Authentication comes before everything else, so 401 precedes 400, 404 and 405. */
     const char *token;
     size_t token_len;
-    if (!bearer_token(req, &token, &token_len)) {
+    if (!http_request_bearer(req, &token, &token_len)) {
         http_respond_error(conn, 401, BEARER_CHALLENGE, "Credentials are missing", false);
         return;
     }

@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "api/api_health.h"
+#include "api/api_metrics.h"
 #include "catalog/catalog.h"
 #include "http/http_server.h"
 #include "store/store.h"
@@ -42,6 +43,10 @@ typedef struct {
     /* The node's state for /ready and /pressure (NULL: ready, nothing known). Borrowed ctx. */
     api_status_fn status;
     void *status_ctx;
+    /* Who answers GET /metrics on this listener (NULL: nobody, /metrics is an unknown path).
+     * Called on the loop thread, before any key check, for every method. Borrowed ctx. */
+    http_handler_fn metrics;
+    void *metrics_ctx;
 } api_config_t;
 
 /* The config is copied (the pointers in it stay borrowed). 0 or -ENOMEM. */
@@ -50,5 +55,11 @@ void api_free(api_t *api);
 
 /* The http_handler_fn of the API listener; ctx is the api_t. */
 void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req);
+
+/* The on_answered hook of http_server_config_t for the listeners whose requests the API's
+ * metrics count (ctx: the api_t). Loop thread. */
+void api_observe(void *ctx, const http_request_t *req, int status, uint64_t duration_ns);
+/* GET /metrics: the API's request counters and latency histograms. Loop thread. 0 or -ENOMEM. */
+int api_metrics_write(const api_t *api, buf_t *out);
 
 #endif

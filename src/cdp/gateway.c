@@ -92,6 +92,7 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     /* A pooled browser runs (and Chromium makes its own requests) before its session, and so its
      * zone, is known: until then it uses the default upstream, never a direct connection. */
     gw->proxy_cfg.upstream_proxy = cfg->upstream_proxy;
+    gw->proxy_cfg.totals = &gw->metrics.traffic;
     char perr[256];
     if (traffic_proxy_config_check(&gw->proxy_cfg, perr, sizeof perr) < 0) {
         fprintf(stderr, "browserd: traffic settings: %s\n", perr);
@@ -108,6 +109,7 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
         free(gw);
         return rc;
     }
+    gateway_metrics_init(&gw->metrics);
     if (cfg->pool_size > 0) {
         browser_pool_config_t pcfg = {.size = cfg->pool_size,
                                       .browser = &gw->browser_cfg,
@@ -196,5 +198,6 @@ void gateway_stop(gateway_t *gw, void (*done)(void *arg), void *arg) {
 void gateway_free(gateway_t *gw) {
     if (!gw) return;
     if (gw->pool) browser_pool_free(gw->pool);
+    gateway_metrics_free(&gw->metrics);
     free(gw);
 }

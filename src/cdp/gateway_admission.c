@@ -60,6 +60,9 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *a
                       adm->accept);
     uv_buf_t hb = uv_buf_init(head, (unsigned)hn);
     uv_try_write((uv_stream_t *)&s->client, &hb, 1); /* a fresh socket takes 130 bytes at once */
+    uint64_t now_ns = uv_hrtime();
+    if (adm->arrived_ns) metric_histogram_observe_ns(&gw->metrics.connect, now_ns - adm->arrived_ns);
+    metric_histogram_observe_ns(&gw->metrics.queue_wait, adm->queued_ns ? now_ns - adm->queued_ns : 0);
 
     void *pooled_net = NULL;
     browser_t *b = gw->pool ? browser_pool_take_data(gw->pool, &relay_browser_callbacks, s, &pooled_net) : NULL;
@@ -170,6 +173,7 @@ void admission_refuse_waiters(gateway_t *gw) {
     while (gw->queue_head) {
         waiter_t *w = gw->queue_head;
         uv_timer_stop(&w->timer);
+        gateway_metrics_refused(gw, gw->stopping ? "stopping" : "draining");
         http_respond_error(w->conn, 503, NULL, admission_refusal(gw), true);
         waiter_release(w);
     }
@@ -191,6 +195,7 @@ static void enqueue(gateway_t *gw, http_conn_t *conn, const admission_t *adm) {
     wt->conn = conn;
     wt->adm = *adm;
     wt->arrived_ms = time_now_ms();
+    wt->adm.queued_ns = uv_hrtime();
     uv_timer_init(gw->cfg.loop, &wt->timer);
     wt->timer.data = wt;
     uv_timer_start(&wt->timer, on_waiter_timeout, gw->cfg.queue_timeout_ms, 0);
@@ -221,20 +226,26 @@ static void auth_work(uv_work_t *w) {
 static void auth_done(uv_work_t *w, int status) {
     auth_job_t *j = w->data;
     gateway_t *gw = j->gw;
-    if (status != 0 || gw->stopping || gw->draining)
+    if (status != 0 || gw->stopping || gw->draining) {
+        gateway_metrics_refused(gw, gw->stopping ? "stopping" : "draining");
         http_respond_error(j->conn, 503, NULL, admission_refusal(gw), true);
-    else if (j->rc == -ENOENT)
-        http_respond_error(j->conn, 403, NULL, "Invalid credentials: unknown customer or zone", true);
-    else if (j->rc == -EACCES)
-        http_respond_error(j->conn, 403, NULL, "Invalid credentials: wrong zone password", true);
-    else if (j->rc < 0)
+    } else if (j->rc == -ENOENT || j->rc == -EACCES) {
+        gateway_metrics_refused(gw, "invalid_credentials");
+        http_respond_error(j->conn, 403, NULL,
+                           j->rc == -ENOENT ? "Invalid credentials: unknown customer or zone"
+                                            : "Invalid credentials: wrong zone password",
+                           true);
+    } else if (j->rc < 0) {
+        gateway_metrics_refused(gw, "store_unreachable");
         http_respond_error(j->conn, 503, NULL, "Credentials could not be checked", true);
-    else if (gw->active < gw->cfg.max_sessions && !gw->queue_head)
+    } else if (gw->active < gw->cfg.max_sessions && !gw->queue_head) {
         session_start(gw, j->conn, &j->adm);
-    else if (admission_queue_length(gw) >= gw->cfg.max_queue)
+    } else if (admission_queue_length(gw) >= gw->cfg.max_queue) {
+        gateway_metrics_refused(gw, "full");
         http_respond_error(j->conn, 503, "Retry-After: 1\r\n", "Every session slot and the whole queue are taken", true);
-    else
+    } else {
         enqueue(gw, j->conn, &j->adm);
+    }
     explicit_bzero(&j->adm, sizeof j->adm); /* the password and the upstream's credentials */
     free(j);
 }
@@ -317,6 +328,7 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
         return;
     }
     if (gw->stopping || gw->draining) {
+        gateway_metrics_refused(gw, gw->stopping ? "stopping" : "draining");
         http_respond_error(conn, 503, NULL, admission_refusal(gw), true);
         return;
     }
@@ -328,6 +340,7 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     int status = 400;
     const char *reason = NULL;
     if (ws_handshake_validate(&hs, &status, &reason) != 0) {
+        gateway_metrics_refused(gw, "bad_handshake");
         http_respond_error(conn, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, reason, true);
         return;
     }
@@ -341,12 +354,14 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     credentials_result_t cr = auth ? credentials_from_basic(auth, auth_len, &j->adm.cred) : CREDENTIALS_MISSING;
     if (cr == CREDENTIALS_MISSING) {
         free(j);
+        gateway_metrics_refused(gw, "missing_credentials");
         http_respond_error(conn, 407, "Proxy-Authenticate: Basic realm=\"browserd\"\r\n",
                            "Credentials are missing: use brd-customer-<ID>-zone-<ZONE>:<PASSWORD>", true);
         return;
     }
     if (cr != CREDENTIALS_OK) {
         free(j);
+        gateway_metrics_refused(gw, "invalid_credentials");
         http_respond_error(conn, 403, NULL, "Invalid credentials: expected brd-customer-<ID>-zone-<ZONE>:<PASSWORD>",
                            true);
         return;
@@ -359,6 +374,7 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     }
     j->gw = gw;
     j->conn = conn;
+    j->adm.arrived_ns = uv_hrtime();
     j->work.data = j;
     if (uv_queue_work(gw->cfg.loop, &j->work, auth_work, auth_done) != 0) {
         explicit_bzero(j, sizeof *j); /* the password */

@@ -30,6 +30,7 @@
 #include "cdp/gateway.h"
 #include "cdp/observer.h"
 #include "core/buf.h"
+#include "core/metrics.h"
 #include "core/uuid.h"
 #include "http/http_server.h"
 #include "net/lifetime.h"
@@ -56,8 +57,20 @@ typedef struct {
     const char *args[2];
 } browser_net_t;
 
+/* What GET /metrics shows of the gateway (gateway_metrics.c writes it). Loop thread only. */
+typedef struct {
+    metric_counter_set_t ended;   /* sessions ended: status, error code ("none") */
+    metric_counter_set_t refused; /* CDP clients refused before a session: reason */
+    metric_histogram_t connect;   /* the upgrade request's arrival -> the 101 sent */
+    metric_histogram_t queue_wait;/* the zone check's end -> a browser slot (0 when free at once) */
+    uint64_t messages_from_client, bytes_from_client; /* CDP messages (and their bytes) */
+    uint64_t messages_to_client, bytes_to_client;     /* from the browsers, relayed */
+    traffic_totals_t traffic;     /* every session's traffic proxy, added up */
+} gateway_metrics_t;
+
 struct gateway {
     gateway_config_t cfg;
+    gateway_metrics_t metrics;
     traffic_proxy_config_t proxy_cfg;
     char host[64];
     char worker[128];
@@ -84,6 +97,8 @@ typedef struct {
     zone_credentials_t cred;
     char accept[WS_ACCEPT_LEN + 1]; /* Sec-WebSocket-Accept */
     char upstream[1024];            /* the zone's upstream proxy, "" for none */
+    uint64_t arrived_ns;            /* the upgrade request came (uv_hrtime) */
+    uint64_t queued_ns;             /* it joined the queue; 0 when it did not wait */
 } admission_t;
 
 /* A client in the admission queue: the HTTP request stays open until it is admitted. */
@@ -163,6 +178,14 @@ void admission_refuse_waiters(gateway_t *gw);
 unsigned admission_queue_length(const gateway_t *gw);
 /* The 503's message for a client that comes while the gateway stops or drains. */
 const char *admission_refusal(const gateway_t *gw);
+
+/* ---- gateway_metrics.c ---- */
+void gateway_metrics_init(gateway_metrics_t *m);
+void gateway_metrics_free(gateway_metrics_t *m);
+/* A session or a client that never became one ended: status "finished" or "failed". */
+void gateway_metrics_ended(gateway_t *gw, session_status_t status, const char *error_code);
+/* A CDP client was answered an error instead of a session; reason: a short word. */
+void gateway_metrics_refused(gateway_t *gw, const char *reason);
 
 /* ---- gateway_session.c ---- */
 /* A new session for an admitted client (not started yet: admission does that); NULL when out

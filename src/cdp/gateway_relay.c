@@ -212,6 +212,8 @@ static void client_reading_update(session_t *s);
  * here). */
 static void on_client_message(session_t *s, char *data, size_t len) {
     session_touch(s);
+    s->gw->metrics.messages_from_client++;
+    s->gw->metrics.bytes_from_client += len;
     cdp_msg_t m;
     if (cdp_scan(data, len, &m) != 0 || m.duplicate || !m.id_is_int || !m.method.ptr) {
         char reason[120];
@@ -394,6 +396,8 @@ static void on_browser_message(void *ctx, char *msg, size_t len) {
         return;
     }
     session_touch(s);
+    s->gw->metrics.messages_to_client++;
+    s->gw->metrics.bytes_to_client += len;
     send_frame(s, WS_OP_TEXT, msg, len);
 }
 

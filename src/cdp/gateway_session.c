@@ -169,6 +169,7 @@ void session_save(session_t *s) {
 }
 
 void session_save_unstarted(gateway_t *gw, const char *customer, const session_record_t *rec) {
+    if (rec->status != SESSION_RUNNING) gateway_metrics_ended(gw, rec->status, rec->error_code);
     if (queue_save(gw, NULL, customer, rec) < 0)
         log_event(LOG_ERROR, "gateway", "session_save_failed", "session=%s error=%s", rec->session_id, strerror(ENOMEM));
     else start_batch(gw);
@@ -270,6 +271,7 @@ void session_end(session_t *s, session_status_t status, const char *code, const 
     s->error_code = code;
     /* Out of memory, the record keeps its error code without a message. */
     s->error_message = message ? strdup(message) : NULL;
+    gateway_metrics_ended(s->gw, status, code);
     if (log_enabled(LOG_INFO)) { /* the record as it is saved, one line */
         session_record_t r;
         record_of(s, &r);

@@ -166,3 +166,9 @@ void time_format_utc_seconds(int64_t ms, char out[TIME_UTC_SECONDS_LEN + 1]) {
     }
     *p = '\0';
 }
+
+uint64_t time_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

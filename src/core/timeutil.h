@@ -10,6 +10,8 @@
 
 /* Wall clock, Unix epoch milliseconds. */
 int64_t time_now_ms(void);
+/* A monotonic clock in nanoseconds (for durations; any thread). */
+uint64_t time_monotonic_ns(void);
 
 /* Parses an RFC 3339 date-time ("2025-12-01T00:00:00Z", "2025-12-01T02:00:00+02:00",
  * "t"/"z" accepted in either case, optional fraction of a second of any length, truncated

@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,6 +105,8 @@ void http_server_config_defaults(http_server_config_t *cfg) {
     cfg->request_timeout_ms = 10 * 1000;
     cfg->max_connections = 10000;
     cfg->name = "http";
+    cfg->on_answered = NULL;
+    cfg->on_answered_ctx = NULL;
 }
 
 const char *http_status_reason(int status) {
@@ -119,13 +122,31 @@ static void http_log(const char *event, const char *detail) {
 /* One line per answered request (level info): what was asked, the status, the body's size and
  * the time from the request's arrival to its response being queued. Keys travel in headers,
  * never in the target, so the target is logged as it came (cut at 512 bytes). */
-static void log_request(const http_conn_t *c, const http_request_t *req, int status, size_t len) {
+static void log_request(const http_conn_t *c, const http_request_t *req, int status, size_t len, uint64_t took_ns) {
     if (!log_enabled(LOG_INFO)) return;
-    double ms = (double)(uv_hrtime() - c->dispatched_ns) / 1e6;
+    double ms = (double)took_ns / 1e6;
     log_event(LOG_INFO, "http", "request", "server=%s method=%s path=\"%.512s%s%.*s\" status=%d bytes=%zu ms=%.3f",
               c->srv->cfg.name, req->method_name, req->path, req->query ? "?" : "",
               req->query ? (int)(req->query_len > 512 ? 512 : req->query_len) : 0, req->query ? req->query : "",
               status, len, ms);
+}
+
+/* "Bearer <token>": scheme case-insensitive, spaces around either part ignored. Returns
+ * false for a missing header, an empty one, another scheme or an empty token. */
+bool http_request_bearer(const http_request_t *req, const char **token, size_t *len) {
+    const http_header_t *h = http_request_header(req, "authorization");
+    if (!h) return false;
+    const char *p = h->value, *end = h->value + h->value_len;
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    if (end - p < 6 || strncasecmp(p, "bearer", 6) != 0) return false;
+    p += 6;
+    if (p < end && *p != ' ' && *p != '\t') return false; /* "Bearerx" is another scheme */
+    while (p < end && (*p == ' ' || *p == '\t')) p++;
+    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    if (p == end) return false;
+    *token = p;
+    *len = (size_t)(end - p);
+    return true;
 }
 
 /* The Date header (RFC 9110 6.6.1), formatted once per second. */
@@ -222,6 +243,16 @@ static int conn_submit_write(http_conn_t *c, response_write_t *w, size_t head_le
     return 0;
 }
 
+/* The handler's extra headers name a Content-Type of their own (a line that starts so). */
+static bool has_content_type(const char *extra) {
+    for (const char *line = extra; line && *line;) {
+        if (strncasecmp(line, "content-type:", 13) == 0) return true;
+        line = strstr(line, "\r\n");
+        if (line) line += 2;
+    }
+    return false;
+}
+
 /* Writes one response. `body` is owned (freed in every case). Returns 0 or a libuv error. */
 static int conn_write_response(http_conn_t *c, int status, const char *extra_headers, char *body, size_t len,
                                bool omit_body, const char *connection_header) {
@@ -243,7 +274,8 @@ static int conn_write_response(http_conn_t *c, int status, const char *extra_hea
     const char *extra_end = extra_lacks_crlf ? "\r\n" : "";
     char length_lines[96] = "";
     if (!no_content)
-        snprintf(length_lines, sizeof length_lines, "Content-Type: application/json\r\nContent-Length: %zu\r\n", len);
+        snprintf(length_lines, sizeof length_lines, "%sContent-Length: %zu\r\n",
+                 has_content_type(extra_headers) ? "" : "Content-Type: application/json\r\n", len);
     static const char fmt[] = "HTTP/1.1 %d %s\r\n%s%s%s%sDate: %s\r\n\r\n";
     const char *reason = http_status_reason(status);
     const char *date = server_date(c->srv);
@@ -519,7 +551,9 @@ void http_respond(http_conn_t *c, int status, const char *extra_headers, char *b
     const char *connection_header = !keep_alive                                          ? "Connection: close\r\n"
                                     : http_request_parser_http_minor(&c->parser) == 0 ? "Connection: keep-alive\r\n"
                                                                                       : "";
-    log_request(c, req, status, len);
+    uint64_t took_ns = uv_hrtime() - c->dispatched_ns;
+    log_request(c, req, status, len, took_ns);
+    if (c->srv->cfg.on_answered) c->srv->cfg.on_answered(c->srv->cfg.on_answered_ctx, req, status, took_ns);
     int rc = conn_write_response(c, status, extra_headers, body, len, req->method == HTTP_M_HEAD, connection_header);
     http_request_parser_next(&c->parser); /* the request's strings are invalid from here */
     if (rc < 0) conn_close(c);
@@ -684,6 +718,8 @@ int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg, http_han
     if (cfg->request_timeout_ms) srv->cfg.request_timeout_ms = cfg->request_timeout_ms;
     if (cfg->max_connections) srv->cfg.max_connections = cfg->max_connections;
     if (cfg->name) srv->cfg.name = cfg->name; /* a string literal of the caller's */
+    srv->cfg.on_answered = cfg->on_answered;
+    srv->cfg.on_answered_ctx = cfg->on_answered_ctx;
     srv->cfg.host = NULL; /* borrowed; not needed after bind */
     srv->cfg.port = cfg->port;
     srv->loop = loop;

@@ -56,6 +56,10 @@ typedef struct {
 
 /* Case-insensitive header lookup; the first match, or NULL. */
 const http_header_t *http_request_header(const http_request_t *req, const char *name);
+/* The token of "Authorization: Bearer <token>" (scheme case-insensitive, spaces around either
+ * part ignored), pointing into the request. False for a missing header, an empty one, another
+ * scheme or an empty token. */
+bool http_request_bearer(const http_request_t *req, const char **token, size_t *len);
 
 typedef void (*http_handler_fn)(void *ctx, http_conn_t *conn, const http_request_t *req);
 
@@ -68,6 +72,11 @@ typedef struct {
     uint64_t request_timeout_ms; /* default 10 s: a started request not complete -> 408 close */
     unsigned max_connections;    /* default 10000; more are closed at accept */
     const char *name;            /* in the log line of each request (server=NAME); default "http" */
+    /* Optional: called for every request the handler answered, as its response is queued:
+     * the request (valid during the call), the status, and the time since the request was
+     * handed to the handler. Loop thread. For metrics. */
+    void (*on_answered)(void *ctx, const http_request_t *req, int status, uint64_t duration_ns);
+    void *on_answered_ctx;
 } http_server_config_t;
 
 /* Fills the defaults listed above (host and port are left to the caller). A field left 0 in
@@ -100,8 +109,8 @@ void http_server_stop(http_server_t *srv, void (*on_stopped)(void *arg), void *a
 
 /* Sends the response for the connection's current request. `body` ownership moves to the
  * server (it is free()d; NULL with len 0 for no body). `extra_headers` is borrowed: zero or
- * more complete "Name: value\r\n" lines, or NULL. Content-Type: application/json and
- * Content-Length are always written, except on 1xx, 204 and 304 (RFC 9110 forbids them there;
+ * more complete "Name: value\r\n" lines, or NULL. Content-Type: application/json (unless
+ * extra_headers has a Content-Type line of its own) and Content-Length are always written, except on 1xx, 204 and 304 (RFC 9110 forbids them there;
  * any body is dropped); for HEAD the body is not sent. `close_after` forces
  * "Connection: close". Must be called exactly once per request, on the loop thread. */
 void http_respond(http_conn_t *conn, int status, const char *extra_headers, char *body, size_t len,

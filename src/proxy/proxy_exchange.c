@@ -32,9 +32,11 @@ typedef struct {
 static void count_write(traffic_proxy_t *p, const wreq_t *w) {
     if (w->up) {
         p->counts.to_upstream_bytes += w->len;
+        if (p->cfg.totals) p->cfg.totals->to_upstream_bytes += w->len;
         return;
     }
     p->counts.to_browser_bytes += w->len;
+    if (p->cfg.totals) p->cfg.totals->to_browser_bytes += w->len;
     p->counts.payload_bytes += w->payload;
     if (w->kind == W_TUNNEL) p->counts.tunnel_bytes += w->len;
     if (w->kind == W_GENERATED) p->counts.generated_bytes += w->len;

@@ -344,6 +344,7 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     conn_t *c = u->conn;
     if (nread > 0) {
         c->proxy->counts.from_upstream_bytes += (uint64_t)nread;
+        if (c->proxy->cfg.totals) c->proxy->cfg.totals->from_upstream_bytes += (uint64_t)nread;
         c->last_activity = proxy_now(c);
         u->in = ch;
         u->in_off = 0;
@@ -413,6 +414,7 @@ static void on_browser_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) 
     }
     if (nread > 0) {
         c->proxy->counts.from_browser_bytes += (uint64_t)nread;
+        if (c->proxy->cfg.totals) c->proxy->cfg.totals->from_browser_bytes += (uint64_t)nread;
         c->last_activity = proxy_now(c);
         if (c->life != CONN_OPEN) { /* lingering: read and dropped */
             proxy_chunk_unref(ch);

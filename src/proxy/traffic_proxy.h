@@ -39,6 +39,10 @@
 
 typedef struct traffic_proxy traffic_proxy_t;
 
+typedef struct traffic_totals {
+    uint64_t from_browser_bytes, to_browser_bytes, to_upstream_bytes, from_upstream_bytes;
+} traffic_totals_t;
+
 typedef struct {
     /* Private-network guard (docs/proxy.md): on unless set false. */
     bool guard_private;
@@ -63,6 +67,11 @@ typedef struct {
     size_t high_watermark;
     size_t low_watermark;
     unsigned max_connections;        /* browser connections at once; default 512; more are closed */
+
+    /* Optional: bytes moved (the four *_bytes counts of traffic_counts_t: from_browser,
+     * to_browser, to_upstream, from_upstream) are also added here, for a sum over many
+     * proxies (the gateway's metrics). Borrowed; written on the loop thread. */
+    struct traffic_totals *totals;
 
     /* Optional: called whenever the number of open browser connections changes. */
     void (*on_connections)(void *arg, unsigned open_connections);

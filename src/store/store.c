@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "core/timeutil.h"
 #include "core/uuid.h"
 #include "store/store_internal.h"
 
@@ -231,6 +232,7 @@ int store_open(const char *target, store_t **out, char *err, size_t err_cap) {
         return -ENOMEM;
     }
     s->backend = backend;
+    metric_histogram_init(&s->write_latency, &METRIC_BUCKETS_FAST);
     int rc = backend->open(target, &s->db, err, err_cap);
     if (rc != 0) {
         free(s);
@@ -495,10 +497,21 @@ int store_sessions_save(store_t *s, const store_session_write_t *items, size_t n
             key_ptrs[i] = keys[i];
         }
     }
-    if (rc == 0) rc = s->backend->sessions_save(s->db, items, key_ptrs, n, worker, reason, sizeof reason);
+    if (rc == 0) {
+        uint64_t t0 = time_monotonic_ns();
+        rc = s->backend->sessions_save(s->db, items, key_ptrs, n, worker, reason, sizeof reason);
+        metric_histogram_observe_ns(&s->write_latency, time_monotonic_ns() - t0);
+        if (rc < 0) atomic_fetch_add_explicit(&s->write_failures, 1, memory_order_relaxed);
+    }
     free(keys);
     free(key_ptrs);
     return logged(rc, "sessions_save", reason);
+}
+
+const metric_histogram_t *store_write_latency(const store_t *s) { return &s->write_latency; }
+
+uint64_t store_write_failures(const store_t *s) {
+    return atomic_load_explicit(&((store_t *)s)->write_failures, memory_order_relaxed);
 }
 
 int store_sessions_fail_orphans(store_t *s, const char *node_id, int64_t *failed) {

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/metrics.h"
 #include "session/record.h"
 
 typedef struct store store_t;
@@ -126,6 +127,10 @@ typedef struct {
     const session_record_t *rec;
 } store_session_write_t;
 int store_sessions_save(store_t *s, const store_session_write_t *items, size_t n, const char *worker);
+/* For GET /metrics: the duration of every store_sessions_save that reached the backend (a
+ * batch is one sample), and how many of them failed. Any thread. */
+const metric_histogram_t *store_write_latency(const store_t *s);
+uint64_t store_write_failures(const store_t *s);
 
 /* ---- nodes: the browserd processes that run sessions, each holding a lease ----
  * A node's sessions carry its node id as their worker. The node renews its lease (heartbeat)

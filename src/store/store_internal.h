@@ -51,6 +51,7 @@
 #include <stdint.h>
 
 #include "session/record.h"
+#include "core/metrics.h"
 #include "store/store.h"
 #include "store/store_copy.h"
 
@@ -230,6 +231,8 @@ typedef struct {
 struct store {
     const store_backend_t *backend;
     store_db_t *db;
+    metric_histogram_t write_latency; /* store_sessions_save, any thread */
+    _Atomic uint64_t write_failures;
 };
 
 /* The backends (each defined by its <name>_store.c). */
