@@ -14,7 +14,6 @@
 #include <uv.h>
 
 #include "catalog/catalog.h"
-#include "core/buf.h"
 #include "store/store.h"
 #include "store/store_spool.h"
 
@@ -63,14 +62,6 @@ typedef struct {
     bool draining;          /* gateway_drain was called: no new sessions */
 } gateway_status_t;
 void gateway_status(const gateway_t *gw, gateway_status_t *out);
-
-/* GET /metrics: appends the gateway's metric families in the Prometheus text format (sessions
- * running, queued and ended, refusals, connect and queue-wait histograms, the pool, CDP
- * messages and bytes, proxy bytes; docs/operations.md lists them). Loop thread. 0 or -ENOMEM. */
-int gateway_metrics_write(const gateway_t *gw, buf_t *out);
-/* How many sessions ended with this status ("finished", "failed") and error code ("none" for
- * no error), as /metrics counts them. Loop thread. */
-uint64_t gateway_metrics_ended_count(const gateway_t *gw, const char *status, const char *error_code);
 
 /* Drains: new clients (and those waiting in the queue) get 503 "browserd is draining", running
  * sessions go on. drained(arg) once none runs any more and every record is saved (at once

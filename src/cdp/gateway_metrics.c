@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cdp/gateway_metrics.h"
+
 #include "cdp/gateway_internal.h"
 
 void gateway_metrics_init(gateway_metrics_t *m) {
@@ -22,10 +24,6 @@ void gateway_metrics_ended(gateway_t *gw, session_status_t status, const char *e
 
 void gateway_metrics_refused(gateway_t *gw, const char *reason) {
     metric_counter_set_add(&gw->metrics.refused, reason, NULL, 1);
-}
-
-uint64_t gateway_metrics_ended_count(const gateway_t *gw, const char *status, const char *error_code) {
-    return metric_counter_set_get(&gw->metrics.ended, status, error_code);
 }
 
 /* A family of two samples told apart by one label. */

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cdp/gateway_metrics.h"
 #include "core/buf.h"
 #include "core/metrics.h"
 #include "core/timeutil.h"
