@@ -161,11 +161,13 @@ e2e('drain: two sessions running at SIGTERM; the one whose client leaves within 
 e2e('logs: a full run at --log-level debug, text and JSON, holds no secret (API keys, zone passwords, proxy credentials, wrong ones tried); every JSON line parses; a line per request and per session end', { timeout: 90000 }, async (ctx) => {
   const proxySecret = 'Pr0xyS3cretPass';
   const zoneProxySecret = 'Z0neProxyS3cret';
+  const metricsToken = 'M3tricsT0kenS3cret';
   for (const format of ['text', 'json']) {
     const d = await ctx.daemon({
       site: true,
       pool: 1,
-      args: ['--log-level', 'debug', '--log-format', format, '--upstream-proxy', `http://loguser:${proxySecret}@127.0.0.1:9`],
+      args: ['--log-level', 'debug', '--log-format', format, '--upstream-proxy', `http://loguser:${proxySecret}@127.0.0.1:9`,
+        '--metrics-token', metricsToken],
     });
     // a zone with its own proxy and credentials, set through the CLI
     const zonePassword = cli(BIN, d.db, 'zone', 'add', 'default', 'logged').trim();
@@ -174,6 +176,8 @@ e2e('logs: a full run at --log-level debug, text and JSON, holds no secret (API 
     await d.api('GET', '/browser_sessions?limit=1');
     await d.api('GET', '/browser_sessions', { key: wrongKey });
     await d.api('GET', '/ready', { key: null });
+    assert.equal((await d.api('GET', '/metrics', { key: metricsToken })).status, 200);
+    assert.equal((await d.api('GET', '/metrics', { key: metricsToken.slice(1) })).status, 401);
     const wrongPassword = d.creds.password.split('').reverse().join('') + 'W';
     const bad = await wsConnect(d.wsEndpoint({ password: wrongPassword }), { timeout: 10000 });
     assert.equal(bad.status, 403);
@@ -191,6 +195,7 @@ e2e('logs: a full run at --log-level debug, text and JSON, holds no secret (API 
       ['the API key', d.creds.apiKey], ['a wrong API key', wrongKey], ['the zone password', d.creds.password],
       ['a wrong zone password', wrongPassword], ['the second zone password', zonePassword],
       ['the upstream proxy password', proxySecret], ['the zone proxy password', zoneProxySecret],
+      ['the metrics token', metricsToken], ['a wrong metrics token', metricsToken.slice(1)],
     ]) assert.ok(!log.includes(secret), `${format} log holds ${what}`);
     assert.match(log, /event[=":]+request/);
     assert.match(log, /event[=":]+session_end/);
