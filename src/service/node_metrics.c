@@ -30,9 +30,11 @@ struct node_metrics {
     /* the sample being taken (worker) and the last one taken (loop) */
     unsigned sampling_count;
     uint64_t sampling_bytes, sampling_took_ns;
+    long sampling_fds;
     bool sampled;
     unsigned browser_processes;
     uint64_t browser_memory_bytes;
+    long open_fds;
     double sample_age_base_ms; /* when the last sample was taken (time_now_ms) */
     uint64_t samples;
     int in_flight; /* scrapes on a worker thread */
@@ -64,6 +66,7 @@ static void sample_work(uv_work_t *w) {
     node_metrics_t *m = w->data;
     uint64_t t0 = time_monotonic_ns();
     if (process_stats_descendants(getpid(), &m->sampling_count, &m->sampling_bytes) < 0) m->sampling_count = 0;
+    m->sampling_fds = process_stats_open_fds();
     m->sampling_took_ns = time_monotonic_ns() - t0;
 }
 
@@ -75,6 +78,7 @@ static void sample_done(uv_work_t *w, int status) {
         m->samples++;
         m->browser_processes = m->sampling_count;
         m->browser_memory_bytes = m->sampling_bytes;
+        m->open_fds = m->sampling_fds;
         m->sample_age_base_ms = (double)time_now_ms();
     }
     uint64_t next = m->cfg.sample_ms;
@@ -194,8 +198,11 @@ static int write_loop_part(node_metrics_t *m, buf_t *out) {
                             (double)m->browser_memory_bytes));
         W(metrics_write_one(out, "browserd_browsers_processes", "gauge", "Processes under browserd, sampled with the "
                             "memory", m->browser_processes));
+        if (m->open_fds >= 0)
+            W(metrics_write_one(out, "process_open_fds", "gauge", "Open file descriptors of browserd (sampled with the "
+                                "browsers' memory)", (double)m->open_fds));
         W(metrics_write_one(out, "browserd_browsers_memory_sample_age_seconds", "gauge",
-                            "How old the browsers' memory sample is",
+                            "How old the sample of the browsers' memory and of the open descriptors is",
                             ((double)time_now_ms() - m->sample_age_base_ms) / 1000.0));
     }
     return rc;
@@ -229,8 +236,6 @@ static void scrape_work(uv_work_t *w) {
     if (ps.virtual_bytes >= 0)
         W(metrics_write_one(out, "process_virtual_memory_bytes", "gauge", "Virtual memory of browserd",
                             ps.virtual_bytes));
-    if (ps.open_fds >= 0)
-        W(metrics_write_one(out, "process_open_fds", "gauge", "Open file descriptors of browserd", ps.open_fds));
     if (ps.max_fds >= 0)
         W(metrics_write_one(out, "process_max_fds", "gauge", "The limit on open file descriptors", ps.max_fds));
     if (ps.start_time_seconds >= 0)

@@ -5,9 +5,10 @@
  * A scrape: the token checked and the loop-owned parts written on the loop thread (the
  * gateway, the API, the HTTP servers: counters kept there, a few microseconds), the rest on a
  * worker thread (the spool's lock, /proc/self), the answer sent from the loop. The browsers'
- * memory is not read at a scrape: a walk of /proc over hundreds of browsers takes far longer
- * than a scrape may, so a worker samples it every few seconds (more seldom when a walk is
- * slow) and a scrape shows the last sample.
+ * memory and the number of open descriptors are not read at a scrape: a walk of /proc over
+ * hundreds of browsers (or of /proc/self/fd with thousands of sockets) takes longer than a
+ * scrape may, so a worker samples them every few seconds (more seldom when a walk is slow) and
+ * a scrape shows the last sample with its age.
  *
  * Threading: loop thread, but for the work functions. Ownership: every pointer in the config
  * is borrowed and must outlive the node_metrics_t; the token is copied. */

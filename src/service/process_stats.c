@@ -42,7 +42,7 @@ static double boot_time_seconds(void) {
 
 int process_stats_self(process_stats_t *out) {
     out->resident_bytes = out->virtual_bytes = out->cpu_seconds = -1;
-    out->open_fds = out->max_fds = out->start_time_seconds = -1;
+    out->max_fds = out->start_time_seconds = -1;
     int rc = 0;
     long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
     char buf[1024];
@@ -57,16 +57,6 @@ int process_stats_self(process_stats_t *out) {
     if (getrusage(RUSAGE_SELF, &ru) == 0)
         out->cpu_seconds = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
                            (double)ru.ru_stime.tv_usec / 1e6;
-    DIR *d = opendir("/proc/self/fd");
-    if (d) {
-        long n = 0;
-        for (struct dirent *e; (e = readdir(d));)
-            if (e->d_name[0] != '.') n++;
-        closedir(d);
-        out->open_fds = (double)(n - 1); /* not the descriptor of this walk */
-    } else {
-        rc = -1;
-    }
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) out->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
     double boot = boot_time_seconds();
@@ -74,6 +64,16 @@ int process_stats_self(process_stats_t *out) {
     if (boot >= 0 && ticks > 0 && read_small("/proc/self/stat", buf, sizeof buf) > 0 && (start = stat_field(buf, 22)))
         out->start_time_seconds = boot + strtod(start, NULL) / (double)ticks;
     return rc;
+}
+
+long process_stats_open_fds(void) {
+    DIR *d = opendir("/proc/self/fd");
+    if (!d) return -1;
+    long n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        if (e->d_name[0] != '.') n++;
+    closedir(d);
+    return n - 1; /* not the descriptor of this walk */
 }
 
 typedef struct {
