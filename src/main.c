@@ -36,6 +36,7 @@
 #define DEFAULT_ZONE "scraping_browser1"
 #define DEFAULT_LEASE_MS 30000
 #define DEFAULT_DRAIN_MS 60000
+#define DEFAULT_POOL_MAX 8
 #define BROWSERD_VERSION "0.1.0"
 #define HOUSEKEEPING_MS 5000 /* log repeats folded */
 
@@ -77,7 +78,9 @@ static void usage(FILE *out) {
             "        --api-listen HOST:PORT   REST API (default " DEFAULT_API_LISTEN ")\n"
             "        --cdp-listen HOST:PORT   CDP endpoint (default " DEFAULT_CDP_LISTEN "; 'off' disables it)\n"
             "        --chromium PATH          browser binary (default /usr/bin/chromium)\n"
-            "        --pool N                 browsers kept launched and waiting (default 2)\n"
+            "        --pool N                 browsers kept launched and waiting, at the least (default 2)\n"
+            "        --pool-max N             the most kept waiting when sessions come faster than the pool\n"
+            "                                 refills (default 8, at most --max-sessions; = --pool: fixed)\n"
             "        --max-sessions N         concurrent sessions; more clients wait (default 10)\n"
             "        --max-queue N            clients that may wait; more get 503 at once (default 100)\n"
             "        --queue-timeout SEC      longest wait for a browser, then 503 (default 30)\n"
@@ -122,6 +125,7 @@ static void usage(FILE *out) {
             "  BROWSERD_CDP_LISTEN  --cdp-listen\n"
             "  BROWSERD_CHROMIUM    --chromium\n"
             "  BROWSERD_POOL        --pool\n"
+            "  BROWSERD_POOL_MAX    --pool-max\n"
             "  BROWSERD_MAX_SESSIONS, BROWSERD_MAX_QUEUE, BROWSERD_QUEUE_TIMEOUT, BROWSERD_SESSION_TIMEOUT, BROWSERD_IDLE_TIMEOUT\n"
             "  BROWSERD_UPSTREAM_PROXY  --upstream-proxy\n"
             "  BROWSERD_ALLOW_PRIVATE   --allow-private (comma-separated)\n"
@@ -272,6 +276,9 @@ static void node_status(void *ctx, api_node_status_t *out) {
         out->max_sessions = st.max_sessions;
         out->max_queue = st.max_queue;
         out->draining = st.draining;
+        out->pool_warm = st.pool_ready;
+        out->pool_target = st.pool_target;
+        out->pool_misses = st.pool_misses;
     }
     out->draining = out->draining || d->draining || d->stopping;
     out->store_up = d->cluster ? cluster_store_up(d->cluster) : true;
@@ -340,6 +347,7 @@ static int serve(const char *db, int argc, char **argv) {
     const char *cdp_listen = env_or("BROWSERD_CDP_LISTEN", DEFAULT_CDP_LISTEN);
     const char *chromium = env_or("BROWSERD_CHROMIUM", NULL);
     const char *pool = env_or("BROWSERD_POOL", NULL), *max_sessions = env_or("BROWSERD_MAX_SESSIONS", NULL);
+    const char *pool_max = env_or("BROWSERD_POOL_MAX", NULL);
     const char *queue_timeout = env_or("BROWSERD_QUEUE_TIMEOUT", NULL);
     const char *session_timeout = env_or("BROWSERD_SESSION_TIMEOUT", NULL);
     const char *idle_timeout = env_or("BROWSERD_IDLE_TIMEOUT", NULL);
@@ -373,7 +381,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--upstream-proxy", &upstream},   {"--node-id", &node_id},                 {"--lease-timeout", &lease},
         {"--spool", &spool_path},          {"--drain-timeout", &drain},             {"--log-format", &log_format_s},
         {"--log-level", &log_level_s},     {"--log-file", &log_file},               {"--max-queue", &max_queue},
-        {"--metrics-listen", &metrics_listen}, {"--metrics-token", &metrics_token},
+        {"--metrics-listen", &metrics_listen}, {"--metrics-token", &metrics_token}, {"--pool-max", &pool_max},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -426,17 +434,24 @@ static int serve(const char *db, int argc, char **argv) {
     gateway_config_defaults(&gcfg);
     uint64_t lease_ms = DEFAULT_LEASE_MS;
     gcfg.chromium_path = chromium;
-    if ((pool && parse_count(pool, 0, 64, &gcfg.pool_size) < 0) ||
+    if ((pool && parse_count(pool, 0, 64, &gcfg.pool_size) < 0) || (pool_max && parse_count(pool_max, 0, 64, &gcfg.pool_max) < 0) ||
         (max_sessions && parse_count(max_sessions, 1, 100000, &gcfg.max_sessions) < 0) ||
         (max_queue && parse_count(max_queue, 1, 100000, &gcfg.max_queue) < 0) ||
         (queue_timeout && parse_seconds(queue_timeout, &gcfg.queue_timeout_ms) < 0) ||
         (session_timeout && parse_seconds(session_timeout, &gcfg.session_timeout_ms) < 0) ||
         (idle_timeout && parse_seconds(idle_timeout, &gcfg.idle_timeout_ms) < 0) ||
         (lease && parse_seconds(lease, &lease_ms) < 0)) {
-        fprintf(stderr, "browserd: serve: --pool takes 0..64, --max-sessions and --max-queue 1..100000, timeouts a number of "
+        fprintf(stderr, "browserd: serve: --pool and --pool-max take 0..64, --max-sessions and --max-queue 1..100000, timeouts a number of "
                         "seconds > 0\n");
         return 2;
     }
+    if (!pool_max) gcfg.pool_max = DEFAULT_POOL_MAX;
+    if (gcfg.pool_max > gcfg.max_sessions) gcfg.pool_max = gcfg.max_sessions;
+    if (pool_max && gcfg.pool_max < gcfg.pool_size) {
+        fprintf(stderr, "browserd: --pool-max %u is below --pool %u\n", gcfg.pool_max, gcfg.pool_size);
+        return 2;
+    }
+    gcfg.memory_in_use = system_load_memory;
     uint64_t drain_ms = DEFAULT_DRAIN_MS;
     if (drain && strcmp(drain, "0") == 0) drain_ms = 0;
     else if (drain && parse_seconds(drain, &drain_ms) < 0) {

@@ -53,10 +53,11 @@ bool api_health_handle(api_status_fn status, void *status_ctx, http_conn_t *conn
     char cpu[32], memory[32];
     snprintf(body, sizeof body,
              "{\"pressure\":{\"date\":%lld,\"running\":%u,\"queued\":%u,\"max_sessions\":%u,\"max_queue\":%u,"
-             "\"maxConcurrent\":%u,\"maxQueued\":%u,\"cpu\":%s,\"memory\":%s,\"isAvailable\":%s,\"reason\":\"%s\"}}",
+             "\"maxConcurrent\":%u,\"maxQueued\":%u,\"cpu\":%s,\"memory\":%s,\"isAvailable\":%s,\"reason\":\"%s\","
+             "\"pool_warm\":%u,\"pool_target\":%u,\"pool_misses\":%llu}}",
              (long long)time_now_ms(), st.running, st.queued, st.max_sessions, st.max_queue, st.max_sessions,
              st.max_queue, fraction(cpu, sizeof cpu, st.cpu), fraction(memory, sizeof memory, st.memory),
-             reason ? "false" : "true", reason ? reason : "");
+             reason ? "false" : "true", reason ? reason : "", st.pool_warm, st.pool_target, st.pool_misses);
     http_respond_json(conn, 200, NO_STORE, body);
     return true;
 }

@@ -23,6 +23,8 @@ typedef struct {
     bool store_up;
     double cpu;              /* the machine's 1-minute load average per core; < 0 unknown */
     double memory;           /* the machine's memory in use (0..1); < 0 unknown */
+    unsigned pool_warm, pool_target; /* warm browsers ready now; wanted now */
+    unsigned long long pool_misses;  /* sessions that found no warm browser */
 } api_node_status_t;
 
 typedef void (*api_status_fn)(void *ctx, api_node_status_t *out);

@@ -3,6 +3,8 @@
 #include "cdp/browser_pool.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +14,9 @@
 
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 30000
+#define ARRIVALS_KEPT 256     /* the rate of the last 10 s is exact up to 25 sessions/s */
+#define RESIZE_CHECK_MS 1000  /* a pool above its size looks at the rate this often */
+#define BURST_FACTOR 1.5
 
 typedef enum { ENTRY_PROBING, ENTRY_SETUP, ENTRY_READY } entry_state_t;
 
@@ -20,8 +25,9 @@ typedef struct pool_entry {
     browser_pool_t *pool;
     browser_t *b;
     entry_state_t state;
-    uint64_t t_launch_ms;
-    bool killed; /* by the ready timeout or stop; its on_exit is still to come */
+    uint64_t t_launch_ms, t_ready_ms;
+    bool killed;  /* by the ready timeout, a shrink or stop; its on_exit is still to come */
+    bool retired; /* killed because the pool shrank: not a loss */
     void *data;  /* from prepare_launch */
 } pool_entry_t;
 
@@ -37,6 +43,9 @@ struct browser_pool {
     void (*done)(void *);
     void *done_arg;
     browser_pool_stats_t st;
+    unsigned target;                 /* browsers wanted now: see "Sizing" in browser_pool.h */
+    uint64_t arrivals[ARRIVALS_KEPT]; /* when the latest takes came (uv_now), a ring */
+    unsigned arrivals_next, arrivals_count;
 };
 
 static void reschedule(browser_pool_t *p);
@@ -65,7 +74,56 @@ static void mark_ready(browser_pool_t *p, pool_entry_t *e) {
     if (p->st.min_ready_us < 0 || us < p->st.min_ready_us) p->st.min_ready_us = us;
     if (us > p->st.max_ready_us) p->st.max_ready_us = us;
     p->st.sum_ready_us += us;
+    p->st.ewma_ready_us = p->st.ewma_ready_us < 0 ? us : (p->st.ewma_ready_us * 3 + us) / 4;
+    e->t_ready_ms = uv_now(p->loop);
     reschedule(p);
+}
+
+unsigned browser_pool_wanted(double rate, int64_t ready_us, unsigned size, unsigned max_size, unsigned room) {
+    unsigned max = max_size > size ? max_size : size;
+    if (rate <= 0 || max == size) return size;
+    /* before any browser got ready: assume a second, about a cold launch here */
+    double replace_s = (ready_us >= 0 ? (double)ready_us / 1e6 : 1.0) + REPLACEMENT_DELAY_MS / 1000.0;
+    double want_d = ceil(rate * replace_s * BURST_FACTOR) + 1;
+    unsigned want = want_d > max ? max : (unsigned)want_d;
+    unsigned cap = room > size ? room : size;
+    if (want > cap) want = cap;
+    return want < size ? size : want;
+}
+
+/* The browsers wanted now, from the arrival rate and the time a replacement takes. */
+static unsigned compute_target(const browser_pool_t *p, uint64_t now) {
+    unsigned min = p->cfg.size, max = p->cfg.max_size > min ? p->cfg.max_size : min;
+    if (max == min) return min;
+    unsigned in2 = 0, in10 = 0;
+    unsigned n = p->arrivals_count < ARRIVALS_KEPT ? p->arrivals_count : ARRIVALS_KEPT;
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t age = now - p->arrivals[i];
+        in2 += age < 2000;
+        in10 += age < 10000;
+    }
+    double rate = fmax(in2 / 2.0, in10 / 10.0);
+    if (rate <= 0) return min;
+    return browser_pool_wanted(rate, p->st.ewma_ready_us, min, max, p->cfg.room ? p->cfg.room(p->cfg.ctx) : UINT_MAX);
+}
+
+static unsigned live_count(const browser_pool_t *p) {
+    unsigned n = 0;
+    for (const pool_entry_t *e = p->head; e; e = e->next) n += !e->killed;
+    return n;
+}
+
+/* Ready browsers idle past BROWSER_POOL_SHRINK_IDLE_MS while the pool holds more than its
+ * target: stopped, the longest idle first. */
+static void shrink(browser_pool_t *p, uint64_t now) {
+    unsigned live = live_count(p);
+    for (pool_entry_t *e = p->head; e && live > p->target; e = e->next) {
+        if (e->state != ENTRY_READY || e->killed || now - e->t_ready_ms < p->cfg.shrink_idle_ms) continue;
+        e->killed = e->retired = true;
+        live--;
+        log_event(LOG_DEBUG, "browser", "browser_pool_shrink", "chromium_pid=%d target=%u", browser_pid(e->b), p->target);
+        browser_kill(e->b);
+    }
 }
 
 static void on_pooled_message(void *ctx, char *msg, size_t len) {
@@ -110,7 +168,9 @@ static void on_pooled_exit(void *ctx, int status, int term_signal) {
     unlink_entry(p, e);
     browser_free(e->b);
     if (e->data && p->cfg.release_launch) p->cfg.release_launch(p->cfg.ctx, e->data);
-    if (!p->stopping) {
+    if (e->retired) {
+        p->st.retired++;
+    } else if (!p->stopping) {
         p->st.lost++;
         log_event(LOG_WARN, "browser", "browser_pool_lost", "state=%s end=%s status=%d signal=%d",
                 was_ready ? "ready" : "starting", browser_end_str(status), status, term_signal);
@@ -174,7 +234,7 @@ static int launch_one(browser_pool_t *p) {
 
 static void refill(browser_pool_t *p) {
     if (p->stopping) return;
-    while (p->count < p->cfg.size && uv_now(p->loop) >= p->next_launch_ms) {
+    while (live_count(p) < p->target && uv_now(p->loop) >= p->next_launch_ms) {
         int rc = launch_one(p);
         if (rc < 0) {
             p->st.launch_errors++;
@@ -200,13 +260,17 @@ static void on_timer(uv_timer_t *t) {
             e->killed = true;
             browser_kill(e->b); /* on_exit replaces it */
         }
+    p->target = compute_target(p, now);
+    shrink(p, now);
     refill(p);
 }
 
 static void reschedule(browser_pool_t *p) {
     if (p->stopping) return;
-    uint64_t due = UINT64_MAX;
-    if (p->count < p->cfg.size) due = p->next_launch_ms;
+    uint64_t due = UINT64_MAX, now = uv_now(p->loop);
+    unsigned live = live_count(p);
+    if (live < p->target) due = p->next_launch_ms;
+    if (p->target > p->cfg.size || live > p->target) due = due < now + RESIZE_CHECK_MS ? due : now + RESIZE_CHECK_MS;
     for (pool_entry_t *e = p->head; e; e = e->next)
         if (e->state != ENTRY_READY && !e->killed && e->t_launch_ms + p->cfg.ready_timeout_ms < due)
             due = e->t_launch_ms + p->cfg.ready_timeout_ms;
@@ -214,7 +278,6 @@ static void reschedule(browser_pool_t *p) {
         uv_timer_stop(&p->timer);
         return;
     }
-    uint64_t now = uv_now(p->loop);
     uv_timer_start(&p->timer, on_timer, due > now ? due - now : 0, 0);
 }
 
@@ -226,7 +289,9 @@ int browser_pool_new(uv_loop_t *loop, const browser_pool_config_t *cfg, browser_
     p->cfg = *cfg;
     if (!p->cfg.size) p->cfg.size = BROWSER_POOL_DEFAULT_SIZE;
     if (!p->cfg.ready_timeout_ms) p->cfg.ready_timeout_ms = 30000;
-    p->st.last_ready_us = p->st.min_ready_us = -1;
+    if (!p->cfg.shrink_idle_ms) p->cfg.shrink_idle_ms = BROWSER_POOL_SHRINK_IDLE_MS;
+    p->st.last_ready_us = p->st.min_ready_us = p->st.ewma_ready_us = -1;
+    p->target = p->cfg.size;
     uv_timer_init(loop, &p->timer);
     p->timer.data = p;
     *out = p;
@@ -244,10 +309,22 @@ browser_t *browser_pool_take(browser_pool_t *p, const browser_callbacks_t *cb, v
 browser_t *browser_pool_take_data(browser_pool_t *p, const browser_callbacks_t *cb, void *ctx, void **data) {
     *data = NULL;
     if (p->stopping) return NULL;
+    uint64_t now = uv_now(p->loop);
+    p->arrivals[p->arrivals_next] = now;
+    p->arrivals_next = (p->arrivals_next + 1) % ARRIVALS_KEPT;
+    p->arrivals_count++;
+    p->target = compute_target(p, now);
     pool_entry_t *e = p->head;
     /* A ready one whose end is already under way (its on_exit not yet run) is no use. */
-    while (e && (e->state != ENTRY_READY || !browser_alive(e->b))) e = e->next;
-    if (!e) return NULL;
+    while (e && (e->state != ENTRY_READY || e->killed || !browser_alive(e->b))) e = e->next;
+    if (!e) {
+        p->st.misses++;
+        log_event_repeating(LOG_WARN, "browser", "browser_pool_empty", "browser_pool_empty",
+                            "detail=\"a session found no warm browser and waits for a launch\" target=%u starting=%u "
+                            "max=%u", p->target, live_count(p), p->cfg.max_size > p->cfg.size ? p->cfg.max_size : p->cfg.size);
+        refill(p); /* the target may have grown: launch for it now */
+        return NULL;
+    }
     unlink_entry(p, e);
     browser_t *b = e->b;
     *data = e->data;
@@ -295,4 +372,5 @@ void browser_pool_free(browser_pool_t *p) {
 void browser_pool_get_stats(const browser_pool_t *p, browser_pool_stats_t *out) {
     *out = p->st;
     out->waiting = p->count;
+    out->target = p->target;
 }

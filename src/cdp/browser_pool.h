@@ -13,6 +13,15 @@
  * cdp_ids.h reserves. Replies to them arrive before the browser is taken, so they never reach
  * a client.
  *
+ * Sizing: every browser_pool_take is an arrival (found a ready browser or not). The pool wants
+ * as many browsers (ready or starting) as arrive while one is replaced (Little's law: the
+ * arrival rate, the larger of the last 2 s's and the last 10 s's, times the time from a take to
+ * the replacement's readiness, smoothed), times 1.5 for bursts, plus one spare; never fewer than
+ * size nor more than max_size or size + room(). Launches for it start at once and in parallel.
+ * When arrivals slow down, ready browsers beyond the target are stopped after
+ * BROWSER_POOL_SHRINK_IDLE_MS. A take that finds no ready browser is a miss: counted, and logged
+ * (folded: one line a minute) as the pool not keeping up.
+ *
  * Threading: loop thread only, like browser.h.
  * Ownership: the pool owns its waiting browsers; a taken browser belongs to the caller (who
  * browser_frees it after its on_exit). cfg->browser is borrowed and must outlive the pool. */
@@ -26,13 +35,24 @@
 #include "cdp/cdp_ids.h"
 
 #define BROWSER_POOL_DEFAULT_SIZE 2
+/* The pool grows back down to its size once it has been idle this long beyond its target. */
+#define BROWSER_POOL_SHRINK_IDLE_MS 30000
 
 typedef struct browser_pool browser_pool_t;
 
 typedef struct {
-    /* Browsers kept waiting (default BROWSER_POOL_DEFAULT_SIZE; the config field 0 means the
-     * default, use browser_pool_new only when a pool is wanted at all). */
+    /* Browsers kept waiting at the least (default BROWSER_POOL_DEFAULT_SIZE; the config field
+     * 0 means the default, use browser_pool_new only when a pool is wanted at all). */
     unsigned size;
+    /* The most kept waiting when sessions come faster than `size` browsers can be replaced
+     * (see "Sizing" above); below size means size (a fixed pool). */
+    unsigned max_size;
+    /* Optional: how many more browsers could be used now (free session slots; 0 when memory is
+     * short). The pool never grows past size + what this allows. NULL: no bound but max_size. */
+    unsigned (*room)(void *ctx);
+    /* How long a ready browser beyond the target waits before it is stopped (0: the default,
+     * BROWSER_POOL_SHRINK_IDLE_MS). */
+    uint64_t shrink_idle_ms;
     /* How each browser is launched; NULL = browser_config_defaults. Borrowed. */
     const browser_config_t *browser;
     /* Launch -> ready limit; over it the browser is killed and replaced. Default 30 s. */
@@ -89,7 +109,16 @@ typedef struct {
     int64_t last_ready_us;   /* launch -> ready of the latest ready browser; -1 before any */
     int64_t min_ready_us, max_ready_us;
     int64_t sum_ready_us;    /* / became_ready = the mean */
+    int64_t ewma_ready_us;   /* smoothed launch -> ready (the recent ones count most); -1 before any */
+    uint64_t misses;         /* takes that found no ready browser */
+    unsigned target;         /* browsers wanted now (size .. max_size) */
+    uint64_t retired;        /* ready browsers stopped because the pool shrank */
 } browser_pool_stats_t;
 void browser_pool_get_stats(const browser_pool_t *pool, browser_pool_stats_t *out);
+
+/* The sizing rule (see "Sizing"), without a pool: the browsers wanted for an arrival rate (per
+ * second), a smoothed launch -> ready time (µs; < 0 unknown: a second is assumed), the pool's
+ * size and max_size, and the room (UINT_MAX: no bound). */
+unsigned browser_pool_wanted(double rate, int64_t ready_us, unsigned size, unsigned max_size, unsigned room);
 
 #endif

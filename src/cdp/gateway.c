@@ -68,6 +68,14 @@ static void pool_release_launch(void *ctx, void *data) {
     gateway_net_release(data);
 }
 
+/* browser_pool_config_t.room: warm browsers beyond the free session slots would wait for
+ * nothing, and none are added while memory is short. */
+static unsigned pool_room(void *ctx) {
+    gateway_t *gw = ctx;
+    if (gw->cfg.memory_in_use && gw->cfg.memory_in_use() > 0.85) return 0;
+    return gw->active < gw->cfg.max_sessions ? gw->cfg.max_sessions - gw->active : 0;
+}
+
 /* ---------------------------------------------------------------- lifecycle ---- */
 
 int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
@@ -112,6 +120,8 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     gateway_metrics_init(&gw->metrics);
     if (cfg->pool_size > 0) {
         browser_pool_config_t pcfg = {.size = cfg->pool_size,
+                                      .max_size = cfg->pool_max,
+                                      .room = pool_room,
                                       .browser = &gw->browser_cfg,
                                       .prepare_launch = pool_prepare_launch,
                                       .release_launch = pool_release_launch,
@@ -165,6 +175,8 @@ void gateway_status(const gateway_t *gw, gateway_status_t *out) {
         browser_pool_stats_t ps;
         browser_pool_get_stats(gw->pool, &ps);
         out->pool_ready = ps.ready;
+        out->pool_target = ps.target;
+        out->pool_misses = ps.misses;
     }
     out->draining = gw->draining || gw->stopping;
 }

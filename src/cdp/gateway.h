@@ -26,7 +26,12 @@ typedef struct {
     const char *host;            /* numeric listen address */
     int port;                    /* 0 = any free port */
     const char *chromium_path;   /* NULL = /usr/bin/chromium */
-    unsigned pool_size;          /* warm browsers; 0 = no pool (launch per session) */
+    unsigned pool_size;          /* warm browsers at the least; 0 = no pool (launch per session) */
+    unsigned pool_max;           /* the most warm browsers when sessions come fast (browser_pool.h,
+                                    "Sizing"); <= pool_size: a fixed pool */
+    /* Optional: the machine's memory in use, 0..1 (< 0 unknown). Above 0.85 the pool does not
+     * grow past pool_size. */
+    double (*memory_in_use)(void);
     unsigned max_sessions;       /* concurrent sessions; further clients wait in a queue */
     unsigned max_queue;          /* clients that may wait; more get 503 at once (0: the default, 100) */
     uint64_t queue_timeout_ms;   /* then 503 and a session failed with client_timeout */
@@ -58,7 +63,9 @@ typedef struct {
     unsigned running;       /* sessions holding a browser */
     unsigned queued;        /* clients waiting for one */
     unsigned max_sessions, max_queue;
-    unsigned pool_size, pool_ready; /* warm browsers wanted, and ready now */
+    unsigned pool_size, pool_ready; /* warm browsers wanted at the least, and ready now */
+    unsigned pool_target;           /* warm browsers wanted now */
+    uint64_t pool_misses;           /* sessions that found no warm browser */
     bool draining;          /* gateway_drain was called: no new sessions */
 } gateway_status_t;
 void gateway_status(const gateway_t *gw, gateway_status_t *out);

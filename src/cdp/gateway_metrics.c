@@ -71,6 +71,12 @@ int gateway_metrics_write(const gateway_t *gw, buf_t *out) {
     W(metrics_write_histogram(out, "browserd_queue_wait_seconds", NULL, &m->queue_wait));
     W(metrics_write_one(out, "browserd_pool_size", "gauge", "Warm browsers wanted (--pool)", st.pool_size));
     W(metrics_write_one(out, "browserd_pool_warm", "gauge", "Pooled browsers ready to be taken now", ps.ready));
+    W(metrics_write_one(out, "browserd_pool_target", "gauge",
+                        "Browsers the pool wants now (ready or starting), from the arrival rate", ps.target));
+    W(metrics_write_one(out, "browserd_pool_misses_total", "counter",
+                        "Sessions that found no warm browser and waited for a launch", (double)ps.misses));
+    W(metrics_write_one(out, "browserd_pool_retired_total", "counter",
+                        "Warm browsers stopped because the pool shrank back", (double)ps.retired));
     W(metrics_write_one(out, "browserd_pool_starting", "gauge", "Pooled browsers launched, not ready yet",
                         ps.waiting - ps.ready));
     W(metrics_write_one(out, "browserd_browsers_in_use", "gauge", "Browsers serving a session now", st.running));

@@ -1010,6 +1010,75 @@ static void stop_test_pool(void) {
 }
 
 static int setup_calls;
+/* The sizing rule on its own: Little's law times the burst factor, plus a spare, within
+ * size .. max_size and the room. */
+static void test_pool_wanted(void **state) {
+    (void)state;
+    assert_int_equal(browser_pool_wanted(0, 400000, 2, 8, UINT_MAX), 2);      /* nobody comes: the size */
+    assert_int_equal(browser_pool_wanted(1, 400000, 1, 8, UINT_MAX), 2);      /* 1/s x 0.55 s x 1.5 -> 1, +1 */
+    assert_int_equal(browser_pool_wanted(4, 400000, 1, 8, UINT_MAX), 5);      /* 4 x 0.55 x 1.5 = 3.3 -> 4, +1 */
+    assert_int_equal(browser_pool_wanted(4, -1, 1, 8, UINT_MAX), 8);          /* unknown: 1 s assumed -> 6.9 -> 7, +1 */
+    assert_int_equal(browser_pool_wanted(20, 500000, 2, 8, UINT_MAX), 8);     /* max_size */
+    assert_int_equal(browser_pool_wanted(20, 500000, 2, 8, 3), 3);            /* free session slots */
+    assert_int_equal(browser_pool_wanted(20, 500000, 2, 8, 0), 2);            /* no room (memory): the size */
+    assert_int_equal(browser_pool_wanted(20, 500000, 3, 2, UINT_MAX), 3);     /* max below size: fixed */
+}
+
+static bool pool_settled(void *arg) { /* back to its size: every extra one retired */
+    pool_wait_t *w = arg;
+    browser_pool_stats_t st;
+    browser_pool_get_stats(w->pool, &st);
+    return st.target == 1 && st.waiting == 1 && st.ready == 1 && st.retired >= w->lost_at_least;
+}
+
+/* A pool of 1 (max 3) under a burst of takes grows to 3 browsers launched in parallel, then
+ * with no more arrivals goes back to 1, stopping the extra ones (not counted as lost). */
+static void test_pool_sizes_itself(void **state) {
+    (void)state;
+    browser_config_t cfg = test_config();
+    browser_pool_config_t pc = {.size = 1, .max_size = 3, .browser = &cfg, .shrink_idle_ms = 500};
+    browser_pool_t *pool;
+    assert_int_equal(browser_pool_new(&loop, &pc, &pool), 0);
+    test_pool_ptr = pool;
+    pool_wait_t w = {pool, 1, 0, false};
+    assert_true(run_until(pool_has_ready, &w, 20000));
+    browser_pool_stats_t st;
+    browser_pool_get_stats(pool, &st);
+    assert_int_equal(st.target, 1);
+    /* five sessions within a second: one finds the warm browser, the rest miss */
+    tb_t *taken[5] = {0};
+    unsigned hits = 0;
+    for (int i = 0; i < 5; i++) {
+        taken[i] = tb_new();
+        taken[i]->b = browser_pool_take(pool, &tb_cb, taken[i]);
+        if (taken[i]->b) {
+            hits++;
+            remember_pid(browser_pid(taken[i]->b));
+        }
+    }
+    browser_pool_get_stats(pool, &st);
+    assert_int_equal(hits, 1);
+    assert_int_equal(st.misses, 4);
+    assert_int_equal(st.target, 3); /* 2.5/s x (launch + 0.15 s) x 1.5, +1, at most 3 */
+    w.want_ready = 3;
+    assert_true(run_until(pool_has_ready, &w, 30000)); /* three ready together */
+    browser_pool_get_stats(pool, &st);
+    assert_int_equal(st.waiting, 3);
+    uint64_t lost = st.lost;
+    /* no arrivals: after 10 s the rate is 0, and the two extra ones are stopped */
+    w.lost_at_least = 2;
+    assert_true(run_until(pool_settled, &w, 25000));
+    browser_pool_get_stats(pool, &st);
+    assert_int_equal(st.retired, 2);
+    assert_int_equal(st.lost, lost); /* a shrink is not a loss */
+    for (int i = 0; i < 5; i++) /* the taken one ends; the teardown frees it */
+        if (taken[i]->b) {
+            browser_kill(taken[i]->b);
+            assert_true(run_until(tb_is_exited, taken[i], 10000));
+        }
+    stop_test_pool();
+}
+
 static void pool_setup_hook(void *ctx, browser_pool_t *pool, browser_t *b) {
     (void)ctx;
     setup_calls++;
@@ -1219,6 +1288,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_split_byte_by_byte),
         cmocka_unit_test(test_split_large_message_handed_over),
         cmocka_unit_test(test_cleanup_stale),
+        cmocka_unit_test(test_pool_wanted),
         T(test_escaped_processes_killed),
         T(test_escaped_processes_outlive_leader),
         T(test_kill_escalation),
@@ -1241,6 +1311,7 @@ int main(int argc, char **argv) {
         T(test_kill_during_launch),
         T(test_parent_sigkill),
         T(test_pool),
+        T(test_pool_sizes_itself),
     };
     failed += cmocka_run_group_tests_name("browser_chromium", with_chromium, NULL, NULL);
     return failed;
