@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cdp/cdp_scan.h"
 
@@ -49,6 +50,7 @@ struct browser_pool {
 };
 
 static void reschedule(browser_pool_t *p);
+static void refill(browser_pool_t *p);
 
 #define REPLACEMENT_DELAY_MS 150
 
@@ -76,7 +78,7 @@ static void mark_ready(browser_pool_t *p, pool_entry_t *e) {
     p->st.sum_ready_us += us;
     p->st.ewma_ready_us = p->st.ewma_ready_us < 0 ? us : (p->st.ewma_ready_us * 3 + us) / 4;
     e->t_ready_ms = uv_now(p->loop);
-    reschedule(p);
+    refill(p); /* a starting slot is free (max_starting) */
 }
 
 unsigned browser_pool_wanted(double rate, int64_t ready_us, unsigned size, unsigned max_size, unsigned room) {
@@ -110,6 +112,12 @@ static unsigned compute_target(const browser_pool_t *p, uint64_t now) {
 static unsigned live_count(const browser_pool_t *p) {
     unsigned n = 0;
     for (const pool_entry_t *e = p->head; e; e = e->next) n += !e->killed;
+    return n;
+}
+
+static unsigned starting_count(const browser_pool_t *p) {
+    unsigned n = 0;
+    for (const pool_entry_t *e = p->head; e; e = e->next) n += !e->killed && e->state != ENTRY_READY;
     return n;
 }
 
@@ -159,7 +167,6 @@ static void on_stopped_timer_closed(uv_handle_t *h) {
     }
 }
 
-static void refill(browser_pool_t *p);
 
 static void on_pooled_exit(void *ctx, int status, int term_signal) {
     pool_entry_t *e = ctx;
@@ -234,7 +241,7 @@ static int launch_one(browser_pool_t *p) {
 
 static void refill(browser_pool_t *p) {
     if (p->stopping) return;
-    while (live_count(p) < p->target && uv_now(p->loop) >= p->next_launch_ms) {
+    while (live_count(p) < p->target && starting_count(p) < p->cfg.max_starting && uv_now(p->loop) >= p->next_launch_ms) {
         int rc = launch_one(p);
         if (rc < 0) {
             p->st.launch_errors++;
@@ -269,7 +276,8 @@ static void reschedule(browser_pool_t *p) {
     if (p->stopping) return;
     uint64_t due = UINT64_MAX, now = uv_now(p->loop);
     unsigned live = live_count(p);
-    if (live < p->target) due = p->next_launch_ms;
+    /* A launch waits for a starting slot: mark_ready and on_pooled_exit refill then. */
+    if (live < p->target && starting_count(p) < p->cfg.max_starting) due = p->next_launch_ms;
     if (p->target > p->cfg.size || live > p->target) due = due < now + RESIZE_CHECK_MS ? due : now + RESIZE_CHECK_MS;
     for (pool_entry_t *e = p->head; e; e = e->next)
         if (e->state != ENTRY_READY && !e->killed && e->t_launch_ms + p->cfg.ready_timeout_ms < due)
@@ -290,6 +298,10 @@ int browser_pool_new(uv_loop_t *loop, const browser_pool_config_t *cfg, browser_
     if (!p->cfg.size) p->cfg.size = BROWSER_POOL_DEFAULT_SIZE;
     if (!p->cfg.ready_timeout_ms) p->cfg.ready_timeout_ms = 30000;
     if (!p->cfg.shrink_idle_ms) p->cfg.shrink_idle_ms = BROWSER_POOL_SHRINK_IDLE_MS;
+    if (!p->cfg.max_starting) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        p->cfg.max_starting = cores > 2 ? (unsigned)cores : 2;
+    }
     p->st.last_ready_us = p->st.min_ready_us = p->st.ewma_ready_us = -1;
     p->target = p->cfg.size;
     uv_timer_init(loop, &p->timer);
@@ -320,10 +332,18 @@ browser_t *browser_pool_take_data(browser_pool_t *p, const browser_callbacks_t *
     if (!e) {
         p->st.misses++;
         log_event_repeating(LOG_WARN, "browser", "browser_pool_empty", "browser_pool_empty",
-                            "detail=\"a session found no warm browser and waits for a launch\" target=%u starting=%u "
-                            "max=%u", p->target, live_count(p), p->cfg.max_size > p->cfg.size ? p->cfg.max_size : p->cfg.size);
-        refill(p); /* the target may have grown: launch for it now */
-        return NULL;
+                            "detail=\"a session found no warm browser and waits for one to start\" target=%u "
+                            "starting=%u max=%u", p->target, starting_count(p),
+                            p->cfg.max_size > p->cfg.size ? p->cfg.max_size : p->cfg.size);
+        /* The one starting longest (launch order: the first found) is nearer to ready than a
+         * launch of the session's own. Not with a setup hook: its setup would be cut short. */
+        for (e = p->head; e && !p->cfg.on_setup; e = e->next)
+            if (e->state == ENTRY_PROBING && !e->killed && browser_alive(e->b)) break;
+        if (!e || p->cfg.on_setup) {
+            refill(p); /* the target may have grown: launch for it now */
+            return NULL;
+        }
+        p->st.taken_starting++;
     }
     unlink_entry(p, e);
     browser_t *b = e->b;

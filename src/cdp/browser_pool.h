@@ -19,8 +19,11 @@
  * the replacement's readiness, smoothed), times 1.5 for bursts, plus one spare; never fewer than
  * size nor more than max_size or size + room(). Launches for it start at once and in parallel.
  * When arrivals slow down, ready browsers beyond the target are stopped after
- * BROWSER_POOL_SHRINK_IDLE_MS. A take that finds no ready browser is a miss: counted, and logged
- * (folded: one line a minute) as the pool not keeping up.
+ * BROWSER_POOL_SHRINK_IDLE_MS. At most max_starting browsers start at once. A take that finds no
+ * ready browser is a miss: counted, and logged (folded: one line a minute) as the pool not
+ * keeping up; it is then given the browser that has been starting longest, if any (it is nearer
+ * to ready than a launch of its own would be), unless the pool has an on_setup hook. Such a
+ * browser's probe reply (an id of the pool's range) may still come to the taker: drop it.
  *
  * Threading: loop thread only, like browser.h.
  * Ownership: the pool owns its waiting browsers; a taken browser belongs to the caller (who
@@ -53,6 +56,9 @@ typedef struct {
     /* How long a ready browser beyond the target waits before it is stopped (0: the default,
      * BROWSER_POOL_SHRINK_IDLE_MS). */
     uint64_t shrink_idle_ms;
+    /* Browsers starting at once, at most (0: the machine's cores, at least 2): on a small
+     * machine parallel launches only slow each other down, and every session waits longer. */
+    unsigned max_starting;
     /* How each browser is launched; NULL = browser_config_defaults. Borrowed. */
     const browser_config_t *browser;
     /* Launch -> ready limit; over it the browser is killed and replaced. Default 30 s. */
@@ -113,6 +119,7 @@ typedef struct {
     uint64_t misses;         /* takes that found no ready browser */
     unsigned target;         /* browsers wanted now (size .. max_size) */
     uint64_t retired;        /* ready browsers stopped because the pool shrank */
+    uint64_t taken_starting; /* misses given a browser still starting (part of misses and taken) */
 } browser_pool_stats_t;
 void browser_pool_get_stats(const browser_pool_t *pool, browser_pool_stats_t *out);
 

@@ -395,6 +395,10 @@ static void on_browser_message(void *ctx, char *msg, size_t len) {
         free(msg);
         return;
     }
+    if (m.id_is_int && cdp_id_pool(m.id) && !m.method.ptr) { /* the probe of a browser taken starting */
+        free(msg);
+        return;
+    }
     session_touch(s);
     s->gw->metrics.messages_to_client++;
     s->gw->metrics.bytes_to_client += len;

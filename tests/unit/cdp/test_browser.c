@@ -1024,6 +1024,12 @@ static void test_pool_wanted(void **state) {
     assert_int_equal(browser_pool_wanted(20, 500000, 3, 2, UINT_MAX), 3);     /* max below size: fixed */
 }
 
+static bool pool_starting(void *arg) { /* a launch under way, nothing ready */
+    pool_wait_t *w = arg;
+    browser_pool_stats_t st;
+    browser_pool_get_stats(w->pool, &st);
+    return st.ready == 0 && st.waiting > 0;
+}
 static bool pool_settled(void *arg) { /* back to its size: every extra one retired */
     pool_wait_t *w = arg;
     browser_pool_stats_t st;
@@ -1060,6 +1066,16 @@ static void test_pool_sizes_itself(void **state) {
     assert_int_equal(hits, 1);
     assert_int_equal(st.misses, 4);
     assert_int_equal(st.target, 3); /* 2.5/s x (launch + 0.15 s) x 1.5, +1, at most 3 */
+    /* the next session, while the pool's browsers start (none ready): the one starting longest */
+    assert_true(run_until(pool_starting, &w, 5000));
+    tb_t *early = tb_new();
+    early->b = browser_pool_take(pool, &tb_cb, early);
+    assert_non_null(early->b);
+    remember_pid(browser_pid(early->b));
+    browser_pool_get_stats(pool, &st);
+    assert_int_equal(st.taken_starting, 1);
+    assert_int_equal(st.misses, 5);
+    wait_reply(early, CDP_ID_POOL_PROBE, 20000); /* it starts for its taker: the probe's reply comes */
     w.want_ready = 3;
     assert_true(run_until(pool_has_ready, &w, 30000)); /* three ready together */
     browser_pool_get_stats(pool, &st);
@@ -1071,11 +1087,13 @@ static void test_pool_sizes_itself(void **state) {
     browser_pool_get_stats(pool, &st);
     assert_int_equal(st.retired, 2);
     assert_int_equal(st.lost, lost); /* a shrink is not a loss */
-    for (int i = 0; i < 5; i++) /* the taken one ends; the teardown frees it */
+    for (int i = 0; i < 5; i++) /* the taken ones end; the teardown frees them */
         if (taken[i]->b) {
             browser_kill(taken[i]->b);
             assert_true(run_until(tb_is_exited, taken[i], 10000));
         }
+    browser_kill(early->b);
+    assert_true(run_until(tb_is_exited, early, 10000));
     stop_test_pool();
 }
 
