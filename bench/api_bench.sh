@@ -15,7 +15,9 @@
 # generate data into bench/data/ (cached by seed and count), temp DB, import and time it,
 # serve on a free loopback port, correctness pass (every shape's total and first session_id
 # against bench/expected_totals.py), warm-up, unloaded latency (1 connection), the HTTP
-# server's ceiling (GET /healthz, N connections), the mix (N connections), RSS, verdicts.
+# server's ceiling (GET /healthz, N connections), the mix (N connections), nginx serving the
+# default list's body as a static file (the HTTP limit of this machine: the goal is the mix at
+# >= 0.5x of it; NGINX_WORKERS=1 by default), RSS, verdicts.
 # Targets are reported as met / not met; the exit status is non-zero only for errors
 # (non-200 responses, wrong totals, a daemon that does not start), never for timing.
 # See docs/benchmarks.md. Loopback only; everything started here is stopped on exit.
@@ -35,7 +37,7 @@ while [ $# -gt 0 ]; do
     --keep-db) KEEP_DB=1 ;;
     --per-shape) PER_SHAPE=1 ;;
     --postgres) POSTGRES=1 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "api_bench: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -104,6 +106,7 @@ DB=$TMP/bench.db
 SERVE_PID=
 cleanup() {
     local rc=$?
+    if [ -n "${NGINX_PID:-}" ]; then kill -TERM "$NGINX_PID" 2>/dev/null || true; wait "$NGINX_PID" 2>/dev/null || true; fi
     if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
         kill -TERM "$SERVE_PID" 2>/dev/null || true
         for _ in $(seq 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
@@ -237,6 +240,50 @@ CPU_HEALTHZ=$PH_CPU
 log "mix: ${MIX_SECONDS}s, $CONNS connections"
 run_phase "$TMP/mix.tsv" --key "$KEY_A" --paths "$SHAPES" --connections "$CONNS" --duration "$MIX_SECONDS"
 CPU_MIX=$PH_CPU OTHER_MIX=$PH_OTHER
+
+# ---------------------------------------------------------------- nginx: the HTTP limit here
+# The user's alternative to a list API is a static file: nginx serving browserd's own answer to
+# the default list (50 sessions, ~17 KB) as a file, same load driver, same connections, same
+# duration. NGINX_WORKERS (default 1: browserd answers from one loop thread).
+NGINX_RPS= NGINX_BYTES=
+NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+if [ -x "$NGINX_BIN" ]; then
+    mkdir -p "$TMP/nginx/root" "$TMP/nginx/logs"
+    curl -s --max-time 30 -H "Authorization: Bearer $KEY_A" "http://$TARGET/browser_sessions" >"$TMP/nginx/root/sessions.json"
+    NGINX_BYTES=$(stat -c %s "$TMP/nginx/root/sessions.json")
+    NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    cat >"$TMP/nginx/nginx.conf" <<NGINX
+worker_processes ${NGINX_WORKERS:-1};
+pid $TMP/nginx/nginx.pid;
+error_log $TMP/nginx/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 120s;
+    types { application/json json; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        root $TMP/nginx/root;
+    }
+}
+NGINX
+    "$NGINX_BIN" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' 2>"$TMP/nginx/logs/stderr" &
+    NGINX_PID=$!
+    for _ in $(seq 50); do curl -s -o /dev/null "http://127.0.0.1:$NGINX_PORT/sessions.json" && break; sleep 0.1; done
+    log "baseline: nginx (${NGINX_WORKERS:-1} worker) serving the default list as a file ($NGINX_BYTES bytes), ${MIX_SECONDS}s, $CONNS connections"
+    SAVED_TARGET=$TARGET
+    TARGET=127.0.0.1:$NGINX_PORT
+    run_phase "$TMP/nginx.tsv" --path "nginx_static=/sessions.json" --connections "$CONNS" --duration "$MIX_SECONDS"
+    TARGET=$SAVED_TARGET
+    CPU_NGINX=$(sed 's/browserd/nginx (not counted: not browserd)/' <<<"$PH_CPU")
+    kill -TERM "$NGINX_PID" 2>/dev/null || true
+    wait "$NGINX_PID" 2>/dev/null || true
+    NGINX_PID=
+    NGINX_RPS=$(awk -F'\t' '$1 == "RATE" { printf "%.0f", $2 }' "$TMP/nginx.tsv")
+else
+    log "no nginx ($NGINX_BIN): the nginx baseline is skipped (scripts/install-deps.sh test installs it)"
+fi
 PER_SHAPE_REPORT=
 if [ "$PER_SHAPE" = 1 ]; then
     log "per shape: each shape alone, ${PER_SHAPE_SECONDS}s, $CONNS connections"
@@ -289,6 +336,12 @@ REPORT=$DATA/last_report.txt
     echo "  healthz: $HEALTHZ_RPS req/s ($(errors_of "$TMP/healthz.tsv") errors) — the HTTP server's own ceiling;" \
         "$(awk -F'\t' '$1 == "healthz" { printf "p50 %.3f ms, p99 %.3f ms, max %.3f ms", $5 / 1000, $6 / 1000, $7 / 1000 }' "$TMP/healthz.tsv")"
     echo "  mix / healthz = $(awk -v a="$MIX_RPS" -v b="$HEALTHZ_RPS" 'BEGIN { printf "%.2f", b ? a / b : 0 }')"
+    if [ -n "$NGINX_RPS" ]; then
+        echo "  nginx:   $NGINX_RPS req/s serving the default list ($NGINX_BYTES bytes) as a static file, ${NGINX_WORKERS:-1} worker;" \
+            "$(awk -F'\t' '$1 == "nginx_static" { printf "p50 %.3f ms, p99 %.3f ms", $5 / 1000, $6 / 1000 }' "$TMP/nginx.tsv")"
+        NGINX_RATIO=$(awk -v a="$MIX_RPS" -v b="$NGINX_RPS" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
+        echo "  mix / nginx = $NGINX_RATIO (goal >= 0.5: $(awk -v r="$NGINX_RATIO" 'BEGIN { print (r >= 0.5) ? "met" : "NOT MET" }'))"
+    fi
     echo "  during the mix:     $CPU_MIX"
     echo "  during the healthz: $CPU_HEALTHZ"
     if awk -v o="$OTHER_MIX" 'BEGIN { exit !(o > 0.2) }'; then

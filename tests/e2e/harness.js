@@ -453,6 +453,14 @@ class Daemon {
     );
   }
 
+  /** The browsers the warm pool holds now, warm or starting (from /metrics; 0 when it is off). */
+  async poolBrowsers() {
+    const r = await this.api('GET', '/metrics', { key: null });
+    if (r.status !== 200) return 0;
+    const v = (name) => Number((new RegExp(`^${name} (\\d+)$`, 'm').exec(r.text) || [0, 0])[1]);
+    return v('browserd_pool_warm') + v('browserd_pool_starting');
+  }
+
   /** Chromium main processes of this daemon: {pid, profile} (by --user-data-dir under the root). */
   chromiumMains() {
     const out = [];
@@ -611,8 +619,12 @@ class Ctx {
             const running = (await d.sessions('status=running')).map((x) => x.session_id);
             const mains = d.chromiumMains().length;
             const profiles = d.profiles().length;
-            const st = { running, mains, profiles };
-            return !running.length && mains <= pool && profiles <= pool ? st : (state = st, null);
+            // the pool may have grown with the test's sessions (--pool-max) and shrinks back only
+            // after 30 s idle: its own browsers (warm or starting, as /metrics counts them) are no
+            // leak; any other browser is
+            const wanted = Math.max(pool, pool ? await d.poolBrowsers() : 0);
+            const st = { running, mains, profiles, wanted };
+            return !running.length && mains <= wanted && profiles <= wanted ? st : (state = st, null);
           },
           { timeout: 8000, interval: 200, what: 'sessions to end and their browsers to go' },
         );
