@@ -254,6 +254,7 @@ if [ -x "$NGINX_BIN" ]; then
     NGINX_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     cat >"$TMP/nginx/nginx.conf" <<NGINX
 worker_processes ${NGINX_WORKERS:-1};
+user $(id -un) $(id -gn);
 pid $TMP/nginx/nginx.pid;
 error_log $TMP/nginx/logs/error.log warn;
 events { worker_connections 4096; }
