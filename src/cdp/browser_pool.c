@@ -86,7 +86,7 @@ unsigned browser_pool_wanted(double rate, int64_t ready_us, unsigned size, unsig
     if (rate <= 0 || max == size) return size;
     /* before any browser got ready: assume a second, about a cold launch here */
     double replace_s = (ready_us >= 0 ? (double)ready_us / 1e6 : 1.0) + REPLACEMENT_DELAY_MS / 1000.0;
-    double want_d = ceil(rate * replace_s * BURST_FACTOR) + 1;
+    double want_d = ceil(rate * replace_s * BURST_FACTOR); /* size itself is the spare */
     unsigned want = want_d > max ? max : (unsigned)want_d;
     unsigned cap = room > size ? room : size;
     if (want > cap) want = cap;

@@ -16,8 +16,8 @@
  * Sizing: every browser_pool_take is an arrival (found a ready browser or not). The pool wants
  * as many browsers (ready or starting) as arrive while one is replaced (Little's law: the
  * arrival rate, the larger of the last 2 s's and the last 10 s's, times the time from a take to
- * the replacement's readiness, smoothed), times 1.5 for bursts, plus one spare; never fewer than
- * size nor more than max_size or size + room(). Launches for it start at once and in parallel.
+ * the replacement's readiness, smoothed), times 1.5 for bursts; never fewer than size (the
+ * spare) nor more than max_size or the room(). Launches for it start at once and in parallel.
  * When arrivals slow down, ready browsers beyond the target are stopped after
  * BROWSER_POOL_SHRINK_IDLE_MS. At most max_starting browsers start at once. A take that finds no
  * ready browser is a miss: counted, and logged (folded: one line a minute) as the pool not
