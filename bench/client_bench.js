@@ -424,10 +424,13 @@ function printTable() {
 
 // ------------------------------------------------------------------ measures ----
 
-/** n sequential calls of fn: latencies in µs, elapsed ms; cpuPid: browserd's loop CPU (ns). */
+/**
+ * n sequential calls of fn: p50/p90 in µs, calls/s, and browserd's loop CPU per call (µs) and
+ * per ms of the batch (cpuPid: browserd's pid; on the direct side that is its idle rate).
+ */
 async function batch(fn, n, cpuPid) {
   const lat = new Float64Array(n);
-  const cpu0 = cpuPid ? loopCpuNs(cpuPid) : 0;
+  const cpu0 = loopCpuNs(cpuPid);
   const t0 = nowNs();
   for (let i = 0; i < n; i++) {
     const a = nowNs();
@@ -435,8 +438,11 @@ async function batch(fn, n, cpuPid) {
     lat[i] = Number(nowNs() - a) / 1000;
   }
   const elapsedMs = msSince(t0);
-  const cpuNs = cpuPid ? loopCpuNs(cpuPid) - cpu0 : 0;
-  return { p50: quantile(lat, 0.5), p90: quantile(lat, 0.9), rate: n / (elapsedMs / 1000), cpuUs: cpuNs / n / 1000 };
+  const cpuNs = loopCpuNs(cpuPid) - cpu0;
+  return {
+    p50: quantile(lat, 0.5), p90: quantile(lat, 0.9), rate: n / (elapsedMs / 1000),
+    cpuUs: cpuNs / n / 1000, cpuUsPerMs: cpuNs / 1000 / elapsedMs, elapsedMs, n, cpuNs,
+  };
 }
 
 /**
@@ -452,7 +458,7 @@ async function roundTrips(label, direct, viaBd, n, o, bdPid) {
   for (let b = 0; b < o.batches; b++) {
     const order = b % 2 === 0 ? ['direct', 'browserd'] : ['browserd', 'direct'];
     for (const side of order) {
-      res[side].push(side === 'direct' ? await batch(direct, n) : await batch(viaBd, n, bdPid));
+      res[side].push(await batch(side === 'direct' ? direct : viaBd, n, bdPid));
     }
   }
   const m = (side, k) => median(res[side].map((r) => r[k]));
@@ -460,10 +466,15 @@ async function roundTrips(label, direct, viaBd, n, o, bdPid) {
   for (const side of ['direct', 'browserd']) {
     out[side] = { p50: m(side, 'p50'), p90: m(side, 'p90'), rate: m(side, 'rate'), cpuUs: m(side, 'cpuUs') };
   }
+  // browserd's loop does some work of its own (timers, the observer's events, the pool): its
+  // rate during the direct batches, where browserd relays nothing of the bench, is taken off
+  const idle = m('direct', 'cpuUsPerMs');
+  out.browserd.idleUsPerMs = idle;
+  out.browserd.netCpuUs = median(res.browserd.map((r) => (r.cpuNs / 1000 - idle * r.elapsedMs) / r.n));
   const spread = (side) => res[side].map((r) => fmt(r.p50, 0)).join(' ');
   console.log(`  ${label}: ${o.batches} x ${n} per side; p50 per batch, direct [${spread('direct')}] µs, browserd [${spread('browserd')}] µs`);
   console.log(`    direct   p50 ${fmt(out.direct.p50)} µs, p90 ${fmt(out.direct.p90)} µs, ${fmt(out.direct.rate, 0)} msg/s`);
-  console.log(`    browserd p50 ${fmt(out.browserd.p50)} µs, p90 ${fmt(out.browserd.p90)} µs, ${fmt(out.browserd.rate, 0)} msg/s, loop CPU ${fmt(out.browserd.cpuUs, 2)} µs per round trip`);
+  console.log(`    browserd p50 ${fmt(out.browserd.p50)} µs, p90 ${fmt(out.browserd.p90)} µs, ${fmt(out.browserd.rate, 0)} msg/s, loop CPU ${fmt(out.browserd.cpuUs, 2)} µs per round trip (${fmt(out.browserd.netCpuUs, 2)} µs net of its idle ${fmt(idle, 2)} µs per ms)`);
   return out;
 }
 
@@ -471,7 +482,9 @@ function reportRoundTrips(name, r, cpuGoal = true) {
   report({ measure: `${name} p50`, baseline: r.direct.p50, browserd: r.browserd.p50, unit: 'µs', ratio: r.browserd.p50 / r.direct.p50, kind: 'lower', goal: 1.05 });
   report({ measure: `${name} p90`, baseline: r.direct.p90, browserd: r.browserd.p90, unit: 'µs', ratio: r.browserd.p90 / r.direct.p90, kind: 'lower', goal: 1.05 });
   report({ measure: `${name} msg/s`, baseline: r.direct.rate, browserd: r.browserd.rate, unit: '/s', digits: 0, ratio: r.browserd.rate / r.direct.rate, kind: 'higher', goal: 0.95 });
-  if (cpuGoal) report({ measure: `${name} browserd loop CPU/rt`, browserd: r.browserd.cpuUs, unit: 'µs', digits: 2, kind: 'abs', goal: 10 });
+  if (!cpuGoal) return;
+  report({ measure: `${name} browserd loop CPU/rt`, browserd: r.browserd.cpuUs, unit: 'µs', digits: 2, kind: 'abs', goal: 10 });
+  report({ measure: `${name} the same, net of idle`, browserd: r.browserd.netCpuUs, unit: 'µs', digits: 2, kind: 'info' });
 }
 
 async function measureRoundTrips(puppeteer, ctx, o) {
@@ -544,20 +557,44 @@ async function measureNavigation(ctx, site, o) {
   report({ measure: '4. page.goto local 20 KB page, median', baseline: d, browserd: b, unit: 'ms', digits: 2, ratio: b / d, kind: 'lower', goal: 1.1 });
 }
 
+/**
+ * puppeteer.connect split in two: the WebSocket (TCP connect, upgrade, 101: for browserd, also
+ * its zone check and the browser taken from the pool) and Puppeteer's own start on it (target
+ * discovery, auto-attach, the pages' sessions). The transport is Puppeteer's own, made as
+ * puppeteer.connect({browserWSEndpoint}) makes it; without its module, a plain connect.
+ */
+async function connectTimed(puppeteer, endpoint) {
+  const t0 = nowNs();
+  let Transport = null;
+  try {
+    ({ NodeWebSocketTransport: Transport } = require(path.join(MODULES, 'puppeteer-core', 'lib', 'puppeteer', 'node', 'NodeWebSocketTransport.js')));
+  } catch {
+    // an other layout of puppeteer-core: no split
+  }
+  if (!Transport) {
+    const browser = await puppeteer.connect({ browserWSEndpoint: endpoint, defaultViewport: null });
+    return { browser, wsMs: NaN, connectMs: msSince(t0) };
+  }
+  const transport = await Transport.create(endpoint, {});
+  const wsMs = msSince(t0);
+  const browser = await puppeteer.connect({ transport, defaultViewport: null });
+  return { browser, wsMs, connectMs: msSince(t0) };
+}
+
 async function measureSessions(puppeteer, ctx, site, o) {
   const bd = ctx.bd;
   console.log(`\n2. back-to-back sessions: ${o.sessions} x (connect, browser.version(), close); baseline: connect to the running Chromium, version, disconnect`);
   await waitFor(async () => (await bd.pressure()).pool_warm >= 2, { timeout: 30000, what: 'a warm pool of 2' });
   const misses0 = (await bd.pressure()).pool_misses;
-  const res = { direct: { connect: [], cycle: [] }, bd: { connect: [], cycle: [] } };
+  const res = { direct: { connect: [], ws: [], cycle: [] }, bd: { connect: [], ws: [], cycle: [] } };
   const cycle = async (side) => {
     const t0 = nowNs();
-    const browser = await puppeteer.connect({ browserWSEndpoint: side === 'bd' ? bd.endpoint : ctx.direct.endpoint, defaultViewport: null });
-    const connect = msSince(t0);
+    const { browser, wsMs, connectMs } = await connectTimed(puppeteer, side === 'bd' ? bd.endpoint : ctx.direct.endpoint);
     await browser.version();
     if (side === 'bd') await browser.close();
     else await browser.disconnect();
-    res[side].connect.push(connect);
+    res[side].connect.push(connectMs);
+    res[side].ws.push(wsMs);
     res[side].cycle.push(msSince(t0));
   };
   for (let i = 0; i < o.sessions; i++) {
@@ -570,6 +607,8 @@ async function measureSessions(puppeteer, ctx, site, o) {
   console.log(`  browserd connect ms: ${list(res.bd.connect)}`);
   console.log(`  direct   connect ms: ${list(res.direct.connect)}`);
   console.log(`  browserd sessions that found no warm browser (pool_misses): ${misses} of ${o.sessions}`);
+  const split = (r) => `WebSocket open median ${fmt(median(r.ws), 1)} ms (p90 ${fmt(quantile(r.ws, 0.9), 1)}), Puppeteer's start on it median ${fmt(median(r.connect.map((c, i) => c - r.ws[i])), 1)} ms`;
+  console.log(`  connect split: browserd ${split(res.bd)}; direct ${split(res.direct)}`);
   const q = (side, k, p) => quantile(res[side][k], p);
   report({ measure: '2. back-to-back connect, median', baseline: q('direct', 'connect', 0.5), browserd: q('bd', 'connect', 0.5), unit: 'ms', ratio: q('bd', 'connect', 0.5) / q('direct', 'connect', 0.5), kind: 'abs', goal: 20 });
   report({ measure: '2. back-to-back connect, p90', baseline: q('direct', 'connect', 0.9), browserd: q('bd', 'connect', 0.9), unit: 'ms', ratio: q('bd', 'connect', 0.9) / q('direct', 'connect', 0.9), kind: 'abs', goal: 50 });
@@ -579,12 +618,13 @@ async function measureSessions(puppeteer, ctx, site, o) {
   console.log(`\n2b. steady 1 session/s: ${o.steady} x (connect, newPage, goto local page, close), the baseline's half a second after each`);
   await waitFor(async () => (await bd.pressure()).pool_warm >= 2, { timeout: 30000, what: 'a warm pool of 2' });
   const misses1 = (await bd.pressure()).pool_misses;
-  const st = { direct: { connect: [], cycle: [] }, bd: { connect: [], cycle: [] } };
+  const st = { direct: { connect: [], ws: [], cycle: [] }, bd: { connect: [], ws: [], cycle: [] } };
   let seq = 0;
   const steadyOne = async (side) => {
     const t0 = nowNs();
-    const browser = await puppeteer.connect({ browserWSEndpoint: side === 'bd' ? bd.endpoint : ctx.direct.endpoint, defaultViewport: null });
-    const connect = msSince(t0);
+    const { browser, wsMs, connectMs } = await connectTimed(puppeteer, side === 'bd' ? bd.endpoint : ctx.direct.endpoint);
+    st[side].ws.push(wsMs);
+    st[side].connect.push(connectMs);
     try {
       const page = await browser.newPage();
       await page.goto(site.url(`steady-${++seq}`), { waitUntil: 'load', timeout: 30000 });
@@ -599,7 +639,6 @@ async function measureSessions(puppeteer, ctx, site, o) {
       else await browser.disconnect().catch(() => {});
       throw e;
     }
-    st[side].connect.push(connect);
     st[side].cycle.push(msSince(t0));
   };
   const start = Date.now() + 100;
@@ -617,6 +656,7 @@ async function measureSessions(puppeteer, ctx, site, o) {
   const misses2 = (await bd.pressure()).pool_misses - misses1;
   console.log(`  browserd connect ms: ${list(st.bd.connect)}`);
   console.log(`  direct   connect ms: ${list(st.direct.connect)}`);
+  console.log(`  connect split: browserd ${split(st.bd)}; direct ${split(st.direct)}`);
   console.log(`  whole session median: direct ${fmt(median(st.direct.cycle), 1)} ms, browserd ${fmt(median(st.bd.cycle), 1)} ms; pool_misses ${misses2} of ${o.steady}`);
   const s = (side, k, p) => quantile(st[side][k], p);
   report({ measure: '2b. steady 1/s connect, median', baseline: s('direct', 'connect', 0.5), browserd: s('bd', 'connect', 0.5), unit: 'ms', ratio: s('bd', 'connect', 0.5) / s('direct', 'connect', 0.5), kind: 'abs', goal: 20 });
@@ -698,7 +738,8 @@ async function main() {
 
   const la = os.loadavg().map((x) => x.toFixed(2)).join(' ');
   const ver = spawnSync(o.browserd, ['--version'], { encoding: 'utf8' }).stdout.trim();
-  console.log(`client_bench ${new Date().toISOString()} | ${os.cpus().length} cores | load average ${la} | node ${process.version} | ${ver || o.browserd}`);
+  const git = spawnSync('git', ['-C', REPO, 'describe', '--always', '--dirty'], { encoding: 'utf8' }).stdout.trim();
+  console.log(`client_bench ${new Date().toISOString()} | ${os.cpus().length} cores | load average ${la} | node ${process.version} | ${ver || o.browserd} (${o.browserd}; sources ${git || 'unknown'})`);
   console.log(`options: batches ${o.batches}, rtt ${o.rtt}/batch (evaluate ${Math.floor(o.rtt / 4)}), warm-up ${o.warmup}, sessions ${o.sessions}, steady ${o.steady}, big ${o.bigReps} x ${o.bigMib} MiB, navs ${o.navs}, playwright rtt ${o.pwRtt}/batch${o.quick ? ' (--quick)' : ''}`);
   try {
     ctx.dns = await startFakeDns(tmp);
