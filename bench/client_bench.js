@@ -329,7 +329,7 @@ class Proc {
   }
 }
 
-async function startBrowserd(o, tmp, dns, siteCidr) {
+async function startBrowserd(o, tmp, dns, siteCidr, register) {
   const apiPort = await freePort();
   const cdpPort = await freePort();
   const env = { ...process.env };
@@ -340,6 +340,7 @@ async function startBrowserd(o, tmp, dns, siteCidr) {
     '--cdp-listen', `127.0.0.1:${cdpPort}`, '--pool', '2', '--allow-private', siteCidr, '--chromium', o.chromium];
   const [cmd, argv] = isolated(dns, o.browserd, args);
   const p = new Proc('browserd', cmd, argv, env);
+  register(p);
   await waitFor(async () => {
     if (p.exited) throw new Error(`browserd exited ${JSON.stringify(p.exited)}: ${p.stderr.slice(-2000)}`);
     return (await httpGet(apiPort, '/healthz')).status === 200;
@@ -362,7 +363,7 @@ async function startBrowserd(o, tmp, dns, siteCidr) {
 }
 
 /** The baseline: a Chromium with browserd's flags, on its own WebSocket endpoint. */
-async function startChromium(o, tmp, dns) {
+async function startChromium(o, tmp, dns, register) {
   const udd = path.join(tmp, 'direct-profile');
   const home = path.join(tmp, 'direct-home');
   fs.mkdirSync(home, { recursive: true });
@@ -372,6 +373,7 @@ async function startChromium(o, tmp, dns) {
     '--disable-sync', '--remote-debugging-address=127.0.0.1', '--remote-debugging-port=0', `--user-data-dir=${udd}`, 'about:blank'];
   const [cmd, argv] = isolated(dns, o.chromium, args);
   const p = new Proc('direct Chromium', cmd, argv, env);
+  register(p);
   const endpoint = await waitFor(() => {
     if (p.exited) throw new Error(`Chromium exited ${JSON.stringify(p.exited)}: ${p.stderr.slice(-2000)}`);
     const m = /DevTools listening on (ws:\/\/\S+)/.exec(p.stderr);
@@ -722,6 +724,7 @@ async function main() {
   if (!fs.existsSync(path.join(MODULES, 'puppeteer-core'))) throw new Error(`no ${MODULES}/puppeteer-core (cd tests/e2e && npm ci)`);
   const puppeteer = require(path.join(MODULES, 'puppeteer-core'));
 
+  const started = Date.now();
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'client_bench.'));
   const ctx = { tmp, procs: [], browsers: [], playwright: [], expectedSessions: 0 };
   let failure = null;
@@ -747,10 +750,9 @@ async function main() {
       ? `DNS: browserd and the direct Chromium resolve through ${ctx.dns.address} (NXDOMAIN for everything), in mount namespaces of their own`
       : 'DNS: not isolated (needs root and unshare): Chromium\'s own lookups use the system resolver');
     ctx.site = await startSite();
-    const bd = await startBrowserd(o, tmp, ctx.dns, '127.0.0.0/8');
-    ctx.procs.push(bd.proc);
-    const direct = await startChromium(o, tmp, ctx.dns);
-    ctx.procs.push(direct.proc);
+    const register = (p) => ctx.procs.push(p);
+    const bd = await startBrowserd(o, tmp, ctx.dns, '127.0.0.0/8', register);
+    const direct = await startChromium(o, tmp, ctx.dns, register);
     ctx.bd = bd;
     ctx.direct = direct;
     await waitFor(async () => (await bd.pressure()).pool_warm >= 2, { timeout: 30000, what: 'a warm pool of 2' });
@@ -785,6 +787,7 @@ async function main() {
   }
   const left = await cleanup(ctx);
   clearTimeout(abort);
+  console.log(`run took ${fmt((Date.now() - started) / 1000, 0)} s; DNS queries answered NXDOMAIN: ${ctx.dns ? ctx.dns.queries() : '-'}; pages served: ${ctx.site ? ctx.site.requests() : '-'}`);
   console.log(`processes of this run left (naming ${tmp}): ${left}`);
   console.log('');
   printTable();
