@@ -53,6 +53,7 @@ static void reschedule(browser_pool_t *p);
 static void refill(browser_pool_t *p);
 
 #define REPLACEMENT_DELAY_MS 150
+#define SLACK_REPLACEMENT_DELAY_MS 1000
 
 static void unlink_entry(browser_pool_t *p, pool_entry_t *e) {
     if (e->prev) e->prev->next = e->next;
@@ -352,8 +353,11 @@ browser_t *browser_pool_take_data(browser_pool_t *p, const browser_callbacks_t *
     browser_set_callbacks(b, cb, ctx);
     p->st.taken++;
     /* The replacement is launched from the timer a moment later: spawning blocks the loop for
-     * a few ms (measured 1-8 ms), which should not land on the new session's first exchanges. */
-    uint64_t soon = uv_now(p->loop) + REPLACEMENT_DELAY_MS;
+     * a few ms (measured 1-8 ms), and a starting Chromium takes both cores of a small machine for
+     * a few hundred: neither should land on the new session's first exchanges (Puppeteer's
+     * connect is a dozen of them). While another browser is still ready, there is time to wait
+     * for the session to get going; when none is, the next session needs this one soon. */
+    uint64_t soon = uv_now(p->loop) + (p->st.ready > 0 ? SLACK_REPLACEMENT_DELAY_MS : REPLACEMENT_DELAY_MS);
     if (p->next_launch_ms < soon) p->next_launch_ms = soon;
     reschedule(p);
     return b;
