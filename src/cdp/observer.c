@@ -209,7 +209,30 @@ static void on_event(observer_t *o, const cdp_msg_t *scan, bool in_root) {
     recorder_page_event(&o->recorder, method, params, len);
 }
 
+/* Chromium announces the observer's attach to the browser target with a Target.attachedToTarget
+ * at the root (no top-level sessionId), usually before its reply: browserd's, never the
+ * client's to see. Before the reply, the first such event for a "browser" target (the observer
+ * attaches before the client's first message is relayed); after it, the one naming the root
+ * session. */
+static bool is_own_browser_attach(observer_t *o, const cdp_msg_t *scan) {
+    if (scan->session_id.ptr || (scan->present & CDP_KEY_ID) || !scan->params.ptr || !scan->method.ptr ||
+        !cdp_string_equals(scan->method, "Target.attachedToTarget", 23))
+        return false;
+    cdp_value_t sid, info, type;
+    const char *params = scan->params.ptr;
+    size_t len = scan->params.len;
+    if (cdp_object_get(params, len, "sessionId", 9, &sid) != 0 || sid.type != CDP_T_STRING) return false;
+    if (o->root_session[0]) return cdp_string_equals(sid.str, o->root_session, strlen(o->root_session));
+    if (o->own_attach_seen || cdp_object_get(params, len, "targetInfo", 10, &info) != 0 || info.type != CDP_T_OBJECT ||
+        cdp_object_get(info.raw.ptr, info.raw.len, "type", 4, &type) != 0 || type.type != CDP_T_STRING ||
+        !cdp_string_equals(type.str, "browser", 7))
+        return false;
+    o->own_attach_seen = true;
+    return true;
+}
+
 bool observer_consume(observer_t *o, const char *msg, size_t len, const cdp_msg_t *scan) {
+    if (is_own_browser_attach(o, scan)) return true;
     bool has_session = scan->session_id.ptr != NULL;
     bool ours = has_session && observer_owns_session(o, scan->session_id.ptr, scan->session_id.len);
     if (scan->id_is_int && cdp_id_observer(scan->id) && (!has_session || ours)) {

@@ -44,6 +44,7 @@ typedef struct {
     bool committed[OBSERVER_MAX_PAGES];
     int64_t next_id;
     bool ready;     /* discovery and auto-attach are on */
+    bool own_attach_seen; /* Chromium's announcement of the observer's attach was taken */
     bool failed;    /* a setup command failed: navigations cannot be seen */
     recorder_t recorder;
 } observer_t;

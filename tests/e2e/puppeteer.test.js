@@ -240,3 +240,23 @@ e2e('puppeteer: an https navigation that fails right before Browser.close is the
   assert.match(rec.error.message, new RegExp(`^net::ERR_[A-Z_]+ at ${bad.replace(/[.?/]/g, '\\$&')}$`));
   ctx.log(`recorded error: ${rec.error.message}`);
 });
+
+e2e('a raw CDP client receives nothing it did not ask for: browserd\'s own observer (its attach, its page sessions) stays invisible, with a pooled browser and a launched one', { timeout: 60000 }, async (ctx) => {
+  const { wsConnect, cdpCall, sleep } = require('./harness');
+  for (const pool of [1, 0]) {
+    const d = await ctx.daemon({ pool });
+    if (pool) await waitFor(async () => (await d.poolBrowsers()) >= 1, { timeout: 20000, what: 'a warm browser' });
+    const { ws } = await wsConnect(d.wsEndpoint());
+    ctx.defer(() => ws.terminate());
+    const unasked = [];
+    ws.on('message', (m) => unasked.push(m.toString()));
+    await sleep(1500); // the observer attaches, discovers the first page and auto-attaches to it meanwhile
+    assert.deepEqual(unasked, [], `pool ${pool}: messages nobody asked for`);
+    const v = await cdpCall(ws, 1, 'Browser.getVersion');
+    assert.match(v.result.product, /Chrome/);
+    const targets = await cdpCall(ws, 2, 'Target.getTargets');
+    assert.ok(targets.result.targetInfos.some((t) => t.type === 'page'));
+    assert.deepEqual(unasked.map((m) => JSON.parse(m).id), [1, 2], `pool ${pool}: only the two answers`);
+    ws.close();
+  }
+});

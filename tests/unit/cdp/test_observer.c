@@ -124,6 +124,31 @@ static void test_setup_attaches_to_the_browser_then_turns_on_discovery_and_auto_
     observer_free(&o);
 }
 
+/* Chromium's announcement of the observer's own attach (a root-level Target.attachedToTarget,
+ * before or after the reply) is consumed; a client's own attach to the browser is not. */
+static void test_the_observers_attach_event_never_reaches_the_client(void **state) {
+    (void)state;
+    static const char ev[] = "{\"method\":\"Target.attachedToTarget\",\"params\":{\"sessionId\":\"%s\",\"targetInfo\":"
+                             "{\"targetId\":\"B\",\"type\":\"browser\",\"title\":\"\",\"url\":\"\"},"
+                             "\"waitingForDebugger\":false}}";
+    for (int after_reply = 0; after_reply < 2; after_reply++) {
+        observer_t o;
+        sent_t s = {0};
+        observer_init(&o, capture, &s);
+        assert_int_equal(observer_start(&o), 0);
+        if (after_reply)
+            assert_true(from_browser(&o, "{\"id\":%d,\"result\":{\"sessionId\":\"ROOT\"}}", CDP_ID_OBSERVER_ATTACH));
+        assert_true(from_browser(&o, ev, "ROOT"));   /* the observer's */
+        assert_false(from_browser(&o, ev, "C1"));    /* the client's own Target.attachToBrowserTarget */
+        assert_false(from_browser(&o, ev, "ROOT2")); /* and another one */
+        if (!after_reply)
+            assert_true(from_browser(&o, "{\"id\":%d,\"result\":{\"sessionId\":\"ROOT\"}}", CDP_ID_OBSERVER_ATTACH));
+        assert_false(observer_owns_session(&o, "C1", 2));
+        sent_clear(&s);
+        observer_free(&o);
+    }
+}
+
 static void test_a_failed_setup_leaves_the_session_working_but_blind(void **state) {
     (void)state;
     observer_t o;
@@ -327,6 +352,7 @@ static void test_session_ids_are_matched_exactly(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_setup_attaches_to_the_browser_then_turns_on_discovery_and_auto_attach),
+        cmocka_unit_test(test_the_observers_attach_event_never_reaches_the_client),
         cmocka_unit_test(test_a_failed_setup_leaves_the_session_working_but_blind),
         cmocka_unit_test(test_a_new_page_gets_page_and_network_enabled_before_it_may_run),
         cmocka_unit_test(test_a_worker_target_is_owned_but_gets_no_page_domains),
