@@ -540,6 +540,11 @@ int browser_launch(uv_loop_t *loop, const browser_config_t *cfg_in, const browse
     for (size_t i = 0; i < nbase; i++) args[n++] = (char *)base[i];
     args[n++] = user_data;
     for (size_t i = 0; i < cfg.extra_arg_count; i++) args[n++] = (char *)cfg.extra_args[i];
+    /* The first page: without one Chromium opens its New Tab page, a WebUI page that costs a
+     * launch ~16 % more CPU (measured 728 vs 614 ms over a browser's first 2 s), and on a small
+     * machine launches are what limits how fast sessions can start. Puppeteer's own launch
+     * starts on about:blank too. */
+    args[n++] = "about:blank";
     args[n] = NULL;
 
     uv_pipe_init(loop, &b->cdp_out, 0);

@@ -523,6 +523,12 @@ static void test_launch_version_kill(void **state) {
     fprintf(stderr, "measure: launch: spawn %.1f ms, first answer on the pipe %.1f ms\n", st.spawn_us / 1000.0,
             st.first_message_us / 1000.0);
     assert_true(st.spawn_us > 0 && st.first_message_us >= st.spawn_us);
+    /* Its one page is about:blank (not the New Tab page, which costs every launch more CPU). */
+    send_str(t->b, "{\"id\":7,\"method\":\"Target.getTargets\"}");
+    int gi = wait_reply(t, 7, 10000);
+    assert_non_null(strstr(t->msgs[gi].p, "\"type\":\"page\""));
+    assert_non_null(strstr(t->msgs[gi].p, "\"url\":\"about:blank\""));
+    assert_null(strstr(t->msgs[gi].p, "new-tab-page"));
 
     /* The profile exists with its layout, locked; Chromium leads its own group, and its helpers
      * (zygotes, utilities, renderers) are in it. */
