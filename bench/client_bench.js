@@ -27,12 +27,16 @@
 // See docs/benchmarks.md, "Clients as users run them".
 
 const { spawn, spawnSync } = require('node:child_process');
-const dgram = require('node:dgram');
 const fs = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
+
+// the e2e suite's general helpers (waiting, ports, HTTP, processes, the loopback resolver)
+const h = require('../tests/e2e/harness.js');
+const { sleep, withTimeout, waitFor, freePort } = h;
+const httpGet = (port, p, headers = {}) => h.httpRequest({ port, path: p, headers });
+const processesNaming = (dir) => h.processesOf(null, dir);
 
 const REPO = path.resolve(__dirname, '..');
 const MODULES = path.join(REPO, 'tests', 'e2e', 'node_modules');
@@ -104,7 +108,6 @@ function parseArgs(argv) {
 
 // ------------------------------------------------------------------ small helpers ----
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const nowNs = () => process.hrtime.bigint();
 const msSince = (t0) => Number(nowNs() - t0) / 1e6;
 
@@ -123,124 +126,17 @@ function fmt(x, digits = 1) {
   return x.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
 }
 
-function withTimeout(promise, ms, what) {
-  let timer;
-  return Promise.race([
-    promise,
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
-async function waitFor(fn, { timeout = 15000, interval = 50, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeout;
-  let last;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? ` (${last.message})` : ''}`);
-    await sleep(interval);
-  }
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-function httpGet(port, p, headers = {}) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, path: p, headers, agent: false }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode, text, json });
-      });
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** CPU time of a process's main thread (for browserd: its event loop), in ns. */
 function loopCpuNs(pid) {
   return Number(fs.readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'latin1').split(' ')[0]);
 }
 
-/** Live, non-zombie processes whose command line names dir (everything of this run does). */
-function processesNaming(dir) {
-  const found = [];
-  for (const ent of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(ent) || Number(ent) === process.pid) continue;
-    try {
-      const cmd = fs.readFileSync(`/proc/${ent}/cmdline`, 'latin1');
-      if (!cmd.includes(dir)) continue;
-      if (/\) Z /.test(fs.readFileSync(`/proc/${ent}/stat`, 'latin1'))) continue;
-      found.push({ pid: Number(ent), cmd: cmd.split('\0').join(' ').slice(0, 160) });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
-}
-
 // ------------------------------------------------------------------ loopback DNS ----
 
-/**
- * A resolver answering NXDOMAIN to every query, on a loopback address, and a resolv.conf naming
- * it; null when this process cannot isolate DNS (not root, no unshare, no free address).
- */
-async function startFakeDns(dir) {
-  if (process.getuid() !== 0) return null;
-  if (spawnSync('unshare', ['-m', '--propagation', 'private', 'true']).status !== 0) return null;
-  for (const address of ['127.77.9.53', '127.78.9.53', '127.79.9.53']) {
-    const sock = dgram.createSocket('udp4');
-    const ok = await new Promise((resolve) => {
-      sock.once('error', () => resolve(false));
-      sock.bind(53, address, () => resolve(true));
-    });
-    if (!ok) {
-      sock.close();
-      continue;
-    }
-    let queries = 0;
-    sock.on('message', (msg, rinfo) => {
-      if (msg.length < 12) return;
-      queries++;
-      let i = 12;
-      while (i < msg.length && msg[i] !== 0) i += 1 + msg[i];
-      const reply = Buffer.concat([
-        msg.subarray(0, 2),
-        Buffer.from([0x81 | (msg[2] & 0x01), 0x83]), // response, RD copied, RA, NXDOMAIN
-        Buffer.from([0, 1, 0, 0, 0, 0, 0, 0]),
-        msg.subarray(12, Math.min(msg.length, i + 5)),
-      ]);
-      sock.send(reply, rinfo.port, rinfo.address);
-    });
-    const resolvConf = path.join(dir, 'resolv.conf');
-    fs.writeFileSync(resolvConf, `nameserver ${address}\noptions timeout:1 attempts:1\n`);
-    return { address, resolvConf, close: () => sock.close(), queries: () => queries };
-  }
-  return null;
+/** The e2e suite's resolver (NXDOMAIN to everything, on a loopback address), when this process
+ * can give browserd and the direct Chromium mount namespaces of their own; null otherwise. */
+async function startFakeDns() {
+  return h.canIsolateDns() ? h.fakeDns() : null;
 }
 
 /** The command and argv that run cmd in a mount namespace whose resolv.conf is ours. */
@@ -750,7 +646,7 @@ async function main() {
   console.log(`client_bench ${new Date().toISOString()} | ${os.cpus().length} cores | load average ${la} | node ${process.version} | ${ver || o.browserd} (${o.browserd}; sources ${git || 'unknown'})`);
   console.log(`options: batches ${o.batches}, rtt ${o.rtt}/batch (evaluate ${Math.floor(o.rtt / 4)}), warm-up ${o.warmup}, sessions ${o.sessions}, steady ${o.steady}, big ${o.bigReps} x ${o.bigMib} MiB, navs ${o.navs}, playwright rtt ${o.pwRtt}/batch${o.quick ? ' (--quick)' : ''}`);
   try {
-    ctx.dns = await startFakeDns(tmp);
+    ctx.dns = await startFakeDns();
     console.log(ctx.dns
       ? `DNS: browserd and the direct Chromium resolve through ${ctx.dns.address} (NXDOMAIN for everything), in mount namespaces of their own`
       : 'DNS: not isolated (needs root and unshare): Chromium\'s own lookups use the system resolver');
@@ -795,7 +691,7 @@ async function main() {
   }
   const left = await cleanup(ctx);
   clearTimeout(abort);
-  console.log(`run took ${fmt((Date.now() - started) / 1000, 0)} s; DNS queries answered NXDOMAIN: ${ctx.dns ? ctx.dns.queries() : '-'}; pages served: ${ctx.site ? ctx.site.requests() : '-'}`);
+  console.log(`run took ${fmt((Date.now() - started) / 1000, 0)} s; DNS queries answered NXDOMAIN: ${ctx.dns ? ctx.dns.queries.length : '-'}; pages served: ${ctx.site ? ctx.site.requests() : '-'}`);
   console.log(`processes of this run left (naming ${tmp}): ${left}`);
   console.log('');
   printTable();
@@ -830,7 +726,7 @@ function cleanup(ctx) {
     const still = naming().length;
     if (still) console.log(`  ${still} process(es) of the run survived SIGKILL`);
     if (ctx.site) await ctx.site.close();
-    if (ctx.dns) ctx.dns.close();
+    if (ctx.dns) ctx.dns.server.close(); // its directory goes with the process (the harness's exit hook)
     fs.rmSync(ctx.tmp, { recursive: true, force: true });
     return left.length;
   })();

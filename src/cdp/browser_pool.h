@@ -23,7 +23,8 @@
  * ready browser is a miss: counted, and logged (folded: one line a minute) as the pool not
  * keeping up; it is then given the browser that has been starting longest, if any (it is nearer
  * to ready than a launch of its own would be), unless the pool has an on_setup hook. Such a
- * browser's probe reply (an id of the pool's range) may still come to the taker: drop it.
+ * browser's probe reply (a reserved id, cdp_ids.h) may still come to the taker, which must
+ * not pass it on: reserved ids are never a client's.
  *
  * Threading: loop thread only, like browser.h.
  * Ownership: the pool owns its waiting browsers; a taken browser belongs to the caller (who

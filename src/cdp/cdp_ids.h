@@ -30,7 +30,5 @@
 static inline bool cdp_id_reserved(int64_t id) { return id < 0; }
 /* Whether an id is one of the observer's. */
 static inline bool cdp_id_observer(int64_t id) { return id <= CDP_ID_OBSERVER_ATTACH; }
-/* The pool's ids: a reply to one may reach a session that took a browser still starting. */
-static inline bool cdp_id_pool(int64_t id) { return id <= CDP_ID_POOL_PROBE && id >= CDP_ID_POOL_LAST; }
 
 #endif

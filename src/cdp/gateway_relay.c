@@ -386,7 +386,8 @@ void relay_start(session_t *s, char *rest, size_t rest_len) {
 static void on_browser_message(void *ctx, char *msg, size_t len) {
     session_t *s = ctx;
     cdp_msg_t m;
-    if (cdp_scan(msg, len, &m) == 0 && s->observer_live && observer_consume(&s->observer, msg, len, &m)) {
+    bool scanned = cdp_scan(msg, len, &m) == 0;
+    if (scanned && s->observer_live && observer_consume(&s->observer, msg, len, &m)) {
         free(msg);
         if (!s->ended && observer_take_changed(&s->observer)) session_save(s);
         return;
@@ -395,7 +396,10 @@ static void on_browser_message(void *ctx, char *msg, size_t len) {
         free(msg);
         return;
     }
-    if (m.id_is_int && cdp_id_pool(m.id) && !m.method.ptr) { /* the probe of a browser taken starting */
+    /* A reply with a reserved id the observer did not take (the pool's probe of a browser taken
+     * while starting) is browserd's: clients cannot use those ids (on_client_message refuses
+     * them), so it is never theirs. */
+    if (scanned && m.id_is_int && cdp_id_reserved(m.id) && !m.method.ptr) {
         free(msg);
         return;
     }

@@ -52,43 +52,33 @@ static metric_counter_entry_t *find(const metric_counter_set_t *s, const char *v
     return NULL;
 }
 
+/* Takes the next free entry for (v0, v1) with count 0; NULL when the set is full or out of
+ * memory. */
+static metric_counter_entry_t *new_entry(metric_counter_set_t *s, const char *v0, const char *v1) {
+    if (s->n == METRIC_COUNTER_SET_MAX) return NULL;
+    metric_counter_entry_t *e = &s->entries[s->n];
+    e->values[0] = strdup(v0);
+    e->values[1] = s->labels[1] ? strdup(v1) : NULL;
+    if (!e->values[0] || (s->labels[1] && !e->values[1])) {
+        free(e->values[0]);
+        free(e->values[1]);
+        e->values[0] = e->values[1] = NULL;
+        return NULL;
+    }
+    e->count = 0;
+    s->n++;
+    return e;
+}
+
 void metric_counter_set_add(metric_counter_set_t *s, const char *v0, const char *v1, uint64_t n) {
     if (!v0) v0 = "";
     if (!v1) v1 = "";
     metric_counter_entry_t *e = find(s, v0, v1);
-    if (e) {
-        e->count += n;
-        return;
-    }
     /* A new key: the last slot is kept for "other", so that a full set still counts. */
-    if (s->n < METRIC_COUNTER_SET_MAX - 1) {
-        e = &s->entries[s->n];
-        e->values[0] = strdup(v0);
-        e->values[1] = s->labels[1] ? strdup(v1) : NULL;
-        if (e->values[0] && (!s->labels[1] || e->values[1])) {
-            e->count = n;
-            s->n++;
-            return;
-        }
-        free(e->values[0]);
-        free(e->values[1]);
-        e->values[0] = e->values[1] = NULL;
-    }
-    e = find(s, "other", "other");
-    if (!e && s->n < METRIC_COUNTER_SET_MAX) {
-        e = &s->entries[s->n];
-        e->values[0] = strdup("other");
-        e->values[1] = s->labels[1] ? strdup("other") : NULL;
-        if (!e->values[0] || (s->labels[1] && !e->values[1])) {
-            free(e->values[0]);
-            free(e->values[1]);
-            e->values[0] = e->values[1] = NULL;
-            return; /* out of memory with a full set: the count is lost */
-        }
-        e->count = 0;
-        s->n++;
-    }
-    if (e) e->count += n;
+    if (!e && s->n < METRIC_COUNTER_SET_MAX - 1) e = new_entry(s, v0, v1);
+    if (!e) e = find(s, "other", "other");
+    if (!e) e = new_entry(s, "other", "other");
+    if (e) e->count += n; /* else out of memory with a full set: the count is lost */
 }
 
 uint64_t metric_counter_set_get(const metric_counter_set_t *s, const char *v0, const char *v1) {

@@ -64,10 +64,10 @@ static void schedule_sample(node_metrics_t *m, uint64_t after_ms);
 
 static void sample_work(uv_work_t *w) {
     node_metrics_t *m = w->data;
-    uint64_t t0 = time_monotonic_ns();
+    uint64_t t0 = uv_hrtime();
     if (process_stats_descendants(getpid(), &m->sampling_count, &m->sampling_bytes) < 0) m->sampling_count = 0;
     m->sampling_fds = process_stats_open_fds();
-    m->sampling_took_ns = time_monotonic_ns() - t0;
+    m->sampling_took_ns = uv_hrtime() - t0;
 }
 
 static void sample_done(uv_work_t *w, int status) {

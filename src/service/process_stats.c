@@ -2,6 +2,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,18 +34,27 @@ static const char *stat_field(const char *stat, int k) {
     return NULL;
 }
 
-static double boot_time_seconds(void) {
+/* When this process started, since the epoch: boot time + its start in clock ticks since boot.
+ * Read once (it does not change), not at every scrape. -1 if unknown. */
+static double start_time;
+static void read_start_time(void) {
+    start_time = -1;
     char buf[8192];
-    if (read_small("/proc/stat", buf, sizeof buf) < 0) return -1;
-    const char *p = strstr(buf, "\nbtime ");
-    return p ? strtod(p + 7, NULL) : -1;
+    long ticks = sysconf(_SC_CLK_TCK);
+    if (ticks <= 0 || read_small("/proc/stat", buf, sizeof buf) < 0) return;
+    const char *bt = strstr(buf, "\nbtime ");
+    if (!bt) return;
+    double boot = strtod(bt + 7, NULL);
+    const char *start = NULL;
+    if (read_small("/proc/self/stat", buf, sizeof buf) > 0 && (start = stat_field(buf, 22)))
+        start_time = boot + strtod(start, NULL) / (double)ticks;
 }
 
 int process_stats_self(process_stats_t *out) {
     out->resident_bytes = out->virtual_bytes = out->cpu_seconds = -1;
     out->max_fds = out->start_time_seconds = -1;
     int rc = 0;
-    long page = sysconf(_SC_PAGESIZE), ticks = sysconf(_SC_CLK_TCK);
+    long page = sysconf(_SC_PAGESIZE);
     char buf[1024];
     unsigned long long size = 0, resident = 0;
     if (read_small("/proc/self/statm", buf, sizeof buf) > 0 && sscanf(buf, "%llu %llu", &size, &resident) == 2) {
@@ -59,10 +69,9 @@ int process_stats_self(process_stats_t *out) {
                            (double)ru.ru_stime.tv_usec / 1e6;
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) out->max_fds = rl.rlim_cur == RLIM_INFINITY ? -1 : (double)rl.rlim_cur;
-    double boot = boot_time_seconds();
-    const char *start = NULL;
-    if (boot >= 0 && ticks > 0 && read_small("/proc/self/stat", buf, sizeof buf) > 0 && (start = stat_field(buf, 22)))
-        out->start_time_seconds = boot + strtod(start, NULL) / (double)ticks;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, read_start_time);
+    out->start_time_seconds = start_time;
     return rc;
 }
 

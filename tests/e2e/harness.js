@@ -182,6 +182,7 @@ async function fakeDns() {
     const resolvConf = path.join(dir, 'resolv.conf');
     fs.writeFileSync(resolvConf, `nameserver ${address}\noptions timeout:1 attempts:1\n`);
     dnsState = { resolvConf, address, server, queries, dir };
+    process.once('exit', () => fs.rmSync(dir, { recursive: true, force: true })); // nothing left in TMPDIR
     return dnsState;
   }
   throw new Error('cannot bind a fake DNS resolver on 127.77.0.53, 127.78.0.53 or 127.79.0.53 port 53');
