@@ -307,6 +307,9 @@ function report({ measure, baseline, browserd, unit, digits = 1, ratio, kind, go
   const d = `${fmt(browserd, digits)} ${unit}`;
   const r = ratio === null || ratio === undefined ? '-' : `${fmt(ratio, 3)}x`;
   rows.push({ measure, baseline: b, browserd: d, ratio: r, goal: goalText || '-', verdict: verdict || '-' });
+  // for bench/all.sh's regression check (bench/baseline.tsv): the ratio where there is one
+  if (kind === 'lower' || kind === 'higher') console.log(`=measure\tclient ${measure} (ratio)\t${Number(ratio).toFixed(4)}\t${kind}`);
+  else if (kind === 'abs') console.log(`=measure\tclient ${measure} (${unit})\t${Number(value ?? browserd).toFixed(4)}\tlower`);
   console.log(`  ${measure}: baseline ${b}, browserd ${d}, ratio ${r}${goalText ? `, goal ${goalText}: ${verdict}` : ''}`);
 }
 
