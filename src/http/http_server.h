@@ -70,7 +70,8 @@ typedef struct {
     size_t max_body_bytes;       /* default 1 MiB; over it: 413 */
     uint64_t idle_timeout_ms;    /* default 60 s: no complete request for this long -> close */
     uint64_t request_timeout_ms; /* default 10 s: a started request not complete -> 408 close */
-    unsigned max_connections;    /* default 10000; more are closed at accept */
+    unsigned max_connections;    /* default 10000; at the limit a new connection takes the place
+                                    of the longest-idle one, or is closed at accept when none is */
     const char *name;            /* in the log line of each request (server=NAME); default "http" */
     /* Optional: called for every request the handler answered, as its response is queued:
      * the request (valid during the call), the status, and the time since the request was
@@ -99,6 +100,7 @@ typedef struct {
     size_t reads_paused;         /* connections not read for backpressure (input or output backlog) */
     size_t buffered_input_bytes; /* read from clients, not yet parsed */
     size_t queued_output_bytes;  /* responses not yet taken by the kernel */
+    uint64_t idle_evicted;       /* idle connections closed to make room at max_connections */
 } http_server_stats_t;
 
 void http_server_get_stats(const http_server_t *srv, http_server_stats_t *out);
