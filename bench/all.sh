@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every benchmark of bench/, one after the other, and one summary of every goal they print.
 #
-#   bench/all.sh            api_bench --quick, cdp_bench, proxy_bench, client_bench, metrics_bench: ~8 min
-#   bench/all.sh --full     api_bench's full run (1.2 M sessions) instead of --quick: ~12 min
+#   bench/all.sh            api_bench --quick, cdp_bench, proxy_bench, client_bench, metrics_bench,
+#                           load_mixed: ~11 min
+#   bench/all.sh --full     api_bench's full run (1.2 M sessions) instead of --quick: ~15 min
 #   --update-baseline       (with either) also write this run's measures to bench/baseline.tsv
 #
 # Each benchmark measures its own baseline in the same run and prints its goals as "met" or
@@ -28,13 +29,14 @@ for arg in "$@"; do
 done
 OUT=bench/data/all
 mkdir -p "$OUT"
-BENCHES=(api cdp proxy client metrics)
+BENCHES=(api cdp proxy client metrics mixed)
 declare -A CMD=(
     [api]="bench/api_bench.sh $([ "$FULL" = 1 ] || echo --quick)"
     [cdp]="bench/cdp_bench.sh"
     [proxy]="build-release/bench/proxy_bench"
     [client]="bench/client_bench.sh"
     [metrics]="python3 bench/metrics_bench.py"
+    [mixed]="bench/load_mixed.sh"
 )
 if [ ! -f build-release/build.ninja ]; then meson setup build-release --buildtype=release >/dev/null; fi
 ninja -C build-release -j2 browserd bench/proxy_bench >/dev/null
