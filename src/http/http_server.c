@@ -26,7 +26,6 @@
 
 #include "core/log.h"
 #include "http/http_request_parser.h"
-#include "json/jsonw.h"
 #include "net/lifetime.h"
 
 /* Stop reading from a client that sends faster than we answer once this many unparsed bytes
@@ -607,44 +606,6 @@ int http_conn_take_over(http_conn_t *c, int *fd_out, char **rest, size_t *rest_l
     }
     conn_unref(c);
     return rc;
-}
-
-int http_error_body(buf_t *out, const char *message, const char *key, const char *value, size_t value_len) {
-    jsonw_t w;
-    jsonw_init(&w, out);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "error");
-    jsonw_string(&w, message);
-    if (key) {
-        jsonw_key(&w, key);
-        jsonw_string_n(&w, value, value_len);
-    }
-    jsonw_object_end(&w);
-    return jsonw_failed(&w) ? -ENOMEM : 0;
-}
-
-void http_respond_error(http_conn_t *c, int status, const char *extra_headers, const char *message,
-                        bool close_after) {
-    buf_t b;
-    buf_init(&b);
-    size_t len = 0;
-    char *body = http_error_body(&b, message, NULL, NULL, 0) < 0 ? NULL : buf_steal(&b, &len);
-    if (!body) {
-        buf_free(&b);
-        http_respond(c, 500, NULL, NULL, 0, true);
-        return;
-    }
-    http_respond(c, status, extra_headers, body, len, close_after);
-}
-
-void http_respond_json(http_conn_t *c, int status, const char *extra_headers, const char *json) {
-    size_t len = json ? strlen(json) : 0;
-    char *body = json ? strdup(json) : NULL;
-    if (json && !body) {
-        status = 500;
-        len = 0;
-    }
-    http_respond(c, status, extra_headers, body, len, false);
 }
 
 /* ---- accepting --------------------------------------------------------------------- */

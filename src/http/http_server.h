@@ -127,19 +127,12 @@ void http_respond(http_conn_t *conn, int status, const char *extra_headers, char
  * the client went away meanwhile, or another negative errno (then *fd_out is -1). */
 int http_conn_take_over(http_conn_t *conn, int *fd_out, char **rest, size_t *rest_len);
 
-/* The error shape of every browserd endpoint, written in one place: appends
- * {"error":"<message>"} to out, or {"error":"<message>","<key>":"<value>"} when key is not
- * NULL (value: value_len bytes, escaped). 0 or -ENOMEM. */
-int http_error_body(buf_t *out, const char *message, const char *key, const char *value, size_t value_len);
-
-/* Responds with http_error_body(message) as the body. */
-void http_respond_error(http_conn_t *conn, int status, const char *extra_headers, const char *message,
-                        bool close_after);
-
-/* Convenience: a JSON body from a C string (copied). */
-void http_respond_json(http_conn_t *conn, int status, const char *extra_headers, const char *json);
+/* The JSON answers every endpoint shares (http_error_body, http_respond_error,
+ * http_respond_json): http/http_json_response.h, included here. */
 
 /* Standard reason phrase ("OK", "Not Found", ...). */
 const char *http_status_reason(int status);
+
+#include "http/http_json_response.h"
 
 #endif
