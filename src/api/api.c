@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_dashboard.h"
 #include "api/api_openapi.h"
 #include "api/api_responses.h"
 #include "catalog/catalog_sync.h"
@@ -282,6 +283,7 @@ static void job_done(uv_work_t *work, int status) {
 void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     api_t *api = ctx;
     if (api_openapi_handle(conn, req)) return; /* no key needed */
+    if (api_dashboard_handle(conn, req)) return; /* nor for the page, which asks for one */
     if (api_health_handle(api->status, api->status_ctx, conn, req)) return; /* no key either */
     if (api->metrics && req->path_len == 8 && memcmp(req->path, "/metrics", 8) == 0) {
         api->metrics(api->metrics_ctx, conn, req); /* its own token, if any */
