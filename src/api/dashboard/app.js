@@ -255,7 +255,7 @@
       cell('Duration', fmtDuration(s.duration), 'num'),
       cell('Bandwidth', bw, 'num'),
       cell('Captcha', s.captcha),
-      cell('Error', err),
+      cell('Error', err, 'error'),
     );
     return tr;
   }
@@ -356,7 +356,7 @@
 
   const W = 420;
   const H = 200;
-  const PAD = { l: 52, r: 6, t: 8, b: 30 };
+  const PAD = { l: 62, r: 6, t: 8, b: 30 };
 
   // Bars over the buckets, stacked by the given series. yFmt labels the axis.
   function barChart(buckets, series, yFmt, label) {
@@ -429,7 +429,7 @@
         const y = i * rowH + 2;
         const g = svg('g');
         g.append(svg('title', {}, `${e.code}: ${nf.format(e.count)} (${(share * 100).toFixed(1)} %)`));
-        g.append(svg('text', { x: 0, y: y + 15 }, e.code));
+        g.append(svg('text', { x: 0, y: y + 15 }, e.code.length > 24 ? `${e.code.slice(0, 23)}…` : e.code));
         g.append(svg('rect', { class: 'err', x: 150, y: y + 3, width: Math.max(1, share * 170).toFixed(2), height: rowH - 8 }));
         g.append(svg('text', { x: 150 + share * 170 + 6, y: y + 15 }, `${nf.format(e.count)} (${(share * 100).toFixed(1)} %)`));
         root.append(g);
