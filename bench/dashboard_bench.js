@@ -46,6 +46,14 @@ async function main() {
     const port = await freePort();
     daemon = spawn(BIN, ['--db', db, 'serve', '--api-listen', `127.0.0.1:${port}`, '--cdp-listen', 'off', '--pool', '0'],
       { stdio: 'ignore' });
+    // however this process ends (an error, ^C, its output closed), the daemon and its files go too
+    const d = daemon;
+    process.on('exit', () => {
+      d.kill('SIGKILL');
+      fs.rmSync(root, { recursive: true, force: true });
+    });
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGPIPE']) process.on(sig, () => process.exit(1));
+    process.stdout.on('error', () => process.exit(1));
     await waitFor(async () => (await httpRequest({ port, path: '/healthz' })).status === 200, { timeout: 120000, what: 'browserd' });
     const auth = { Authorization: `Bearer ${key}` };
     const t1 = Date.now();
