@@ -116,6 +116,8 @@ int api_responses_stats(buf_t *out, const catalog_stats_t *s, int64_t bucket_ms)
         jsonw_object_end(&w);
     }
     jsonw_array_end(&w);
+    jsonw_key(&w, "other_errors");
+    jsonw_int(&w, (int64_t)s->other_errors);
     jsonw_object_end(&w);
     return jsonw_failed(&w) ? -ENOMEM : 0;
 }

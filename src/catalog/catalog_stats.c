@@ -121,27 +121,45 @@ static void sum_span(void *ctx, const uint32_t *rows, uint32_t n) {
     out->total += n;
 }
 
-static int cmp_errors(const void *pa, const void *pb) {
-    const catalog_stats_error_t *a = pa, *b = pb;
+typedef struct {
+    uint32_t id;
+    uint64_t count;
+} code_entry_t;
+
+/* By count, highest first, then by code (bytewise: codes hold no NUL). */
+static int cmp_codes(const void *pa, const void *pb, void *arg) {
+    const code_entry_t *a = pa, *b = pb;
     if (a->count != b->count) return a->count > b->count ? -1 : 1;
-    return strcmp(a->code, b->code);
+    const string_pool_t *pool = arg;
+    return strcmp(string_pool_get(pool, a->id), string_pool_get(pool, b->id));
 }
 
-/* The codes counted, as strings of their own (the pool's are borrowed under the lock). */
+/* The most frequent codes, as strings of their own (the pool's are borrowed under the lock);
+ * the sessions of the codes past CATALOG_STATS_MAX_ERRORS in out->other_errors. */
 static int copy_codes(const code_counts_t *cc, const string_pool_t *pool, catalog_stats_t *out) {
     if (!cc->n) return 0;
-    out->errors = calloc(cc->n, sizeof *out->errors);
-    if (!out->errors) return -ENOMEM;
-    for (uint32_t i = 0; i < cc->cap; i++) {
-        if (!cc->ids[i]) continue;
+    code_entry_t *all = malloc(cc->n * sizeof *all);
+    if (!all) return -ENOMEM;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < cc->cap; i++)
+        if (cc->ids[i]) all[n++] = (code_entry_t){cc->ids[i], cc->counts[i]};
+    qsort_r(all, n, sizeof *all, cmp_codes, (void *)pool);
+    uint32_t keep = n < CATALOG_STATS_MAX_ERRORS ? n : CATALOG_STATS_MAX_ERRORS;
+    for (uint32_t i = keep; i < n; i++) out->other_errors += all[i].count;
+    int rc = 0;
+    out->errors = calloc(keep, sizeof *out->errors);
+    if (!out->errors) rc = -ENOMEM;
+    for (uint32_t i = 0; rc == 0 && i < keep; i++) {
         catalog_stats_error_t *e = &out->errors[out->nerrors];
-        e->code = strndup(string_pool_get(pool, cc->ids[i]), string_pool_len(pool, cc->ids[i]));
-        if (!e->code) return -ENOMEM;
-        e->count = cc->counts[i];
-        out->nerrors++;
+        e->code = strndup(string_pool_get(pool, all[i].id), string_pool_len(pool, all[i].id));
+        if (!e->code) rc = -ENOMEM;
+        else {
+            e->count = all[i].count;
+            out->nerrors++;
+        }
     }
-    qsort(out->errors, out->nerrors, sizeof *out->errors, cmp_errors);
-    return 0;
+    free(all);
+    return rc;
 }
 
 /* Sets out's range from the query's bounds and, where one is open, the matches'. */

@@ -17,6 +17,8 @@
 
 /* The most buckets one answer holds (1000 hours are 41 days and 16 hours). */
 #define CATALOG_STATS_MAX_BUCKETS 1000u
+/* The most error codes one answer names (the contract has nine; imported data may have any). */
+#define CATALOG_STATS_MAX_ERRORS 100u
 
 typedef struct {
     int64_t start_ms; /* the bucket is [start_ms, start_ms + width) */
@@ -39,8 +41,10 @@ typedef struct {
     int64_t from_ms, to_ms;
     catalog_stats_bucket_t *buckets; /* in time order, empty ones included */
     uint32_t nbuckets;
-    catalog_stats_error_t *errors; /* by count, highest first, then by code (bytewise) */
+    catalog_stats_error_t *errors; /* by count, highest first, then by code (bytewise); the
+                                    * first CATALOG_STATS_MAX_ERRORS codes */
     uint32_t nerrors;
+    uint64_t other_errors; /* sessions whose code is past those */
 } catalog_stats_t;
 
 /* Fills *out for this customer's sessions that q's filters select, in buckets of width_ms

@@ -27,6 +27,7 @@ N_QUERIES = 150
 HOUR = 3600000
 DAY = 24 * HOUR
 MAX_BUCKETS = 1000
+MAX_ERRORS = 100
 
 
 class NearGen(Gen):
@@ -155,7 +156,8 @@ class TestStats(unittest.TestCase):
         self.assertEqual(resp.status, 200, '%s: %s' % (where, resp.text[:300]))
         got = model.parse_strict(resp.text)
         self.assertEqual([k for k, _ in got],
-                         ['bucket', 'from', 'to', 'total', 'sessions', 'bandwidth', 'buckets', 'errors'], where)
+                         ['bucket', 'from', 'to', 'total', 'sessions', 'bandwidth', 'buckets', 'errors', 'other_errors'],
+                         where)
         body = resp.json()
         self.assertEqual(body['bucket'], bucket, where)
         self.assertEqual(body['total'], sum(by.values()), where)
@@ -165,7 +167,8 @@ class TestStats(unittest.TestCase):
         self.assertEqual(body['to'], shape['to'], where)
         self.assertEqual(body['buckets'], shape['buckets'], where)
         want_errors = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0].encode('utf-8')))
-        self.assertEqual([(e['code'], e['count']) for e in body['errors']], want_errors, where)
+        self.assertEqual([(e['code'], e['count']) for e in body['errors']], want_errors[:MAX_ERRORS], where)
+        self.assertEqual(body['other_errors'], sum(n for _, n in want_errors[MAX_ERRORS:]), where)
         return 'empty' if not body['total'] else 'ok'
 
     def test_random_filters_agree_with_the_pages_of_the_list(self):
@@ -243,6 +246,22 @@ class TestStats(unittest.TestCase):
         b = self.stats('bucket=day', 'b').json()
         self.assertEqual(a['total'], len(self.sessions['a']))
         self.assertEqual(b['total'], len(self.sessions['b']))
+
+    def test_the_100_most_frequent_error_codes_and_the_rest_as_one_count(self):
+        ss = []
+        for k in range(130):
+            for j in range(1 + k % 7):
+                s = self.gen.session(['codes_zone'])
+                s.status, s.duration_ms = 'failed', 1000
+                s.error = ('code %03d \u00e9' % k, 'm')
+                ss.append(s)
+        cid, key = self.d.new_customer([s.import_dict() for s in ss], customer_id='st_codes')
+        self.keys['codes'] = key
+        self.assertEqual(self.check_query('codes', 'bucket=day'), 'ok')
+        body = self.stats('bucket=day', 'codes').json()
+        self.assertEqual(len(body['errors']), MAX_ERRORS)
+        self.assertGreater(body['other_errors'], 0)
+        self.assertEqual(sum(e['count'] for e in body['errors']) + body['other_errors'], len(ss))
 
     def test_sessions_imported_while_running_are_counted(self):
         who = 'st_late'

@@ -419,14 +419,15 @@
     $('chart-bandwidth').querySelector('.data').replaceChildren(dataTable(['Start (UTC)', 'Bytes'],
       buckets.map((b) => [fmtTime(b.start), b.bandwidth])));
     // error reasons: one bar per code, its share of all errors
-    const errTotal = st.errors.reduce((a, e) => a + e.count, 0);
+    const errors = st.other_errors ? [...st.errors, { code: 'other codes', count: st.other_errors }] : st.errors;
+    const errTotal = errors.reduce((a, e) => a + e.count, 0);
     if (!errTotal) {
       noData(ePlot, 'No errors in this range.');
     } else {
       const rowH = 22;
-      const h = st.errors.length * rowH + 4;
+      const h = errors.length * rowH + 4;
       const root = svg('svg', { viewBox: `0 0 ${W} ${h}`, role: 'img', 'aria-label': `Error reasons of ${nf.format(errTotal)} failed sessions` });
-      st.errors.forEach((e, i) => {
+      errors.forEach((e, i) => {
         const share = e.count / errTotal;
         const y = i * rowH + 2;
         const g = svg('g');
@@ -439,7 +440,7 @@
       ePlot.replaceChildren(root);
     }
     $('chart-errors').querySelector('.data').replaceChildren(dataTable(['Code', 'Sessions', 'Share'],
-      st.errors.map((e) => [e.code, e.count, `${((e.count / errTotal) * 100).toFixed(1)} %`])));
+      errors.map((e) => [e.code, e.count, `${((e.count / errTotal) * 100).toFixed(1)} %`])));
   }
 
   async function loadStats() {

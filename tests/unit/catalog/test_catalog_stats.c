@@ -172,6 +172,7 @@ static void check_against_model(const char *customer, const session_query_t *q, 
         assert_true(found);
     }
     assert_int_equal(got->nerrors, seen);
+    assert_int_equal(got->other_errors, 0);
     for (uint32_t e = 1; e < got->nerrors; e++) {
         const catalog_stats_error_t *a = &got->errors[e - 1], *b = &got->errors[e];
         assert_true(a->count > b->count || (a->count == b->count && strcmp(a->code, b->code) < 0));
@@ -328,6 +329,38 @@ static void test_buckets_before_1970_are_aligned_and_sums_saturate(void **state)
     catalog_stats_free(&s);
 }
 
+static void test_past_the_most_frequent_codes_the_rest_is_one_count(void **state) {
+    catalog_t *c = *state;
+    /* code k (0..149) on k + 1 sessions: the 100 most frequent are 149..50 */
+    int n = 0;
+    for (int k = 0; k < 150; k++) {
+        char code[16];
+        snprintf(code, sizeof code, "code_%03d", k);
+        for (int j = 0; j <= k; j++, n++) {
+            char id[37];
+            snprintf(id, sizeof id, "00000000-0000-4000-8000-%012d", n);
+            session_record_t r = plain(id, T0_MS, 1);
+            r.status = SESSION_FAILED;
+            r.error_code = code;
+            r.error_message = "";
+            assert_int_equal(catalog_put(c, "codes", &r), 0);
+        }
+    }
+    session_query_t q;
+    session_query_init(&q);
+    catalog_stats_t s;
+    assert_int_equal(catalog_stats(c, "codes", &q, DAY, &s), 0);
+    assert_int_equal(s.total, n);
+    assert_int_equal(s.nerrors, CATALOG_STATS_MAX_ERRORS);
+    assert_string_equal(s.errors[0].code, "code_149");
+    assert_int_equal(s.errors[0].count, 150);
+    assert_string_equal(s.errors[99].code, "code_050");
+    uint64_t rest = 0;
+    for (int k = 0; k < 50; k++) rest += (uint64_t)k + 1;
+    assert_int_equal(s.other_errors, rest);
+    catalog_stats_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_queries_aggregate_like_brute_force),
@@ -335,6 +368,7 @@ int main(void) {
         cmocka_unit_test(test_more_buckets_than_the_limit_is_e2big_with_their_number),
         cmocka_unit_test(test_a_customer_without_sessions_has_none),
         cmocka_unit_test(test_buckets_before_1970_are_aligned_and_sums_saturate),
+        cmocka_unit_test(test_past_the_most_frequent_codes_the_rest_is_one_count),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
