@@ -164,7 +164,9 @@ async function main() {
       while (Date.now() < endAt) {
         const i = n++;
         try {
-          await oneSession(puppeteer, bd, ctx.site, WAYS[i % WAYS.length], i, sessions);
+          // a bound on the whole session: a CDP call on a socket that browserd closed (its
+          // session ended by a stall longer than the idle limit) would wait for ever
+          await h.withTimeout(oneSession(puppeteer, bd, ctx.site, WAYS[i % WAYS.length], i, sessions), 90000, `session ${i}`);
         } catch (e) {
           errors.push(String(e.message || e));
           if (errors.length <= 5) console.log(`  error: ${errors[errors.length - 1]}`);
