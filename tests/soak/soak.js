@@ -138,6 +138,7 @@ async function main() {
     console.log(`${ok ? 'ok    ' : 'FAILED'} ${name}: ${detail}`);
   };
   const started = Date.now();
+  for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => cb.cleanup(ctx).finally(() => process.exit(130)));
   let failure = null;
   try {
     ctx.dns = await cb.startFakeDns();
