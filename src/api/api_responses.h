@@ -24,6 +24,10 @@ int api_responses_list(buf_t *out, catalog_t *c, const char *customer_id, const 
 /* {"session":{...}}: 0, -ENOENT when this customer has no such session, or -ENOMEM. */
 int api_responses_session(buf_t *out, catalog_t *c, const char *customer_id, const uint8_t id[16]);
 
+/* The same body for a record at hand (borrowed): the body of a webhook's POST, byte for byte
+ * what GET /browser_sessions/{id} answers for it. 0 or -ENOMEM. Any thread. */
+int api_responses_session_record(buf_t *out, const session_record_t *rec);
+
 /* {"status":"ok","sessions":N}: 0 or -ENOMEM. */
 int api_responses_health(buf_t *out, size_t sessions);
 
