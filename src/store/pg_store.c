@@ -619,5 +619,6 @@ const store_backend_t store_pg_backend = {
     .webhook_deliveries = store_pg_webhook_deliveries,
     .webhook_claim = store_pg_webhook_claim,
     .webhook_record = store_pg_webhook_record,
+    .webhook_release = store_pg_webhook_release,
     .webhook_pending = store_pg_webhook_pending,
 };

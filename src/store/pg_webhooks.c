@@ -219,6 +219,13 @@ int store_pg_webhook_record(store_db_t *db, const char *delivery_id, const store
     return run(db, sql, &p, NULL, err, err_cap);
 }
 
+int store_pg_webhook_release(store_db_t *db, const char *claimer, char *err, size_t err_cap) {
+    pg_params_t p = {0};
+    store_pg_param_text(&p, claimer);
+    return run(db, "UPDATE webhook_deliveries SET claimed_until_ms = 0, claimed_by = NULL "
+                   "WHERE claimed_by = $1 AND state = 0", &p, NULL, err, err_cap);
+}
+
 int store_pg_webhook_pending(store_db_t *db, int64_t *pending, char *err, size_t err_cap) {
     pg_params_t p = {0};
     PGresult *r = NULL;

@@ -507,5 +507,6 @@ const store_backend_t store_sqlite_backend = {
     .webhook_deliveries = store_sqlite_webhook_deliveries,
     .webhook_claim = store_sqlite_webhook_claim,
     .webhook_record = store_sqlite_webhook_record,
+    .webhook_release = store_sqlite_webhook_release,
     .webhook_pending = store_sqlite_webhook_pending,
 };

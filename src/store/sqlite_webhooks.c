@@ -265,6 +265,18 @@ int store_sqlite_webhook_record(store_db_t *db, const char *delivery_id, const s
     return rc;
 }
 
+int store_sqlite_webhook_release(store_db_t *db, const char *claimer, char *err, size_t err_cap) {
+    store_conn_t *c = store_sqlite_conn(db, err, err_cap);
+    sqlite3_stmt *st;
+    if (!c || prepare(c, "UPDATE webhook_deliveries SET claimed_until_ms = 0, claimed_by = NULL "
+                         "WHERE claimed_by = ?1 AND state = 0", &st, err, err_cap) != 0)
+        return -EIO;
+    sqlite3_bind_text(st, 1, claimer, -1, SQLITE_STATIC);
+    int rc = store_sqlite_step_done(c, st, err, err_cap);
+    sqlite3_finalize(st);
+    return rc;
+}
+
 int store_sqlite_webhook_pending(store_db_t *db, int64_t *pending, char *err, size_t err_cap) {
     store_conn_t *c = store_sqlite_conn(db, err, err_cap);
     sqlite3_stmt *st;

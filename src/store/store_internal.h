@@ -221,6 +221,8 @@ typedef struct {
     /* As store_webhook_record; error already cut, never NULL. */
     int (*webhook_record)(store_db_t *db, const char *delivery_id, const store_delivery_outcome_t *o, int64_t now,
                           char *err, size_t err_cap);
+    /* Clears the claims held by claimer on pending deliveries. */
+    int (*webhook_release)(store_db_t *db, const char *claimer, char *err, size_t err_cap);
     int (*webhook_pending)(store_db_t *db, int64_t *pending, char *err, size_t err_cap);
 
     /* ---- db copy (optional: NULL where the backend cannot be that side) ---- */

@@ -114,6 +114,12 @@ int store_webhook_record(store_t *s, const char *delivery_id, const store_delive
                   "webhook_record", reason);
 }
 
+int store_webhook_release_claims(store_t *s, const char *claimer) {
+    if (!claimer || !*claimer) return -EINVAL;
+    char reason[256] = "";
+    return store_logged(s->backend->webhook_release(s->db, claimer, reason, sizeof reason), "webhook_release", reason);
+}
+
 int store_webhook_pending(store_t *s, int64_t *pending) {
     char reason[256] = "";
     return store_logged(s->backend->webhook_pending(s->db, pending, reason, sizeof reason), "webhook_pending", reason);

@@ -88,6 +88,9 @@ typedef struct {
 } store_delivery_outcome_t;
 /* Records it on a pending delivery (0 also when the delivery is gone: its webhook removed). */
 int store_webhook_record(store_t *s, const char *delivery_id, const store_delivery_outcome_t *o);
+/* Gives back every claim `claimer` holds (its previous life's, at start: a node killed in the
+ * middle of a delivery must not wait out its own lease). */
+int store_webhook_release_claims(store_t *s, const char *claimer);
 /* Pending deliveries, all customers (for GET /metrics). */
 int store_webhook_pending(store_t *s, int64_t *pending);
 

@@ -146,6 +146,9 @@ static bool run_batch(webhook_dispatch_t *d) {
 
 static void *dispatch_main(void *arg) {
     webhook_dispatch_t *d = arg;
+    /* This node's previous life may have died holding claims: they are ours to send now. */
+    if (store_webhook_release_claims(d->cfg.store, d->claimer) != 0)
+        log_event(LOG_WARN, "webhook", "release_failed", "node=%s", d->claimer);
     while (!stop_asked(d)) {
         if (run_batch(d)) continue;
         struct pollfd p = {.fd = d->stop_fd, .events = POLLIN};

@@ -285,6 +285,22 @@ static void test_an_uncounted_outcome_gives_the_claim_back(void **state) {
     store_webhook_claimed_free(d, 1);
 }
 
+static void test_a_node_gives_back_its_own_claims_only(void **state) {
+    store_fixture_t *fx = *state;
+    add_customer(fx, "acme");
+    char id[STORE_WEBHOOK_ID_LEN + 1], secret[STORE_WEBHOOK_SECRET_LEN + 1];
+    add_webhook(fx, "acme", "http://a.example/hook", id, secret);
+    save(fx, "acme", 1, SESSION_FINISHED);
+    store_delivery_t *d = NULL, *again = NULL;
+    assert_int_equal(claim(fx, NODE, LEASE_MS, &d), 1);
+    assert_int_equal(store_webhook_release_claims(fx->store, "node-b"), 0); /* not node-b's */
+    assert_int_equal(claim(fx, NODE, LEASE_MS, &again), 0);
+    assert_int_equal(store_webhook_release_claims(fx->store, NODE), 0); /* NODE started again */
+    assert_int_equal(claim(fx, NODE, LEASE_MS, &again), 1);
+    store_webhook_claimed_free(again, 1);
+    store_webhook_claimed_free(d, 1);
+}
+
 /* A session that ends twice (reaped as failed while its node was cut off, then saved running
  * and finished by it): the second event waits until the first is done. */
 static void test_deliveries_of_one_session_go_in_order(void **state) {
@@ -397,6 +413,7 @@ int main(void) {
         TEST(test_delivered_is_done_and_listed),
         TEST(test_a_failed_attempt_waits_for_its_next_time_and_a_give_up_fails_it),
         TEST(test_an_uncounted_outcome_gives_the_claim_back),
+        TEST(test_a_node_gives_back_its_own_claims_only),
         TEST(test_deliveries_of_one_session_go_in_order),
         TEST(test_concurrent_claims_take_each_delivery_once),
         TEST(test_deliveries_survive_a_reopen),
