@@ -116,6 +116,8 @@ static void usage(FILE *out) {
             "                                 and to answer (default 10); --allow-private also covers receivers\n"
             "        --webhook-retry-base-ms MS  the first retry's delay after a failed delivery (default 10000;\n"
             "                                 doubling, with jitter, up to 1 h; retried for 24 h)\n"
+            "        --webhook-ca-file PATH   verify https:// receivers against these CA certificates (PEM)\n"
+            "                                 instead of the system's\n"
             "%s%s%s"
             "\n"
             "Options:\n"
@@ -140,7 +142,8 @@ static void usage(FILE *out) {
             "  BROWSERD_NODE_ID, BROWSERD_LEASE_TIMEOUT, BROWSERD_SPOOL, BROWSERD_DRAIN_TIMEOUT\n"
             "  BROWSERD_LOG_FORMAT, BROWSERD_LOG_LEVEL, BROWSERD_LOG_FILE\n"
             "  BROWSERD_METRICS_LISTEN, BROWSERD_METRICS_TOKEN\n"
-            "  BROWSERD_WEBHOOK_CONNECT_TIMEOUT, BROWSERD_WEBHOOK_TIMEOUT, BROWSERD_WEBHOOK_RETRY_BASE_MS\n"
+            "  BROWSERD_WEBHOOK_CONNECT_TIMEOUT, BROWSERD_WEBHOOK_TIMEOUT, BROWSERD_WEBHOOK_RETRY_BASE_MS,\n"
+            "  BROWSERD_WEBHOOK_CA_FILE\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
@@ -371,6 +374,7 @@ static int serve(const char *db, int argc, char **argv) {
     const char *wh_connect = env_or("BROWSERD_WEBHOOK_CONNECT_TIMEOUT", NULL);
     const char *wh_timeout = env_or("BROWSERD_WEBHOOK_TIMEOUT", NULL);
     const char *wh_retry = env_or("BROWSERD_WEBHOOK_RETRY_BASE_MS", NULL);
+    const char *wh_ca = env_or("BROWSERD_WEBHOOK_CA_FILE", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -395,7 +399,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--log-level", &log_level_s},     {"--log-file", &log_file},               {"--max-queue", &max_queue},
         {"--metrics-listen", &metrics_listen}, {"--metrics-token", &metrics_token}, {"--pool-max", &pool_max},
         {"--webhook-connect-timeout", &wh_connect}, {"--webhook-timeout", &wh_timeout},
-        {"--webhook-retry-base-ms", &wh_retry},
+        {"--webhook-retry-base-ms", &wh_retry}, {"--webhook-ca-file", &wh_ca},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -511,6 +515,7 @@ static int serve(const char *db, int argc, char **argv) {
     wcfg.connect_timeout_ms = (int64_t)wh_connect_ms;
     wcfg.response_timeout_ms = (int64_t)wh_timeout_ms;
     wcfg.backoff.base_ms = retry_base_ms;
+    wcfg.tls_ca_file = wh_ca && *wh_ca ? wh_ca : NULL;
     if (webhook_url_guard(allow, nallow, &wcfg.guard, perr, sizeof perr) < 0) {
         fprintf(stderr, "browserd: %s\n", perr);
         return 2;

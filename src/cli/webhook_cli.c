@@ -21,7 +21,8 @@
 
 const char *cli_webhook_usage(void) {
     return "  webhook add CUSTOMER_ID URL [--allow-private CIDR]...\n"
-           "                                    POST each ended session of the customer to URL (http:// only);\n"
+           "                                    POST each ended session of the customer to URL (http:// or\n"
+           "                                    https://);\n"
            "                                    prints the signing secret (shown only this once); a URL whose\n"
            "                                    host is a private address is refused unless a range covers it\n"
            "  webhook list CUSTOMER_ID          <webhook_id> TAB <created> TAB <url>, oldest first\n"

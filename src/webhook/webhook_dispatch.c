@@ -30,6 +30,7 @@ struct webhook_dispatch {
     char claimer[STORE_NODE_ID_MAX + 1];
     pthread_t thread;
     int stop_fd; /* eventfd: readable once stop was asked */
+    SSL_CTX *tls; /* for https:// receivers; the thread's alone */
     uint64_t rng;
     _Atomic uint64_t delivered, failed_attempts, given_up;
     _Atomic int64_t pending; /* -1 before the first look */
@@ -79,7 +80,8 @@ static void attempt(webhook_dispatch_t *d, const store_delivery_t *dl, attempt_t
         webhook_http_request_t rq = {.url = &url, .addrs = addrs, .addr_count = naddrs, .headers = headers,
                                      .body = body.data, .body_len = body.len,
                                      .connect_timeout_ms = d->cfg.connect_timeout_ms,
-                                     .response_timeout_ms = d->cfg.response_timeout_ms, .stop_fd = d->stop_fd};
+                                     .response_timeout_ms = d->cfg.response_timeout_ms, .stop_fd = d->stop_fd,
+                                     .tls = d->tls};
         rc = webhook_http_post(&rq, &a->status, reason, sizeof reason);
         if (rc == -ECANCELED) a->cancelled = true;
         if (rc == 0 && a->status >= 200 && a->status <= 299) a->delivered = true;
@@ -171,6 +173,12 @@ int webhook_dispatch_start(const webhook_dispatch_config_t *cfg, webhook_dispatc
     d->cfg = *cfg;
     snprintf(d->claimer, sizeof d->claimer, "%s", cfg->claimer);
     d->cfg.claimer = d->claimer;
+    d->cfg.tls_ca_file = NULL; /* read here, once */
+    int rc = webhook_http_tls_new(cfg->tls_ca_file, &d->tls, err, err_cap);
+    if (rc != 0) {
+        free(d);
+        return rc;
+    }
     if (d->cfg.connect_timeout_ms <= 0) d->cfg.connect_timeout_ms = WEBHOOK_CONNECT_TIMEOUT_MS;
     if (d->cfg.response_timeout_ms <= 0) d->cfg.response_timeout_ms = WEBHOOK_RESPONSE_TIMEOUT_MS;
     if (d->cfg.poll_ms <= 0) d->cfg.poll_ms = WEBHOOK_POLL_MS;
@@ -182,13 +190,15 @@ int webhook_dispatch_start(const webhook_dispatch_config_t *cfg, webhook_dispatc
     d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (d->stop_fd < 0) {
         snprintf(err, err_cap, "eventfd: %s", strerror(errno));
+        webhook_http_tls_free(d->tls);
         free(d);
         return -EMFILE;
     }
-    int rc = pthread_create(&d->thread, NULL, dispatch_main, d);
+    rc = pthread_create(&d->thread, NULL, dispatch_main, d);
     if (rc != 0) {
         snprintf(err, err_cap, "cannot start the webhook thread: %s", strerror(rc));
         close(d->stop_fd);
+        webhook_http_tls_free(d->tls);
         free(d);
         return -rc;
     }
@@ -203,6 +213,7 @@ void webhook_dispatch_stop(webhook_dispatch_t *d) {
         log_event(LOG_ERROR, "webhook", "stop_failed", "error=\"%s\"", strerror(errno));
     pthread_join(d->thread, NULL);
     close(d->stop_fd);
+    webhook_http_tls_free(d->tls);
     free(d);
 }
 

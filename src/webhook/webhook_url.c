@@ -22,20 +22,16 @@ int webhook_url_parse(const char *url, webhook_url_t *out, char *err, size_t err
             snprintf(err, err_cap, "the URL has a space or a control character (at %zu): percent-encode it", i);
             return -EINVAL;
         }
-    if (strncasecmp(url, "https://", 8) == 0) {
-        snprintf(err, err_cap, "https:// receivers are not supported: browserd sends webhooks over plain http:// "
-                               "only (docs/webhooks.md, limits)");
-        return -EINVAL;
-    }
-    if (strncasecmp(url, "http://", 7) != 0) {
-        snprintf(err, err_cap, "expected an http:// URL");
+    out->tls = strncasecmp(url, "https://", 8) == 0;
+    if (!out->tls && strncasecmp(url, "http://", 7) != 0) {
+        snprintf(err, err_cap, "expected an http:// or https:// URL");
         return -EINVAL;
     }
     if (strchr(url, '#')) {
         snprintf(err, err_cap, "a webhook URL has no fragment (#)");
         return -EINVAL;
     }
-    const char *auth = url + 7, *end = auth + strcspn(auth, "/?");
+    const char *auth = url + (out->tls ? 8 : 7), *end = auth + strcspn(auth, "/?");
     if (memchr(auth, '@', (size_t)(end - auth))) {
         snprintf(err, err_cap, "credentials in a webhook URL are not supported: the signature authenticates browserd");
         return -EINVAL;
@@ -53,7 +49,7 @@ int webhook_url_parse(const char *url, webhook_url_t *out, char *err, size_t err
         const char *colon = memchr(auth, ':', (size_t)(end - auth));
         if (colon) host_end = colon;
     }
-    out->port = 80;
+    out->port = out->tls ? 443 : 80;
     if (host_end < end) {
         if (*host_end != ':' || host_end + 1 == end) {
             snprintf(err, err_cap, "expected :PORT after the host");

@@ -1,9 +1,8 @@
 /* Webhook URLs: what browserd accepts, and the private-network guard applied to them.
  *
- * Accepted: http://HOST[:PORT][/PATH][?QUERY], HOST a DNS name, an IPv4 literal or [IPv6];
- * at most STORE_WEBHOOK_URL_MAX characters, no spaces or control characters. Refused with a
- * reason: https:// (browserd does not speak TLS to receivers: docs/webhooks.md, limits), any
- * other scheme, credentials in the URL, a fragment.
+ * Accepted: http:// or https://HOST[:PORT][/PATH][?QUERY], HOST a DNS name, an IPv4 literal
+ * or [IPv6]; at most STORE_WEBHOOK_URL_MAX characters, no spaces or control characters.
+ * Refused with a reason: any other scheme, credentials in the URL, a fragment.
  *
  * The guard is the traffic proxy's (proxy/proxy_guard.h): a receiver must be a public
  * address unless an --allow-private range covers it. It is applied twice: when the webhook
@@ -15,6 +14,7 @@
 #ifndef BROWSERD_WEBHOOK_WEBHOOK_URL_H
 #define BROWSERD_WEBHOOK_WEBHOOK_URL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -23,7 +23,8 @@
 
 typedef struct {
     proxy_host_t host;                        /* name or literal, canonical */
-    uint16_t port;                            /* 80 unless given */
+    bool tls;                                 /* https:// */
+    uint16_t port;                            /* 80 (http) or 443 (https) unless given */
     char host_header[300];                    /* the Host header's value: as written, with the port */
     char target[STORE_WEBHOOK_URL_MAX + 1];   /* the request target: path and query ("/" at least) */
 } webhook_url_t;

@@ -8,7 +8,10 @@
 const assert = require('node:assert/strict');
 const { spawnSync } = require('node:child_process');
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
+const path = require('node:path');
 const { BIN, e2e, waitFor, sleep, freePort, requireClient } = require('./harness');
 
 const puppeteer = requireClient('puppeteer-core');
@@ -23,9 +26,9 @@ class Receiver {
     this.held = [];
   }
 
-  async listen(port) {
+  async listen(port, tls) {
     this.port = port;
-    this.server = http.createServer((req, res) => {
+    const handler = (req, res) => {
       const chunks = [];
       req.on('data', (c) => chunks.push(c));
       req.on('end', () => {
@@ -34,7 +37,8 @@ class Receiver {
         res.writeHead(this.status, { 'Content-Type': 'text/plain' });
         res.end('thanks');
       });
-    });
+    };
+    this.server = tls ? https.createServer(tls, handler) : http.createServer(handler);
     await new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, '127.0.0.1', resolve);
@@ -223,9 +227,9 @@ e2e('webhooks: private receivers are refused when added, and at delivery when th
   const loopback = cli(d, 'webhook', 'add', d.creds.customer, 'http://localhost:9/');
   assert.equal(loopback.code, 1);
   assert.match(loopback.stderr, /loopback/);
-  const tls = cli(d, 'webhook', 'add', d.creds.customer, 'https://example.com/hook');
-  assert.equal(tls.code, 2);
-  assert.match(tls.stderr, /https:\/\/ receivers are not supported/);
+  const ftp = cli(d, 'webhook', 'add', d.creds.customer, 'ftp://example.com/hook');
+  assert.equal(ftp.code, 2);
+  assert.match(ftp.stderr, /expected an http:\/\/ or https:\/\/ URL/);
   assert.equal(cli(d, 'webhook', 'list', d.creds.customer).stdout, '', 'nothing was added');
 
   // allowed when added (another node's view), refused by this daemon's guard at delivery
@@ -236,4 +240,35 @@ e2e('webhooks: private receivers are refused when added, and at delivery when th
   assert.equal(refused.state, 'pending');
   assert.match(refused.error, /loopback/);
   assert.equal(rx.requests.length, 0, 'nothing reached the private receiver');
+});
+
+e2e('webhooks: an https:// receiver whose certificate browserd trusts (--webhook-ca-file) gets the delivery; others are refused', { timeout: 60000 }, async (ctx) => {
+  const dir = fs.mkdtempSync(path.join(require('node:os').tmpdir(), 'webhook-tls-'));
+  ctx.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const cert = path.join(dir, 'cert.pem');
+  const key = path.join(dir, 'key.pem');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-keyout', key, '-out', cert]);
+  assert.equal(made.status, 0, `openssl: ${made.stderr}`);
+  const tls = { cert: fs.readFileSync(cert), key: fs.readFileSync(key) };
+  const d = await ctx.daemon({ site: true, pool: 0, args: ['--webhook-ca-file', cert, '--webhook-retry-base-ms', '60000',
+    '--allow-private', '::1'] });
+  const trusted = await new Receiver().listen(await freePort(), tls);
+  ctx.defer(() => trusted.close());
+  const secret = addWebhook(d, `https://localhost:${trusted.port}/in`, '--allow-private', '127.0.0.1/32',
+    '--allow-private', '::1');
+  // the same certificate for an address it does not name: refused by browserd, never sent
+  const wrongHost = await new Receiver().listen(await freePort(), tls);
+  ctx.defer(() => wrongHost.close());
+  addWebhook(d, `https://127.0.0.1:${wrongHost.port}/in`, '--allow-private', '127.0.0.1/32');
+  const sessionId = await oneSession(ctx, d);
+  await waitFor(() => trusted.requests.length === 1, { timeout: 15000, what: 'the POST over TLS' });
+  const req = trusted.requests[0];
+  assert.ok(verify(secret, req.headers['browserd-signature'], req.body).ok);
+  assert.equal(JSON.parse(req.body).session.session_id, sessionId);
+  const refused = await waitFor(() => deliveries(d).find((x) => x.attempts >= 1 && x.state === 'pending'), {
+    timeout: 15000, what: 'the refused attempt',
+  });
+  assert.match(refused.error, /certificate not accepted/);
+  assert.equal(wrongHost.requests.length, 0);
 });

@@ -31,6 +31,15 @@ static void test_a_plain_url_is_taken_apart(void **state) {
     assert_int_equal(u.port, 9);
     assert_int_equal(webhook_url_parse("http://example.com?q", &u, err, sizeof err), 0);
     assert_string_equal(u.target, "/?q");
+    assert_false(u.tls);
+    assert_int_equal(webhook_url_parse("HTTPS://hooks.example.com/in", &u, err, sizeof err), 0);
+    assert_true(u.tls);
+    assert_int_equal(u.port, 443);
+    assert_string_equal(u.host.name, "hooks.example.com");
+    assert_string_equal(u.host_header, "hooks.example.com");
+    assert_string_equal(u.target, "/in");
+    assert_int_equal(webhook_url_parse("https://10.0.0.1:8443", &u, err, sizeof err), 0);
+    assert_int_equal(u.port, 8443);
 }
 
 static void refused(const char *url, const char *reason_part) {
@@ -42,9 +51,9 @@ static void refused(const char *url, const char *reason_part) {
 
 static void test_what_is_refused_says_why(void **state) {
     (void)state;
-    refused("https://example.com/", "https:// receivers are not supported");
-    refused("ftp://example.com/", "expected an http:// URL");
-    refused("example.com/hook", "expected an http:// URL");
+    refused("ftp://example.com/", "expected an http:// or https:// URL");
+    refused("example.com/hook", "expected an http:// or https:// URL");
+    refused("https://user@example.com/", "credentials");
     refused("http://user:pw@example.com/", "credentials");
     refused("http://example.com/#top", "fragment");
     refused("http://example.com/a b", "space");
