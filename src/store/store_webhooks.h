@@ -5,8 +5,9 @@
  * (webhook_deliveries) is filled by the database itself, in the transaction that writes the
  * session's end (a trigger: a running session that becomes finished or failed, whatever wrote
  * it: the gateway, the orphan and reap paths, DELETE; or a session saved by a browserd node
- * already ended, one that never got a browser). Imports and db copy write no worker and fire
- * nothing. So no end is written without its deliveries, and none is lost if browserd dies. */
+ * already ended, one that never got a browser). Imports write no worker and fire nothing; db
+ * copy copies no webhooks, so a copy into a new database fires nothing either. So no end is
+ * written without its deliveries, and none is lost if browserd dies. */
 #ifndef BROWSERD_STORE_STORE_WEBHOOKS_H
 #define BROWSERD_STORE_STORE_WEBHOOKS_H
 
