@@ -342,6 +342,7 @@ REPORT=$DATA/last_report.txt
             "$(awk -F'\t' '$1 == "nginx_static" { printf "p50 %.3f ms, p99 %.3f ms", $5 / 1000, $6 / 1000 }' "$TMP/nginx.tsv")"
         NGINX_RATIO=$(awk -v a="$MIX_RPS" -v b="$NGINX_RPS" 'BEGIN { printf "%.2f", b ? a / b : 0 }')
         echo "  mix / nginx = $NGINX_RATIO (goal >= 0.5: $(awk -v r="$NGINX_RATIO" 'BEGIN { print (r >= 0.5) ? "met" : "NOT MET" }'))"
+        printf '=measure\tapi mix / nginx\t%s\thigher\n' "$NGINX_RATIO"
     fi
     echo "  during the mix:     $CPU_MIX"
     echo "  during the healthz: $CPU_HEALTHZ"
@@ -357,6 +358,8 @@ REPORT=$DATA/last_report.txt
     echo "memory after load: VmRSS $((RSS_KB / 1024)) MiB = $((RSS_KB * 1024 / ROWS)) bytes per session ($ROWS sessions);" \
         "peak VmHWM $((HWM_KB / 1024)) MiB; $THREADS threads"
     echo
+    printf '=measure\tapi mix req/s\t%s\thigher\n' "$MIX_RPS"
+    awk -F'\t' '$1 != "shape" && $1 != "ALL" && $1 != "RATE" && $6 > max { max = $6 } END { printf "=measure\tapi worst shape p99 under the mix (ms)\t%.3f\tlower\n", max / 1000 }' "$TMP/mix.tsv"
     SLOW=$(awk -F'\t' -v t=$TARGET_P99_MS '$1 != "shape" && $1 != "ALL" && $1 != "RATE" && $6 / 1000 >= t { printf "%s%s (%.2f ms)", sep, $1, $6 / 1000; sep = ", " }' "$TMP/mix.tsv")
     if [ -z "$SLOW" ]; then
         echo "target: every shape p99 < ${TARGET_P99_MS} ms under the $CONNS-connection mix: met"

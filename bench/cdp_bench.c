@@ -796,6 +796,12 @@ static void add(samples_t *s, double x) {
 
 static void verdict(const char *goal, bool met) { printf("    goal %s: %s\n", goal, met ? "met" : "NOT MET"); }
 
+/* One line for bench/all.sh's regression check (bench/baseline.tsv): a name, a value and which
+ * way is better. */
+static void measure(const char *what, const char *label, double value, bool higher_is_better) {
+    printf("=measure\tcdp %s %s\t%.4g\t%s\n", what, label, value, higher_is_better ? "higher" : "lower");
+}
+
 /* One round trip of `method` (params, in session) on c, in seconds. */
 static double one_rtt(conn_t *c, const char *session, const char *method, const char *params) {
     double t0 = now_s();
@@ -834,6 +840,8 @@ static void rtt_compare(const char *label, conn_t *direct, const char *dsess, co
            label, dm * 1e6, d99 * 1e6, vm * 1e6, v99 * 1e6, vm / dm, (vm - dm) * 1e6, d.n);
     printf("      browserd's loop thread: %.1f us of CPU per round trip (both messages, all its work)\n",
            cpu / (double)v.n * 1e6);
+    measure("rtt ratio", label, vm / dm, false);
+    measure("rtt loop CPU (us)", label, cpu / (double)v.n * 1e6, false);
     if (goal) verdict("<= 1.05x of direct", vm / dm <= 1.05);
     free(d.v);
     free(v.v);
@@ -924,6 +932,8 @@ static void big_compare(const char *label, conn_t *direct, bigreq_t *dreq, conn_
     printf("      browserd's loop thread: %.1f ms of CPU per exchange (median; %.0f MB/s of its CPU for the %.1f MB "
            "it relays)\n",
            cm * 1e3, bytes / cm / 1e6, bytes / 1e6);
+    measure("large message throughput ratio", label, dm / vm, true);
+    measure("large message loop CPU (ms)", label, cm * 1e3, false);
     verdict(">= 0.9x of direct (median)", dm / vm >= 0.9);
     free(d.v);
     free(v.v);
@@ -972,6 +982,7 @@ static void report_connect(const char *label, samples_t *total, samples_t *upgra
     printf("      baselines: the same command on an already open direct pipe %.3f ms; a direct browser's cold "
            "launch -> first answer %.0f ms (what a session waits without the pool: ratio %.3fx)\n",
            direct_rtt * 1e3, cold_launch * 1e3, tm / cold_launch);
+    measure("connect p50 (ms)", label, tm * 1e3, false);
     verdict("< 50 ms (p50)", tm < 0.050);
 }
 
@@ -1075,6 +1086,9 @@ static void memory_per_session(const endpoint_t *ep, pid_t bd, int k, double set
     printf("      growth by kind: main heap %ld KiB (%.1f per session), mmapped blocks >= 128 KiB %ld KiB (%.1f per "
            "session), worker-thread arenas %ld KiB, other %ld KiB\n",
            heap, (double)heap / k, anon, (double)anon / k, arenas, (full - base) - heap - anon - arenas);
+    char label[32];
+    snprintf(label, sizeof label, "K=%d", k);
+    measure("memory per idle session (KiB)", label, per, false);
     verdict("< 100 KiB per session", per < 100.0);
 }
 

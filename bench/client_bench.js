@@ -235,7 +235,8 @@ async function startBrowserd(o, tmp, dns, siteCidr, register) {
   Object.assign(env, { TMPDIR: path.join(tmp, 'browserd-tmp'), BROWSERD_DRAIN_TIMEOUT: '0' });
   fs.mkdirSync(env.TMPDIR, { recursive: true });
   const args = ['--db', path.join(tmp, 'b.db'), 'serve', '--api-listen', `127.0.0.1:${apiPort}`,
-    '--cdp-listen', `127.0.0.1:${cdpPort}`, '--pool', '2', '--allow-private', siteCidr, '--chromium', o.chromium];
+    '--cdp-listen', `127.0.0.1:${cdpPort}`, '--pool', String(o.pool || 2), '--allow-private', siteCidr,
+    '--chromium', o.chromium, ...(o.serveArgs || [])];
   const [cmd, argv] = isolated(dns, o.browserd, args);
   const p = new Proc('browserd', cmd, argv, env);
   register(p);
@@ -253,7 +254,7 @@ async function startBrowserd(o, tmp, dns, siteCidr, register) {
   if (comm !== 'browserd') throw new Error(`process ${p.pid} is ${comm}, not browserd`);
   const user = `brd-customer-${kv.customer_id}-zone-${kv.zone}`;
   return {
-    proc: p, pid: p.pid, apiPort, cdpPort, apiKey: kv.api_key,
+    proc: p, pid: p.pid, apiPort, cdpPort, apiKey: kv.api_key, customer: kv.customer_id, db: path.join(tmp, 'b.db'),
     endpoint: `ws://${user}:${encodeURIComponent(kv.zone_password)}@127.0.0.1:${cdpPort}`,
     api: (p2) => httpGet(apiPort, p2, { Authorization: `Bearer ${kv.api_key}` }),
     pressure: async () => (await httpGet(apiPort, '/pressure')).json?.pressure || {},
@@ -307,6 +308,9 @@ function report({ measure, baseline, browserd, unit, digits = 1, ratio, kind, go
   const d = `${fmt(browserd, digits)} ${unit}`;
   const r = ratio === null || ratio === undefined ? '-' : `${fmt(ratio, 3)}x`;
   rows.push({ measure, baseline: b, browserd: d, ratio: r, goal: goalText || '-', verdict: verdict || '-' });
+  // for bench/all.sh's regression check (bench/baseline.tsv): the ratio where there is one
+  if (kind === 'lower' || kind === 'higher') console.log(`=measure\tclient ${measure} (ratio)\t${Number(ratio).toFixed(4)}\t${kind}`);
+  else if (kind === 'abs') console.log(`=measure\tclient ${measure} (${unit})\t${Number(value ?? browserd).toFixed(4)}\tlower`);
   console.log(`  ${measure}: baseline ${b}, browserd ${d}, ratio ${r}${goalText ? `, goal ${goalText}: ${verdict}` : ''}`);
 }
 
@@ -733,7 +737,12 @@ function cleanup(ctx) {
   return cleaning;
 }
 
-main().catch((e) => {
-  console.error(`client_bench: ${e.stack || e}`);
-  process.exitCode = 1;
-});
+// bench/load_mixed.js runs browserd, the site and its clients the same way
+module.exports = { startFakeDns, startSite, startBrowserd, Proc, cleanup, quantile, fmt, loopCpuNs, MODULES, REPO };
+
+if (require.main === module) {
+  main().catch((e) => {
+    console.error(`client_bench: ${e.stack || e}`);
+    process.exitCode = 1;
+  });
+}

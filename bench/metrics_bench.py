@@ -120,6 +120,11 @@ def verdict(ok):
     return "met" if ok else "NOT MET"
 
 
+def measure(name, value, better):
+    """One line for bench/all.sh's regression check (bench/baseline.tsv)."""
+    print(f"=measure\t{name}\t{value:.4g}\t{better}")
+
+
 # ---------------------------------------------------------------- api ----
 
 def part_api(a, build, tmp, results):
@@ -181,6 +186,7 @@ def part_api(a, build, tmp, results):
     for k, v in rates.items():
         print(f"  metrics {k:<15} {med[k]:>8.0f} req/s   rounds: {', '.join(map(str, v))}")
     print(f"  on (scraped every 1 s) / off: {ratio:.3f}x   goal >= 0.98x: {verdict(ratio >= 0.98)}")
+    measure("metrics list API on/off", ratio, "higher")
     if "before metrics" in med:
         print(f"  off / before metrics: {med['off'] / med['before metrics']:.3f}x (what the counters cost)")
     results.append(("api list throughput, metrics on / off", f"{ratio:.3f}x", ">= 0.98x", ratio >= 0.98))
@@ -232,6 +238,7 @@ def part_cdp(a, build, tmp, results):
         print(f"  metrics {k:<15} loop CPU {v['cpu']:6.1f} us per getVersion round trip, p50 {v['p50']:6.1f} us, "
               f"loop CPU {v['echo']:5.1f} ms per 20 MiB echo")
     print(f"  loop CPU per round trip, on (scraped every 1 s) / off: {ratio:.3f}x   goal <= 1.02x: {verdict(ratio <= 1.02)}")
+    measure("metrics CDP loop CPU on/off", ratio, "lower")
     print(f"  p50 on / off {med['on']['p50'] / med['off']['p50']:.3f}x; echo CPU on / off "
           f"{med['on']['echo'] / med['off']['echo']:.3f}x")
     if "before metrics" in med:
@@ -314,6 +321,7 @@ def part_scrape(a, build, tmp, results):
     print(f"  /metrics p50 {p50:.2f} ms  p99 {p99:.2f} ms  max {mx:.2f} ms   ({len(body)} bytes)")
     print(f"  /health  p50 {pct(health, 0.5):.2f} ms  p99 {pct(health, 0.99):.2f} ms (the HTTP floor, same connection)")
     print(f"  goal p99 <= 5 ms: {verdict(p99 <= 5)}")
+    measure("metrics scrape p99 (ms)", p99, "lower")
     results.append((f"scrape p99 with {a.sessions} sessions", f"{p99:.2f} ms", "<= 5 ms", p99 <= 5))
 
 

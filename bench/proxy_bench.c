@@ -285,6 +285,7 @@ int main(int argc, char **argv) {
     double ratio = via[rounds / 2] / direct[rounds / 2];
     printf("  median: direct %.1f MB/s, proxy %.1f MB/s, ratio %.3f (goal >= 0.9: %s)\n", direct[rounds / 2], via[rounds / 2],
            ratio, ratio >= 0.9 ? "met" : "NOT met");
+    printf("=measure\tproxy download / direct\t%.3f\thigher\n", ratio);
 
     printf("latency: %u small request/response round trips on one keep-alive connection\n", requests);
     latency_t ld = round_trips(origin_port, origin_port, false, (int)requests);
@@ -296,6 +297,7 @@ int main(int argc, char **argv) {
     double added = lp.median_us - ld.median_us;
     printf("  added median latency %.1f us = %.3f ms (goal < 0.2 ms: %s); ratio %.2fx\n", added, added / 1000,
            added < 200 ? "met" : "NOT met", lp.median_us / ld.median_us);
+    printf("=measure\tproxy small request added median latency (us)\t%.1f\tlower\n", added);
 
     uv_async_send(&stop_async);
     pthread_join(lt, NULL);

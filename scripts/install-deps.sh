@@ -8,10 +8,10 @@
 #            tests start privately (tests/pg/pgserver.py) and nginx for the cluster test
 #   runtime  only what the installed binary needs to run (the Dockerfile's final image)
 set -euo pipefail
-build=(gcc pkg-config meson ninja-build libuv1-dev libhttp-parser-dev libsqlite3-dev libcjson-dev libssl-dev libsystemd-dev libpq-dev)
+build=(gcc pkg-config meson ninja-build libuv1-dev libhttp-parser-dev libsqlite3-dev libcjson-dev libssl-dev libpq-dev)
 # the shared libraries of the binary (tests/packaging checks this list against its NEEDED
 # entries), the browser, certificates and fonts for the pages, curl for the container's health check
-runtime=(libuv1 libhttp-parser2.9 libsqlite3-0 libpq5 libcjson1 libssl3 libsystemd0 chromium ca-certificates fonts-liberation curl)
+runtime=(libuv1 libhttp-parser2.9 libsqlite3-0 libpq5 libcjson1 libssl3 chromium ca-certificates fonts-liberation curl)
 case "${1:-run}" in
   run) want=("${build[@]}") ;;
   runtime) want=("${runtime[@]}") ;;

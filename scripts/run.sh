@@ -77,6 +77,7 @@ fi
 
 api=$(reach "$listen")
 echo "browserd API:  http://$api/browser_sessions"
+echo "dashboard:     http://$api/ (sign in with the API key)"
 echo "API key:       $key"
 if [ "$cdp" = off ]; then
   echo "CDP endpoint:  off (--cdp-listen off)"

@@ -143,6 +143,12 @@ echo "$structure_out" | sed 's/^/  /'
 read -r sp sf < <(echo "$structure_out" | tail -1 | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
 count "${sp:-0}" "${sf:-1}"
 
+note "bench tools (tests/bench: bench/regressions.py, the regression check of bench/all.sh)"
+bench_out=$(python3 tests/bench/test_regressions.py 2>&1)
+echo "$bench_out" | tail -1 | sed 's/^/  /'
+read -r bp bf < <(echo "$bench_out" | tail -1 | sed -E 's/^([0-9]+) passed, ([0-9]+) failed$/\1 \2/')
+count "${bp:-0}" "${bf:-1}"
+
 note "build (debugoptimized)"
 if build build; then
   unit build

@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api_dashboard.h"
 #include "api/api_openapi.h"
 #include "api/api_responses.h"
 #include "catalog/catalog_sync.h"
 #include "core/buf.h"
 #include "core/uuid.h"
 #include "session/session_query.h"
+#include "session/stats_query.h"
 
 struct api {
     uv_loop_t *loop;
@@ -29,6 +31,7 @@ struct api {
 
 #define BEARER_CHALLENGE "WWW-Authenticate: Bearer\r\n"
 #define SESSIONS_PATH "/browser_sessions"
+#define STATS_PATH SESSIONS_PATH "/stats"
 
 /* One request on its way through a worker thread. The request itself stays owned by the
  * connection until http_respond (see http_server.h), so it is borrowed here, not copied. */
@@ -134,6 +137,49 @@ static void handle_list(api_job_t *job, const char *customer) {
     job->status = 200;
 }
 
+static void handle_stats(api_job_t *job, const char *customer) {
+    const http_request_t *req = job->req;
+    if (!method_is_read(req->method)) {
+        job->extra_headers = "Allow: GET, HEAD\r\n";
+        set_error(job, 405, "Method not allowed", NULL, NULL, 0);
+        return;
+    }
+    session_stats_query_t q;
+    char details[256];
+    int rc = session_stats_query_parse(req->query, req->query_len, &q, details, sizeof details);
+    if (rc == -ENOMEM) {
+        set_error(job, 500, "Internal error", NULL, NULL, 0);
+        return;
+    }
+    if (rc < 0) {
+        set_error(job, 400, "Invalid request parameters", "details", details, strlen(details));
+        return;
+    }
+    catalog_stats_t stats;
+    rc = catalog_sync(job->api->catalog, job->api->store);
+    if (rc == 0) rc = catalog_stats(job->api->catalog, customer, &q.filters, q.bucket_ms, &stats);
+    if (rc == -E2BIG) {
+        snprintf(details, sizeof details,
+                 "bucket: the range holds %u %ss, more than %u: narrow start_date and end_date%s",
+                 stats.nbuckets, session_stats_bucket_name(q.bucket_ms), CATALOG_STATS_MAX_BUCKETS,
+                 q.bucket_ms == SESSION_BUCKET_HOUR_MS ? ", or use bucket=day" : "");
+        session_stats_query_free(&q);
+        set_error(job, 400, "Invalid request parameters", "details", details, strlen(details));
+        return;
+    }
+    if (rc == 0) {
+        rc = api_responses_stats(&job->body, &stats, q.bucket_ms);
+        catalog_stats_free(&stats);
+    }
+    session_stats_query_free(&q);
+    if (rc < 0) {
+        log_event(LOG_ERROR, "api", "stats_failed", "customer=%s error=%s", customer, strerror(-rc));
+        set_failure(job, rc);
+        return;
+    }
+    job->status = 200;
+}
+
 static void handle_one(api_job_t *job, const char *customer, const char *id_text, size_t id_len) {
     const http_request_t *req = job->req;
     bool is_delete = req->method == HTTP_M_DELETE;
@@ -189,6 +235,8 @@ static void job_work(uv_work_t *work) {
     size_t plen = job->req->path_len, base = sizeof SESSIONS_PATH - 1;
     if (plen == base && memcmp(path, SESSIONS_PATH, base) == 0) {
         handle_list(job, customer);
+    } else if (plen == sizeof STATS_PATH - 1 && memcmp(path, STATS_PATH, plen) == 0) {
+        handle_stats(job, customer);
     } else if (plen >= base + 1 && memcmp(path, SESSIONS_PATH "/", base + 1) == 0 &&
                !memchr(path + base + 1, '/', plen - base - 1)) {
         handle_one(job, customer, path + base + 1, plen - base - 1);
@@ -235,6 +283,7 @@ static void job_done(uv_work_t *work, int status) {
 void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     api_t *api = ctx;
     if (api_openapi_handle(conn, req)) return; /* no key needed */
+    if (api_dashboard_handle(conn, req)) return; /* nor for the page, which asks for one */
     if (api_health_handle(api->status, api->status_ctx, conn, req)) return; /* no key either */
     if (api->metrics && req->path_len == 8 && memcmp(req->path, "/metrics", 8) == 0) {
         api->metrics(api->metrics_ctx, conn, req); /* its own token, if any */

@@ -1,4 +1,5 @@
-/* The REST API: GET /healthz, GET /openapi.json (api_openapi.h), GET /browser_sessions,
+/* The REST API: GET /healthz, GET /openapi.json (api_openapi.h), the dashboard's files
+ * (api_dashboard.h), GET /browser_sessions, GET /browser_sessions/stats,
  * GET|DELETE /browser_sessions/{id}.
  *
  * api_handle runs on the loop thread; it answers what needs no database there (health,

@@ -1,11 +1,13 @@
 #include "api/api_metrics.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 static const char *const route_names[API_ROUTE_COUNT] = {
     [API_ROUTE_LIST] = "/browser_sessions",  [API_ROUTE_SESSION] = "/browser_sessions/{session_id}",
+    [API_ROUTE_STATS] = "/browser_sessions/stats", [API_ROUTE_DASHBOARD] = "/dashboard",
     [API_ROUTE_HEALTH] = "/health",          [API_ROUTE_READY] = "/ready",
     [API_ROUTE_PRESSURE] = "/pressure",      [API_ROUTE_HEALTHZ] = "/healthz",
     [API_ROUTE_OPENAPI] = "/openapi.json",   [API_ROUTE_METRICS] = "/metrics",
@@ -14,13 +16,23 @@ static const char *const route_names[API_ROUTE_COUNT] = {
 
 const char *api_route_name(api_route_t route) { return route < API_ROUTE_COUNT ? route_names[route] : "other"; }
 
+static bool is_dashboard(const char *path, size_t len) {
+    static const char *const paths[] = {"/", "/dashboard", "/dashboard/", "/dashboard/app.js", "/dashboard/app.css"};
+    for (size_t i = 0; i < sizeof paths / sizeof *paths; i++)
+        if (strlen(paths[i]) == len && memcmp(paths[i], path, len) == 0) return true;
+    return false;
+}
+
 api_route_t api_route_of(const char *path, size_t len) {
     static const char sessions[] = "/browser_sessions/";
     size_t sl = sizeof sessions - 1;
+    if (is_dashboard(path, len)) return API_ROUTE_DASHBOARD;
+    if (len == sizeof "/browser_sessions/stats" - 1 && memcmp(path, "/browser_sessions/stats", len) == 0)
+        return API_ROUTE_STATS;
     /* one segment after the prefix, whatever it holds: a malformed id is still this route */
     if (len > sl && memcmp(path, sessions, sl) == 0 && !memchr(path + sl, '/', len - sl)) return API_ROUTE_SESSION;
     for (int r = 0; r < API_ROUTE_OTHER; r++) {
-        if (r == API_ROUTE_SESSION) continue;
+        if (r == API_ROUTE_SESSION || r == API_ROUTE_DASHBOARD) continue;
         size_t n = strlen(route_names[r]);
         if (len == n && memcmp(path, route_names[r], n) == 0) return (api_route_t)r;
     }

@@ -13,10 +13,14 @@
 #include "core/metrics.h"
 #include "http/http_server.h"
 
-/* The routes of src/api/openapi.json, and "other" for every path it does not list. */
+/* The routes of src/api/openapi.json, and "other" for every path it does not list. The
+ * dashboard's five paths (/, /dashboard, /dashboard/, its script and style) are one route,
+ * "/dashboard". */
 typedef enum {
     API_ROUTE_LIST,
     API_ROUTE_SESSION,
+    API_ROUTE_STATS,
+    API_ROUTE_DASHBOARD,
     API_ROUTE_HEALTH,
     API_ROUTE_READY,
     API_ROUTE_PRESSURE,

@@ -3,7 +3,9 @@
 #include <errno.h>
 #include <stdbool.h>
 
+#include "core/timeutil.h"
 #include "json/jsonw.h"
+#include "session/stats_query.h"
 #include "session/record.h"
 
 /* A row of the catalog straight into the body: the view's strings are escaped from the
@@ -63,6 +65,69 @@ int api_responses_session_record(buf_t *out, const session_record_t *rec) {
     jsonw_object_begin(&w);
     jsonw_key(&w, "session");
     write_row(&w, rec);
+    jsonw_object_end(&w);
+    return jsonw_failed(&w) ? -ENOMEM : 0;
+}
+
+static void write_time_or_null(jsonw_t *w, const char *key, int64_t ms, bool present) {
+    jsonw_key(w, key);
+    if (!present) {
+        jsonw_null(w);
+        return;
+    }
+    char text[TIME_UTC_SECONDS_LEN + 1];
+    time_format_utc_seconds(ms, text);
+    jsonw_string(w, text);
+}
+
+static void write_by_status(jsonw_t *w, const uint64_t counts[SESSION_STATUS_COUNT]) {
+    for (int st = 0; st < SESSION_STATUS_COUNT; st++) {
+        jsonw_key(w, session_status_name((session_status_t)st));
+        jsonw_int(w, (int64_t)counts[st]);
+    }
+}
+
+int api_responses_stats(buf_t *out, const catalog_stats_t *s, int64_t bucket_ms) {
+    jsonw_t w;
+    jsonw_init(&w, out);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "bucket");
+    jsonw_string(&w, session_stats_bucket_name(bucket_ms));
+    write_time_or_null(&w, "from", s->from_ms, s->nbuckets > 0);
+    write_time_or_null(&w, "to", s->to_ms, s->nbuckets > 0);
+    jsonw_key(&w, "total");
+    jsonw_int(&w, (int64_t)s->total);
+    jsonw_key(&w, "sessions");
+    jsonw_object_begin(&w);
+    write_by_status(&w, s->sessions);
+    jsonw_object_end(&w);
+    jsonw_key(&w, "bandwidth");
+    jsonw_int(&w, s->bandwidth);
+    jsonw_key(&w, "buckets");
+    jsonw_array_begin(&w);
+    for (uint32_t i = 0; i < s->nbuckets; i++) {
+        const catalog_stats_bucket_t *b = &s->buckets[i];
+        jsonw_object_begin(&w);
+        write_time_or_null(&w, "start", b->start_ms, true);
+        write_by_status(&w, b->sessions);
+        jsonw_key(&w, "bandwidth");
+        jsonw_int(&w, b->bandwidth);
+        jsonw_object_end(&w);
+    }
+    jsonw_array_end(&w);
+    jsonw_key(&w, "errors");
+    jsonw_array_begin(&w);
+    for (uint32_t i = 0; i < s->nerrors; i++) {
+        jsonw_object_begin(&w);
+        jsonw_key(&w, "code");
+        jsonw_string(&w, s->errors[i].code);
+        jsonw_key(&w, "count");
+        jsonw_int(&w, (int64_t)s->errors[i].count);
+        jsonw_object_end(&w);
+    }
+    jsonw_array_end(&w);
+    jsonw_key(&w, "other_errors");
+    jsonw_int(&w, (int64_t)s->other_errors);
     jsonw_object_end(&w);
     return jsonw_failed(&w) ? -ENOMEM : 0;
 }

@@ -1,5 +1,5 @@
 /* The bodies of the API's 200 responses, written in one place: the session list envelope,
- * one session, and the health check. (Error bodies are http_error_body's.)
+ * one session, the stats, and the health check. (Error bodies are http_error_body's.)
  *
  * Ownership: `out` is the caller's and is appended to (on an error it may hold part of a
  * body: the caller discards it); the catalog and the query are borrowed for the call.
@@ -13,6 +13,7 @@
 
 #include "catalog/catalog.h"
 #include "catalog/catalog_query.h"
+#include "catalog/catalog_stats.h"
 #include "core/buf.h"
 #include "session/session_query.h"
 
@@ -27,6 +28,10 @@ int api_responses_session(buf_t *out, catalog_t *c, const char *customer_id, con
 /* The same body for a record at hand (borrowed): the body of a webhook's POST, byte for byte
  * what GET /browser_sessions/{id} answers for it. 0 or -ENOMEM. Any thread. */
 int api_responses_session_record(buf_t *out, const session_record_t *rec);
+
+/* The body of GET /browser_sessions/stats (docs/api.md) from the catalog's aggregates, buckets
+ * of bucket_ms named by session_stats_bucket_name. 0 or -ENOMEM. */
+int api_responses_stats(buf_t *out, const catalog_stats_t *s, int64_t bucket_ms);
 
 /* {"status":"ok","sessions":N}: 0 or -ENOMEM. */
 int api_responses_health(buf_t *out, size_t sessions);

@@ -187,6 +187,13 @@ typedef struct {
 /* Row r as a session_record_t that borrows the pool's strings (nothing to free). */
 void catalog_index_row_view(const customer_t *c, const string_pool_t *pool, uint32_t r, session_record_t *view);
 int catalog_query_run(const customer_t *c, const string_pool_t *pool, const session_query_t *q, page_t *pg);
+/* A run of n row numbers (borrowed for the call). */
+typedef void (*catalog_span_fn)(void *ctx, const uint32_t *rows, uint32_t n);
+/* Calls fn for runs of row numbers that are, together, every indexed row matching q's filters,
+ * each once, in no particular order (limit, offset and sort do not apply). The runs point into
+ * the customer's arrays or this thread's scratch memory. 0 or -ENOMEM. */
+int catalog_query_matches(const customer_t *c, const string_pool_t *pool, const session_query_t *q,
+                          catalog_span_fn fn, void *ctx);
 /* For tests: a candidate set's bitmap is built when it is at most `factor` times the size of
  * the set enumerated (default 16); 0 makes every query check rows instead. Not thread-safe:
  * set it while no query runs. */

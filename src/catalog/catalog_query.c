@@ -180,9 +180,8 @@ typedef struct {
 
 /* Calls fn for each run of row numbers of the source (a slice of a sorted array): the loops
  * over rows stay inside fn, where they can be tight. */
-typedef void (*span_fn)(void *ctx, const uint32_t *rows, uint32_t n);
-
-static void source_spans(const customer_t *c, const source_t *s, int64_t lo, int64_t hi, span_fn fn, void *ctx) {
+static void source_spans(const customer_t *c, const source_t *s, int64_t lo, int64_t hi, catalog_span_fn fn,
+                         void *ctx) {
     if (s->hosts) {
         for (uint32_t i = 0; i < c->nhosts; i++) {
             uint32_t id = c->host_by_rev[i];
@@ -463,102 +462,136 @@ static int collect_matches(const customer_t *c, query_scratch_t *sc, const sourc
     return 0;
 }
 
-int catalog_query_run(const customer_t *c, const string_pool_t *pool, const session_query_t *q, page_t *pg) {
-    predicate_t p = {.c = c, .pool = pool, .zone = -1, .status = q->status, .lo = q->start_ms, .hi = q->end_ms,
-                     .target = &q->target_url, .end = &q->end_url};
-    uint8_t *bits = NULL;
-    int rc = 0;
-    query_scratch_t *sc = scratch_get();
-    if (!sc) return -ENOMEM;
+/* What a query's filters make of a customer's arrays: the predicate and the candidate sets,
+ * each with its exact size (the smallest, and one that is exactly the matches, if any).
+ * Points into itself and into q: built in place, used while q lives. */
+typedef struct {
+    predicate_t p;
+    uint8_t *bits; /* host bitsets of the domain filters (owned) */
+    source_t sources[3];
+    int nsrc;
+    const source_t *smallest, *exact;
+    bool has_zs, has_window, has_t, has_e;
+} plan_t;
+
+/* 0 with the plan built (free its bits with plan_free), 1 when nothing can match (nothing to
+ * free), -ENOMEM. */
+static int plan_build(const customer_t *c, const string_pool_t *pool, const session_query_t *q, plan_t *pl) {
+    memset(pl, 0, sizeof *pl);
+    predicate_t *pp = &pl->p;
+    *pp = (predicate_t){.c = c, .pool = pool, .zone = -1, .status = q->status, .lo = q->start_ms, .hi = q->end_ms,
+                        .target = &q->target_url, .end = &q->end_url};
     if (q->api_name) {
-        p.zone = catalog_index_zone(c, pool, q->api_name);
-        if (p.zone < 0) return 0; /* no such zone: nothing matches */
+        pp->zone = catalog_index_zone(c, pool, q->api_name);
+        if (pp->zone < 0) return 1; /* no such zone: nothing matches */
     }
-    if (p.lo > p.hi) return 0;
+    if (pp->lo > pp->hi) return 1;
     size_t bitset_bytes = (size_t)c->host_names.count / 8 + 1;
     if (q->target_url.kind == URL_FILTER_DOMAIN || q->end_url.kind == URL_FILTER_DOMAIN) {
-        bits = calloc(2, bitset_bytes);
-        if (!bits) return -ENOMEM;
-        p.target_hosts = bits;
-        p.end_hosts = bits + bitset_bytes;
-        if (q->target_url.kind == URL_FILTER_DOMAIN && !match_hosts(c, &q->target_url, p.target_hosts)) goto done;
-        if (q->end_url.kind == URL_FILTER_DOMAIN && !match_hosts(c, &q->end_url, p.end_hosts)) goto done;
+        pl->bits = calloc(2, bitset_bytes);
+        if (!pl->bits) return -ENOMEM;
+        pp->target_hosts = pl->bits;
+        pp->end_hosts = pl->bits + bitset_bytes;
+        if ((q->target_url.kind == URL_FILTER_DOMAIN && !match_hosts(c, &q->target_url, pp->target_hosts)) ||
+            (q->end_url.kind == URL_FILTER_DOMAIN && !match_hosts(c, &q->end_url, pp->end_hosts))) {
+            free(pl->bits);
+            pl->bits = NULL;
+            return 1;
+        }
     }
 
-    bool has_zs = p.zone >= 0 || p.status >= 0;
-    bool has_window = p.lo != INT64_MIN || p.hi != INT64_MAX;
-    bool has_t = q->target_url.kind != URL_FILTER_NONE, has_e = q->end_url.kind != URL_FILTER_NONE;
+    pl->has_zs = pp->zone >= 0 || pp->status >= 0;
+    pl->has_window = pp->lo != INT64_MIN || pp->hi != INT64_MAX;
+    pl->has_t = q->target_url.kind != URL_FILTER_NONE;
+    pl->has_e = q->end_url.kind != URL_FILTER_NONE;
 
     /* Candidate sets, each with its exact size. */
     const rowvec_t *base = &c->by_ts;
-    if (p.zone >= 0) base = p.status >= 0 ? &c->zones[p.zone].by_status[p.status] : &c->zones[p.zone].all;
-    else if (p.status >= 0) base = &c->by_status[p.status];
-    source_t sources[3];
-    int nsrc = 0;
-    source_t *s = &sources[nsrc++];
-    memset(s, 0, sizeof *s);
+    if (pp->zone >= 0) base = pp->status >= 0 ? &c->zones[pp->zone].by_status[pp->status] : &c->zones[pp->zone].all;
+    else if (pp->status >= 0) base = &c->by_status[pp->status];
+    source_t *s = &pl->sources[pl->nsrc++];
     s->nseg = 1;
     s->seg[0].vec = base;
-    ts_window(base, c, p.lo, p.hi, &s->seg[0].from, &s->seg[0].to);
+    ts_window(base, c, pp->lo, pp->hi, &s->seg[0].from, &s->seg[0].to);
     s->size = s->seg[0].to - s->seg[0].from;
-    s->exact = !has_t && !has_e;
+    s->exact = !pl->has_t && !pl->has_e;
     s->skip = SKIP_ZONE_STATUS | SKIP_WINDOW;
     const url_filter_t *filters[2] = {&q->target_url, &q->end_url};
     for (int k = 0; k < 2; k++) {
         const url_filter_t *f = filters[k];
         bool target = k == 0;
-        bool other = target ? has_e : has_t;
+        bool other = target ? pl->has_e : pl->has_t;
         if (f->kind == URL_FILTER_DOMAIN) {
-            s = &sources[nsrc++];
-            host_source(c, target ? p.target_hosts : p.end_hosts, target, p.lo, p.hi, s);
-            s->exact = !has_zs && !other;
+            s = &pl->sources[pl->nsrc++];
+            host_source(c, target ? pp->target_hosts : pp->end_hosts, target, pp->lo, pp->hi, s);
+            s->exact = !pl->has_zs && !other;
             s->skip = SKIP_WINDOW | (target ? SKIP_TARGET : SKIP_END);
         } else if (f->kind == URL_FILTER_PREFIX) {
-            s = &sources[nsrc++];
-            memset(s, 0, sizeof *s);
+            s = &pl->sources[pl->nsrc++];
             s->nseg = 1;
             s->seg[0].vec = target ? &c->by_target_url : &c->by_end_url;
             prefix_range(s->seg[0].vec, c, pool, target, f, &s->seg[0].from, &s->seg[0].to);
             s->size = s->seg[0].to - s->seg[0].from;
-            s->exact = !has_zs && !has_window && !other;
+            s->exact = !pl->has_zs && !pl->has_window && !other;
             s->skip = target ? SKIP_TARGET : SKIP_END;
         }
     }
-    const source_t *smallest = &sources[0], *exact = NULL;
-    for (int i = 0; i < nsrc; i++) {
-        if (sources[i].size < smallest->size) smallest = &sources[i];
-        if (sources[i].exact) exact = &sources[i];
+    pl->smallest = &pl->sources[0];
+    for (int i = 0; i < pl->nsrc; i++) {
+        if (pl->sources[i].size < pl->smallest->size) pl->smallest = &pl->sources[i];
+        if (pl->sources[i].exact) pl->exact = &pl->sources[i];
     }
+    return 0;
+}
+
+static void plan_free(plan_t *pl) {
+    free(pl->bits);
+    pl->bits = NULL;
+}
+
+/* Every matching row of a plan that has no exact candidate set, into per-thread scratch (any
+ * order). Counts by enumerating the smallest candidate set. A filter it does not cover is
+ * checked against a bitmap of another candidate set that covers it, when building one is
+ * cheap (a sequential read of a sorted array, no row access), and against the row itself
+ * otherwise. */
+static int plan_collect(const customer_t *c, query_scratch_t *sc, const plan_t *pl, uint32_t **m, uint32_t *k) {
+    const source_t *smallest = pl->smallest;
+    unsigned covered = smallest->skip;
+    uint64_t *filter = NULL;
+    uint64_t budget = filter_budget_factor * (smallest->size > 4096 ? smallest->size : 4096);
+    for (int i = 0; i < pl->nsrc; i++) {
+        const source_t *o = &pl->sources[i];
+        /* zone, status and window are cheap to check from the columns: a bitmap pays
+         * only for a URL filter, whose check reads the row and its string */
+        if (o == smallest || !(o->skip & ~covered & (SKIP_TARGET | SKIP_END)) || o->size > budget) continue;
+        uint64_t *b = scratch_bits(sc, filter ? 1 : 0, c->nrows);
+        if (!b) return -ENOMEM;
+        source_spans(c, o, pl->p.lo, pl->p.hi, mark_span, b);
+        if (filter)
+            for (size_t w = 0; w <= c->nrows / 64; w++) filter[w] &= b[w];
+        else
+            filter = b;
+        covered |= o->skip;
+    }
+    return collect_matches(c, sc, smallest, &pl->p, covered, filter, m, k);
+}
+
+int catalog_query_run(const customer_t *c, const string_pool_t *pool, const session_query_t *q, page_t *pg) {
+    query_scratch_t *sc = scratch_get();
+    if (!sc) return -ENOMEM;
+    plan_t pl;
+    int rc = plan_build(c, pool, q, &pl);
+    if (rc != 0) return rc < 0 ? rc : 0;
+    const predicate_t p = pl.p;
+    source_t *sources = pl.sources;
+    const source_t *exact = pl.exact;
+    const bool has_zs = pl.has_zs, has_window = pl.has_window, has_t = pl.has_t, has_e = pl.has_e;
     order_t ord = {.c = c, .pool = pool, .sort = q->sort, .desc = q->desc};
     uint32_t off = q->offset, lim = q->limit;
 
     if (!exact) {
-        /* Count by enumerating the smallest candidate set. A filter it does not cover is
-         * checked against a bitmap of another candidate set that covers it, when building
-         * one is cheap (a sequential read of a sorted array, no row access), and against
-         * the row itself otherwise. */
-        unsigned covered = smallest->skip;
-        uint64_t *filter = NULL;
-        uint64_t budget = filter_budget_factor * (smallest->size > 4096 ? smallest->size : 4096);
-        for (int i = 0; i < nsrc; i++) {
-            const source_t *o = &sources[i];
-            /* zone, status and window are cheap to check from the columns: a bitmap pays
-             * only for a URL filter, whose check reads the row and its string */
-            if (o == smallest || !(o->skip & ~covered & (SKIP_TARGET | SKIP_END)) || o->size > budget) continue;
-            uint64_t *b = scratch_bits(sc, filter ? 1 : 0, c->nrows);
-            if (!b) {
-                rc = -ENOMEM;
-                goto done;
-            }
-            source_spans(c, o, p.lo, p.hi, mark_span, b);
-            if (filter)
-                for (size_t w = 0; w <= c->nrows / 64; w++) filter[w] &= b[w];
-            else
-                filter = b;
-            covered |= o->skip;
-        }
         uint32_t *m, k;
-        rc = collect_matches(c, sc, smallest, &p, covered, filter, &m, &k);
+        rc = plan_collect(c, sc, &pl, &m, &k);
         if (rc < 0) goto done;
         pg->total = k;
         pg->rows = m;
@@ -619,7 +652,25 @@ int catalog_query_run(const customer_t *c, const string_pool_t *pool, const sess
         rc = page_from_matches(c, sc, &ord, m, k, off, lim, pg);
     }
 done:
-    free(bits);
+    plan_free(&pl);
+    return rc;
+}
+
+int catalog_query_matches(const customer_t *c, const string_pool_t *pool, const session_query_t *q,
+                          catalog_span_fn fn, void *ctx) {
+    query_scratch_t *sc = scratch_get();
+    if (!sc) return -ENOMEM;
+    plan_t pl;
+    int rc = plan_build(c, pool, q, &pl);
+    if (rc != 0) return rc < 0 ? rc : 0;
+    if (pl.exact) {
+        source_spans(c, pl.exact, pl.p.lo, pl.p.hi, fn, ctx);
+    } else {
+        uint32_t *m, k;
+        rc = plan_collect(c, sc, &pl, &m, &k);
+        if (rc == 0 && k) fn(ctx, m, k);
+    }
+    plan_free(&pl);
     return rc;
 }
 

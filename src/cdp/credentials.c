@@ -82,6 +82,9 @@ credentials_result_t credentials_from_user_password(const char *user, size_t use
     }
     if (password_len == 0) return CREDENTIALS_MISSING;
     if (password_len >= sizeof out->password) return CREDENTIALS_MALFORMED;
+    /* A NUL (possible in Basic's base64, not in a URL) would cut the password short: the
+     * check would then see "pw" for "pw\0anything", or an empty one for "\0". */
+    if (memchr(password, '\0', password_len)) return CREDENTIALS_MALFORMED;
     memcpy(out->password, password, password_len);
     out->password[password_len] = '\0';
     return CREDENTIALS_OK;

@@ -26,7 +26,6 @@
 
 #include "core/log.h"
 #include "http/http_request_parser.h"
-#include "json/jsonw.h"
 #include "net/lifetime.h"
 
 /* Stop reading from a client that sends faster than we answer once this many unparsed bytes
@@ -56,7 +55,9 @@ struct http_conn {
     bool peer_eof;
     bool handler_busy;
     bool pumping;
+    bool evicted;           /* closed to make room for a new connection (see on_connection) */
     unsigned writes_pending;
+    uint64_t idle_since_ms; /* loop time when it last became idle between requests */
     uint64_t dispatched_ns; /* when the request at the handler arrived complete (uv_hrtime) */
     http_request_parser_t parser;
     /* Bytes read and not yet parsed: [in_start, in_end) of in. libuv reads straight into the
@@ -74,6 +75,8 @@ struct http_server {
     int port;
     http_conn_t *conns;
     size_t conn_count; /* connections not yet freed, open or waiting for their handler */
+    size_t evicting;   /* of those, evicted ones still closing */
+    uint64_t evicted_total;
     bool stopping;
     bool listener_closed;
     void (*on_stopped)(void *arg);
@@ -179,6 +182,7 @@ static void conn_free(net_lifetime_t *life) {
     else srv->conns = c->next;
     if (c->next) c->next->prev = c->prev;
     srv->conn_count--;
+    if (c->evicted) srv->evicting--;
     free(c);
     server_maybe_finish_stop(srv);
 }
@@ -395,6 +399,7 @@ static void conn_update_timer(http_conn_t *c) {
     }
     if (want == c->timer_kind) return;
     c->timer_kind = want;
+    if (want == TIMER_IDLE) c->idle_since_ms = uv_now(c->srv->loop);
     uv_timer_stop(&c->timer);
     if (want != TIMER_NONE) uv_timer_start(&c->timer, on_conn_timer, timer_ms(c, want), 0);
 }
@@ -603,44 +608,6 @@ int http_conn_take_over(http_conn_t *c, int *fd_out, char **rest, size_t *rest_l
     return rc;
 }
 
-int http_error_body(buf_t *out, const char *message, const char *key, const char *value, size_t value_len) {
-    jsonw_t w;
-    jsonw_init(&w, out);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "error");
-    jsonw_string(&w, message);
-    if (key) {
-        jsonw_key(&w, key);
-        jsonw_string_n(&w, value, value_len);
-    }
-    jsonw_object_end(&w);
-    return jsonw_failed(&w) ? -ENOMEM : 0;
-}
-
-void http_respond_error(http_conn_t *c, int status, const char *extra_headers, const char *message,
-                        bool close_after) {
-    buf_t b;
-    buf_init(&b);
-    size_t len = 0;
-    char *body = http_error_body(&b, message, NULL, NULL, 0) < 0 ? NULL : buf_steal(&b, &len);
-    if (!body) {
-        buf_free(&b);
-        http_respond(c, 500, NULL, NULL, 0, true);
-        return;
-    }
-    http_respond(c, status, extra_headers, body, len, close_after);
-}
-
-void http_respond_json(http_conn_t *c, int status, const char *extra_headers, const char *json) {
-    size_t len = json ? strlen(json) : 0;
-    char *body = json ? strdup(json) : NULL;
-    if (json && !body) {
-        status = 500;
-        len = 0;
-    }
-    http_respond(c, status, extra_headers, body, len, false);
-}
-
 /* ---- accepting --------------------------------------------------------------------- */
 
 static void on_rejected_closed(uv_handle_t *handle) { free(handle); }
@@ -658,16 +625,42 @@ static void reject_connection(http_server_t *srv) {
     uv_close((uv_handle_t *)tcp, on_rejected_closed);
 }
 
+/* The connection idle between requests for the longest time, or NULL when none is. */
+static http_conn_t *longest_idle(http_server_t *srv) {
+    http_conn_t *oldest = NULL;
+    for (http_conn_t *c = srv->conns; c; c = c->next)
+        if (c->state == CONN_ACTIVE && c->timer_kind == TIMER_IDLE && !c->handler_busy && !c->writes_pending &&
+            !c->evicted && (!oldest || c->idle_since_ms < oldest->idle_since_ms))
+            oldest = c;
+    return oldest;
+}
+
 static void on_connection(uv_stream_t *listener, int status) {
     http_server_t *srv = listener->data;
     if (status < 0) {
         http_log("accept_failed", uv_strerror(status));
         return;
     }
-    if (srv->conn_count >= srv->cfg.max_connections) {
-        http_log("connection_rejected", "max_connections reached");
-        reject_connection(srv);
-        return;
+    if (srv->conn_count - srv->evicting >= srv->cfg.max_connections) {
+        /* At the limit, an idle keep-alive connection gives its place to a new one (as nginx
+         * reuses its idle connections): otherwise clients that open connections and leave them
+         * idle would lock everyone else out until the idle timeout. Only when none is idle is
+         * the new one refused. The scan runs only at the limit. */
+        http_conn_t *victim = longest_idle(srv);
+        if (!victim) {
+            log_event_keyed(LOG_WARN, "http", "connection_rejected", srv->cfg.name,
+                            "server=%s detail=\"max_connections (%u) reached, none idle\"", srv->cfg.name,
+                            srv->cfg.max_connections);
+            reject_connection(srv);
+            return;
+        }
+        victim->evicted = true;
+        srv->evicting++;
+        srv->evicted_total++;
+        log_event_keyed(LOG_INFO, "http", "idle_connection_closed", srv->cfg.name,
+                        "server=%s detail=\"max_connections (%u) reached: the longest idle gave its place\"",
+                        srv->cfg.name, srv->cfg.max_connections);
+        conn_close(victim);
     }
     http_conn_t *c = calloc(1, sizeof *c);
     if (!c) {
@@ -751,6 +744,7 @@ int http_server_port(const http_server_t *srv) { return srv->port; }
 void http_server_get_stats(const http_server_t *srv, http_server_stats_t *out) {
     memset(out, 0, sizeof *out);
     out->connections = srv->conn_count;
+    out->idle_evicted = srv->evicted_total;
     for (const http_conn_t *c = srv->conns; c; c = c->next) {
         if (c->handler_busy) out->requests_in_flight++;
         if (c->state == CONN_CLOSED) continue;

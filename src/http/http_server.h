@@ -70,7 +70,8 @@ typedef struct {
     size_t max_body_bytes;       /* default 1 MiB; over it: 413 */
     uint64_t idle_timeout_ms;    /* default 60 s: no complete request for this long -> close */
     uint64_t request_timeout_ms; /* default 10 s: a started request not complete -> 408 close */
-    unsigned max_connections;    /* default 10000; more are closed at accept */
+    unsigned max_connections;    /* default 10000; at the limit a new connection takes the place
+                                    of the longest-idle one, or is closed at accept when none is */
     const char *name;            /* in the log line of each request (server=NAME); default "http" */
     /* Optional: called for every request the handler answered, as its response is queued:
      * the request (valid during the call), the status, and the time since the request was
@@ -99,6 +100,7 @@ typedef struct {
     size_t reads_paused;         /* connections not read for backpressure (input or output backlog) */
     size_t buffered_input_bytes; /* read from clients, not yet parsed */
     size_t queued_output_bytes;  /* responses not yet taken by the kernel */
+    uint64_t idle_evicted;       /* idle connections closed to make room at max_connections */
 } http_server_stats_t;
 
 void http_server_get_stats(const http_server_t *srv, http_server_stats_t *out);
@@ -125,19 +127,12 @@ void http_respond(http_conn_t *conn, int status, const char *extra_headers, char
  * the client went away meanwhile, or another negative errno (then *fd_out is -1). */
 int http_conn_take_over(http_conn_t *conn, int *fd_out, char **rest, size_t *rest_len);
 
-/* The error shape of every browserd endpoint, written in one place: appends
- * {"error":"<message>"} to out, or {"error":"<message>","<key>":"<value>"} when key is not
- * NULL (value: value_len bytes, escaped). 0 or -ENOMEM. */
-int http_error_body(buf_t *out, const char *message, const char *key, const char *value, size_t value_len);
-
-/* Responds with http_error_body(message) as the body. */
-void http_respond_error(http_conn_t *conn, int status, const char *extra_headers, const char *message,
-                        bool close_after);
-
-/* Convenience: a JSON body from a C string (copied). */
-void http_respond_json(http_conn_t *conn, int status, const char *extra_headers, const char *json);
+/* The JSON answers every endpoint shares (http_error_body, http_respond_error,
+ * http_respond_json): http/http_json_response.h, included here. */
 
 /* Standard reason phrase ("OK", "Not Found", ...). */
 const char *http_status_reason(int status);
+
+#include "http/http_json_response.h"
 
 #endif

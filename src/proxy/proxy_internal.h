@@ -174,8 +174,11 @@ struct traffic_proxy {
 
 static inline uint64_t proxy_now(const conn_t *c) { return uv_now(c->proxy->loop); }
 
+/* Gives a chunk back to the thread's spares (see traffic_proxy.c) or to malloc. */
+void proxy_chunk_release(chunk_t *ch);
+
 static inline void proxy_chunk_unref(chunk_t *ch) {
-    if (ch && --ch->refs == 0) free(ch);
+    if (ch && --ch->refs == 0) proxy_chunk_release(ch);
 }
 
 /* ---- traffic_proxy.c: the browser connection --------------------------------------------------- */

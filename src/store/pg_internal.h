@@ -13,7 +13,7 @@
 #ifndef BROWSERD_STORE_PG_INTERNAL_H
 #define BROWSERD_STORE_PG_INTERNAL_H
 
-#include <libpq-fe.h>
+#include "store/pq_api.h"
 #include <pthread.h>
 #include <stdatomic.h>
 

@@ -465,6 +465,7 @@ static int migrate(pg_conn_t *c, char *err, size_t err_cap) {
 
 int store_pg_open(const char *target, store_db_t **out, char *err, size_t err_cap) {
     *out = NULL;
+    if (pq_api_load(err, err_cap) < 0) return -ENOTSUP;
     pg_db_t *d = calloc(1, sizeof *d);
     char redacted[512];
     store_uri_redact(target, redacted, sizeof redacted);

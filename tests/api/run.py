@@ -7,12 +7,13 @@ tests and the crosscheck.
     modules: test_contract   every rule of shared/spec/browser-sessions-api.md over HTTP
              test_live       sessions browserd runs itself (CDP endpoint, Chromium)
              test_crosscheck random sessions and queries against model.py
+             test_stats      GET /browser_sessions/stats against the pages of the list
              test_dbcopy     `browserd db copy` from SQLite into PostgreSQL (with the
                              PostgreSQL suite only)
     env:     BROWSERD_TEST_STORE (sqlite, the default, or postgres: every daemon on a fresh
              PostgreSQL database, harness.py), BROWSERD_TEST_PG_ADMIN_URI,
              BROWSERD_BIN (default build/browserd), BROWSERD_CHROMIUM (default /usr/bin/chromium),
-             CROSSCHECK_SEED, CROSSCHECK_QUERIES (3000), CROSSCHECK_SESSIONS (3000)
+             CROSSCHECK_SEED, CROSSCHECK_QUERIES (3000), CROSSCHECK_SESSIONS (3000), STATS_SEED
 
 The last line of the output is exactly `api: N passed, N failed`; the exit status is non-zero
 when anything failed. Every test that did not pass counts as failed, including tests that
@@ -28,7 +29,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-MODULES = ['test_contract', 'test_live', 'test_crosscheck']
+MODULES = ['test_contract', 'test_live', 'test_crosscheck', 'test_stats']
 # `db copy` moves a SQLite store into PostgreSQL: it runs with the PostgreSQL suite
 if os.environ.get('BROWSERD_TEST_STORE') == 'postgres':
     MODULES.append('test_dbcopy')

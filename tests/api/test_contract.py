@@ -1033,8 +1033,11 @@ class TestDelete(Base):
 
 class TestRouting(Base):
     def test_unknown_path_404(self):
-        for p in ['/', '/nope', '/browser_session', '/browser_sessionsx', '/browser_sessions/%s/extra' % uid(0xa0, 1),
-                  '/healthz/x', '/api/browser_sessions', '/BROWSER_SESSIONS']:
+        # ('/' and '/dashboard' are the dashboard's page, docs/dashboard.md: not unknown, but
+        # nothing under them beyond its two files)
+        for p in ['/nope', '/browser_session', '/browser_sessionsx', '/browser_sessions/%s/extra' % uid(0xa0, 1),
+                  '/healthz/x', '/api/browser_sessions', '/BROWSER_SESSIONS', '/dashboard/x', '/dashboard/app.jsx',
+                  '/index.html', '/browser_sessions/stats/x']:
             self.check(self.c.get(p, key=F.keys['auth']), 404, NOT_FOUND_PATH, 'GET %s' % p)
 
     def test_unknown_path_with_query_404(self):

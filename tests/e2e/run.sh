@@ -44,6 +44,10 @@ if [ ! -d "$here/node_modules" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]
   echo "$want" >"$stamp"
 fi
 
+# abuse.test.js holds 10,000 connections open at once: the soft limit of open files up to the
+# hard one (the daemons inherit it too)
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
 # every daemon of this run (and so every Chromium of it) carries BROWSERD_E2E_TAG=$E2E_RUN_ID-...
 export E2E_RUN_ID="run$$-$(date +%s%N)"
 log=$(mktemp /tmp/browserd-e2e-run.XXXXXX)

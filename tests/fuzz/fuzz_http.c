@@ -1,5 +1,6 @@
 /* libFuzzer target: the HTTP request parser (src/http/http_request_parser.c) and, behind it,
- * the list query of GET /browser_sessions (src/session/session_query.c).
+ * the list query of GET /browser_sessions (src/session/session_query.c) and that of
+ * GET /browser_sessions/stats (src/session/stats_query.c).
  *
  * The input is fed twice: in one piece, and split in two at a point taken from its first
  * byte, the way a server feeds what each read brings (bytes not consumed after a request are
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "session/session_query.h"
+#include "session/stats_query.h"
 #include "http/http_request_parser.h"
 
 #define FUZZ_MAX_HEADER_BYTES 2048
@@ -69,6 +71,16 @@ static uint64_t check_request(const http_request_t *r) {
             session_query_free(&q);
         } else if (!memchr(details, '\0', sizeof details) || !details[0]) {
             abort(); /* a rejection always says why */
+        }
+    }
+    if (r->path_len == strlen("/browser_sessions/stats") && strcmp(r->path, "/browser_sessions/stats") == 0) {
+        session_stats_query_t q;
+        char details[256];
+        if (session_stats_query_parse(r->query, r->query_len, &q, details, sizeof details) == 0) {
+            if (q.bucket_ms != SESSION_BUCKET_HOUR_MS && q.bucket_ms != SESSION_BUCKET_DAY_MS) abort();
+            session_stats_query_free(&q);
+        } else if (!memchr(details, '\0', sizeof details) || !details[0]) {
+            abort();
         }
     }
     return h;

@@ -68,7 +68,8 @@ test('the document is browserd\'s version and lists every route browserd serves'
   const v = spawnSync(h.BIN, ['--version'], { encoding: 'utf8' });
   assert.equal(v.stdout.trim(), `browserd ${DOC.info.version}`);
   assert.deepEqual(Object.keys(DOC.paths).sort(),
-    ['/browser_sessions', '/browser_sessions/{session_id}', '/health', '/healthz', '/metrics', '/openapi.json', '/pressure', '/ready']);
+    ['/', '/browser_sessions', '/browser_sessions/stats', '/browser_sessions/{session_id}', '/dashboard', '/dashboard/',
+      '/dashboard/app.css', '/dashboard/app.js', '/health', '/healthz', '/metrics', '/openapi.json', '/pressure', '/ready']);
   assert.deepEqual(DOC.security, [{ bearerAuth: [] }]);
   assert.equal(DOC.components.securitySchemes.bearerAuth.scheme, 'bearer');
   // the list's parameters: the contract's ten
@@ -304,6 +305,38 @@ h.e2e('a running browserd answers as the document says, on every route', { timeo
     assert.match((await list('limit=5&li%6Dit=5')).details, /^limit: given more than once/);
     assert.match((await list('start_date=2025-12-02&end_date=2025-12-01')).details, /^start_date: /);
     await go('HEAD', '/browser_sessions?limit=0', bearer);
+  });
+
+  // ---- the stats
+  await t.test('200 and 400 of the stats, HEAD, 405', async () => {
+    const stats = (q, hdrs = bearer) => go('GET', `/browser_sessions/stats${q === undefined ? '' : '?' + q}`, hdrs);
+    const all = await stats();
+    assert.equal(all.total, 2);
+    assert.deepEqual(all.errors, [{ code: 'page_navigated_error', count: 1 }]);
+    const days = await stats('bucket=day&start_date=2025-12-01&end_date=2025-12-03');
+    assert.equal(days.buckets.length, 3);
+    assert.equal((await stats('api_name=nope')).from, null);
+    assert.equal((await stats(undefined, otherBearer)).sessions.running, 1);
+    for (const ref of DOC.paths['/browser_sessions/stats'].get.parameters) {
+      const p = DOC.components.parameters[ref.$ref.split('/').pop()];
+      await stats(`${p.name}=${encodeURIComponent(p.example)}`);
+    }
+    assert.match((await stats('bucket=week')).details, /^bucket: /);
+    assert.match((await stats('limit=0')).details, /^limit: /);
+    assert.match((await stats('start_date=2000-01-01')).details, /^bucket: the range holds \d+ hours, more than 1000/);
+    await go('HEAD', '/browser_sessions/stats', bearer);
+    await go('HEAD', '/browser_sessions/stats?bucket=x', bearer);
+    await go('DELETE', '/browser_sessions/stats', bearer);
+  });
+
+  // ---- the dashboard
+  await t.test('the dashboard\'s page, script and style without a key, HEAD, 405', async () => {
+    for (const p of ['/', '/dashboard', '/dashboard/', '/dashboard/app.js', '/dashboard/app.css']) {
+      const text = await go('GET', p);
+      assert.ok(text.length > 1000, `${p}: ${text.length} bytes`);
+      await go('HEAD', p);
+      await go('POST', p);
+    }
   });
 
   // ---- one session

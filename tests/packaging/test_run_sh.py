@@ -19,7 +19,7 @@ from pkg_support import (REPO, TAG_VAR, free_port, http_get, http_json, kill_tag
                          stop, wait_for)
 
 RUN_SH = os.path.join(REPO, 'scripts', 'run.sh')
-BANNER = re.compile(r'^(browserd API|API key|CDP endpoint|credentials|try):\s+(.*)$')
+BANNER = re.compile(r'^(browserd API|dashboard|API key|CDP endpoint|credentials|try):\s+(.*)$')
 
 
 class RunSh(unittest.TestCase):
@@ -126,6 +126,11 @@ class RunSh(unittest.TestCase):
         self.wait_up(proc, api, err)
         status, body = http_json(banner['browserd API'], key)
         self.assertEqual((status, body['total']), (200, 0))
+        # the dashboard where the banner says, a page without a key
+        self.assertEqual(banner['dashboard'], 'http://127.0.0.1:%d/ (sign in with the API key)' % api)
+        status, headers, page = http_get(banner['dashboard'].split()[0])
+        self.assertEqual(status, 200)
+        self.assertIn(b'<title>browserd: sessions</title>', page)
         self.use_cdp(banner['CDP endpoint'])
         self.use_puppeteer(banner['CDP endpoint'])
         listed = wait_for(lambda: len(http_json(banner['browserd API'] + '?status=finished', key)[1]['sessions']) == 2,

@@ -26,7 +26,15 @@ static void test_routes(void **state) {
     assert_int_equal(route("/openapi.json"), API_ROUTE_OPENAPI);
     assert_int_equal(route("/metrics"), API_ROUTE_METRICS);
     assert_int_equal(route("/metrics/"), API_ROUTE_OTHER);
-    assert_int_equal(route("/"), API_ROUTE_OTHER);
+    assert_int_equal(route("/browser_sessions/stats"), API_ROUTE_STATS); /* not a session id */
+    assert_int_equal(route("/browser_sessions/stats/"), API_ROUTE_OTHER);
+    assert_int_equal(route("/"), API_ROUTE_DASHBOARD);
+    assert_int_equal(route("/dashboard"), API_ROUTE_DASHBOARD);
+    assert_int_equal(route("/dashboard/"), API_ROUTE_DASHBOARD);
+    assert_int_equal(route("/dashboard/app.js"), API_ROUTE_DASHBOARD);
+    assert_int_equal(route("/dashboard/app.css"), API_ROUTE_DASHBOARD);
+    assert_int_equal(route("/dashboard/x"), API_ROUTE_OTHER);
+    assert_int_equal(route("//"), API_ROUTE_OTHER);
     assert_string_equal(api_route_name(API_ROUTE_SESSION), "/browser_sessions/{session_id}");
     assert_string_equal(api_route_name(API_ROUTE_OTHER), "other");
 }

@@ -36,6 +36,19 @@ static void test_brd_prefixed_user_name_gives_customer_zone_and_password(void **
     assert_string_equal(c.password, "pw0");
 }
 
+/* Found by tests/fuzz/fuzz_credentials.c: Basic's base64 can carry a NUL, which used to end
+ * the password there ("pw\0junk" was checked as "pw", "\0" as an empty password). */
+static void test_a_nul_in_the_password_is_malformed(void **state) {
+    (void)state;
+    zone_credentials_t c;
+    /* base64 of "customer-a-zone-b:pw\0junk" and of "customer-a-zone-b:\0" */
+    const char *with_nul = "Basic Y3VzdG9tZXItYS16b25lLWI6cHcAanVuaw==";
+    const char *only_nul = "Basic Y3VzdG9tZXItYS16b25lLWI6AA==";
+    assert_int_equal(credentials_from_basic(with_nul, strlen(with_nul), &c), CREDENTIALS_MALFORMED);
+    assert_int_equal(credentials_from_basic(only_nul, strlen(only_nul), &c), CREDENTIALS_MALFORMED);
+    assert_int_equal(credentials_from_user_password("customer-a-zone-b", 17, "p\0w", 3, &c), CREDENTIALS_MALFORMED);
+}
+
 static void test_prefix_is_optional_and_password_may_hold_colons(void **state) {
     (void)state;
     zone_credentials_t c;
@@ -79,6 +92,7 @@ static void test_bad_base64_is_malformed_and_the_scheme_word_is_case_insensitive
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_brd_prefixed_user_name_gives_customer_zone_and_password),
+        cmocka_unit_test(test_a_nul_in_the_password_is_malformed),
         cmocka_unit_test(test_prefix_is_optional_and_password_may_hold_colons),
         cmocka_unit_test(test_key_value_options_after_the_zone_are_ignored),
         cmocka_unit_test(test_malformed_user_names_are_refused),

@@ -784,7 +784,11 @@ static void test_graceful_stop_with_request_in_flight(void **state) {
     fixture_stop(fx); /* joins the loop thread: on_stopped was called, every handle closed */
 }
 
-static void test_max_connections(void **state) {
+static void read_stats(void *owner, void *arg);
+
+/* At the limit with none idle (the first connection's request is at the handler), a new
+ * connection is closed at accept and the first is unharmed. */
+static void test_max_connections_refuses_when_none_is_idle(void **state) {
     fixture_t *fx = *state;
     http_server_config_t cfg;
     http_server_config_defaults(&cfg);
@@ -792,14 +796,47 @@ static void test_max_connections(void **state) {
     fixture_start(fx, &cfg);
     client_t first, second;
     client_open(&first, fx->port);
-    client_send_str(&first, "GET /hello HTTP/1.1\r\n\r\n");
-    expect_response(&first, 200, "/hello");
+    client_send_str(&first, "GET /hold?first HTTP/1.1\r\n\r\n"); /* held at the handler: not idle */
+    wait_requests_seen(fx, 1);
     client_open(&second, fx->port); /* the kernel accepts; the server closes it at once */
     assert_closed_by_server(&second);
     client_close(&second);
-    client_send_str(&first, "GET /hello?still HTTP/1.1\r\n\r\n");
-    expect_response(&first, 200, "still");
+    run_on_loop(fx, release_held, NULL);
+    expect_response(&first, 200, "first");
+    http_server_stats_t st;
+    run_on_loop(fx, read_stats, &st);
+    assert_int_equal(st.idle_evicted, 0);
     client_close(&first);
+}
+
+/* At the limit, a new connection takes the place of the one idle for longest: clients that
+ * open connections and leave them idle cannot lock others out until the idle timeout. */
+static void test_max_connections_new_one_replaces_the_longest_idle(void **state) {
+    fixture_t *fx = *state;
+    http_server_config_t cfg;
+    http_server_config_defaults(&cfg);
+    cfg.max_connections = 2;
+    fixture_start(fx, &cfg);
+    client_t older, newer, third;
+    client_open(&older, fx->port);
+    client_send_str(&older, "GET /hello?older HTTP/1.1\r\n\r\n");
+    expect_response(&older, 200, "older");
+    usleep(30 * 1000); /* the loop clock has millisecond steps */
+    client_open(&newer, fx->port);
+    client_send_str(&newer, "GET /hello?newer HTTP/1.1\r\n\r\n");
+    expect_response(&newer, 200, "newer");
+    client_open(&third, fx->port);
+    client_send_str(&third, "GET /hello?third HTTP/1.1\r\n\r\n");
+    expect_response(&third, 200, "third");
+    assert_closed_by_server(&older);
+    client_send_str(&newer, "GET /hello?still HTTP/1.1\r\n\r\n");
+    expect_response(&newer, 200, "still");
+    http_server_stats_t st;
+    run_on_loop(fx, read_stats, &st);
+    assert_int_equal(st.idle_evicted, 1);
+    client_close(&older);
+    client_close(&newer);
+    client_close(&third);
 }
 
 static void test_pipelining_flood_is_answered_in_order(void **state) {
@@ -991,7 +1028,8 @@ int main(void) {
         SERVER_TEST(test_client_half_close_still_gets_answer),
         SERVER_TEST(test_client_close_while_response_pending),
         SERVER_TEST(test_graceful_stop_with_request_in_flight),
-        SERVER_TEST(test_max_connections),
+        SERVER_TEST(test_max_connections_refuses_when_none_is_idle),
+        SERVER_TEST(test_max_connections_new_one_replaces_the_longest_idle),
         SERVER_TEST(test_pipelining_flood_is_answered_in_order),
         SERVER_TEST(test_large_responses_pipelined),
         SERVER_TEST(test_input_backlog_is_bounded),

@@ -1,4 +1,4 @@
-/* sd_notify as systemd sees it: a datagram socket of the test's own stands in for the service
+/* The notification protocol (sd_notify(3)) as systemd sees it: a datagram socket of the test's own stands in for the service
  * manager ($NOTIFY_SOCKET), and the messages that arrive on it are checked: nothing without
  * the socket, READY=1 with STATUS, WATCHDOG=1 pings at half of WATCHDOG_USEC from the loop,
  * STOPPING=1 once, and no pings after it. The module keeps one state per process, so the
@@ -54,9 +54,43 @@ static void test_nothing_is_sent_without_a_service_manager(void **state) {
     assert_int_equal(uv_loop_close(&loop), 0); /* no watchdog handle was made */
 }
 
+/* systemd may name an abstract socket ("@name"); a watchdog asked for another process
+ * (WATCHDOG_PID not ours, as after a fork) is not this one's to ping. */
+static void test_abstract_socket_and_a_watchdog_for_another_process(void **state) {
+    (void)state;
+    int abstract = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    assert_true(abstract >= 0);
+    char name[64];
+    snprintf(name, sizeof name, "@browserd-notify-test-%d", (int)getpid());
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    memcpy(sa.sun_path, name, strlen(name));
+    sa.sun_path[0] = '\0';
+    assert_int_equal(bind(abstract, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(name))), 0);
+    setenv("NOTIFY_SOCKET", name, 1);
+    char other[32];
+    snprintf(other, sizeof other, "%d", (int)getpid() + 1);
+    setenv("WATCHDOG_PID", other, 1);
+    setenv("WATCHDOG_USEC", "100000", 1);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    assert_int_equal(service_notify_ready(&loop, "abstract"), 1);
+    int saved = manager;
+    manager = abstract;
+    char msg[512];
+    next_message(msg, sizeof msg, 1000);
+    assert_string_equal(msg, "READY=1\nSTATUS=abstract");
+    run_for(&loop, 120);
+    next_message(msg, sizeof msg, 0);
+    assert_string_equal(msg, ""); /* no pings */
+    assert_int_equal(uv_loop_close(&loop), 0); /* and no watchdog handle */
+    manager = saved;
+    close(abstract);
+    unsetenv("WATCHDOG_PID");
+    unsetenv("WATCHDOG_USEC");
+}
+
 static void test_ready_watchdog_and_stopping_reach_the_manager(void **state) {
     (void)state;
-    if (!service_notify_supported()) skip(); /* built without libsystemd */
     manager = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     assert_true(manager >= 0);
     snprintf(manager_path, sizeof manager_path, "/tmp/browserd-notify-test-%d", (int)getpid());
@@ -102,6 +136,7 @@ static void test_ready_watchdog_and_stopping_reach_the_manager(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nothing_is_sent_without_a_service_manager),
+        cmocka_unit_test(test_abstract_socket_and_a_watchdog_for_another_process),
         cmocka_unit_test(test_ready_watchdog_and_stopping_reach_the_manager),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
+#include "store/pq_api.h"
 
 bool store_fixture_is_pg(void) {
     const char *s = getenv("BROWSERD_TEST_STORE");
@@ -48,6 +48,11 @@ static void uri_with_db(const char *db, char *out, size_t cap) {
 
 int pg_admin_exec(const char *db, const char *sql) {
     char uri[512];
+    char err[512];
+    if (pq_api_load(err, sizeof err) < 0) {
+        fprintf(stderr, "pg_admin_exec: %s\n", err);
+        return -1;
+    }
     if (db) uri_with_db(db, uri, sizeof uri);
     PGconn *c = PQconnectdb(db ? uri : admin_uri());
     int rc = -1;

@@ -31,6 +31,7 @@ static pg_db_t *backend_db(store_fixture_t *fx) { return (pg_db_t *)fx->store->d
 /* A single value of a query on the fixture's database, as text (static buffer). */
 static const char *pg_value(store_fixture_t *fx, const char *sql) {
     static char out[256];
+    assert_int_equal(pq_api_load(NULL, 0), 0);
     PGconn *c = PQconnectdb(fx->target);
     assert_int_equal(PQstatus(c), CONNECTION_OK);
     PGresult *r = PQexec(c, sql);
