@@ -30,7 +30,10 @@ struct webhook_dispatch {
     char claimer[STORE_NODE_ID_MAX + 1];
     pthread_t thread;
     int stop_fd; /* eventfd: readable once stop was asked */
-    SSL_CTX *tls; /* for https:// receivers; the thread's alone */
+    /* For https:// receivers, the thread's alone: made at the first one, since loading the
+     * system's CA bundle costs a node without https:// receivers memory for nothing. */
+    SSL_CTX *tls;
+    char *ca_file; /* NULL: the system's CAs */
     uint64_t rng;
     _Atomic uint64_t delivered, failed_attempts, given_up;
     _Atomic int64_t pending; /* -1 before the first look */
@@ -63,6 +66,7 @@ static void attempt(webhook_dispatch_t *d, const store_delivery_t *dl, attempt_t
     /* The guard again, after this resolution: what the name resolved to when the webhook was
      * added says nothing about now. */
     if (rc == 0) rc = webhook_url_resolve(&url, &d->cfg.guard, addrs, &naddrs, reason, sizeof reason);
+    if (rc == 0 && url.tls && !d->tls) rc = webhook_http_tls_new(d->ca_file, &d->tls, reason, sizeof reason);
     if (rc == 0 && api_responses_session_record(&body, &dl->rec) != 0) {
         rc = -ENOMEM;
         snprintf(reason, sizeof reason, "out of memory");
@@ -173,12 +177,14 @@ int webhook_dispatch_start(const webhook_dispatch_config_t *cfg, webhook_dispatc
     d->cfg = *cfg;
     snprintf(d->claimer, sizeof d->claimer, "%s", cfg->claimer);
     d->cfg.claimer = d->claimer;
-    d->cfg.tls_ca_file = NULL; /* read here, once */
-    int rc = webhook_http_tls_new(cfg->tls_ca_file, &d->tls, err, err_cap);
-    if (rc != 0) {
+    d->cfg.tls_ca_file = NULL;
+    /* Read at the first https:// delivery; a path that cannot be read is refused now. */
+    if (cfg->tls_ca_file && (access(cfg->tls_ca_file, R_OK) != 0 || !(d->ca_file = strdup(cfg->tls_ca_file)))) {
+        snprintf(err, err_cap, "--webhook-ca-file %s: %s", cfg->tls_ca_file, strerror(errno));
         free(d);
-        return rc;
+        return -EINVAL;
     }
+    int rc;
     if (d->cfg.connect_timeout_ms <= 0) d->cfg.connect_timeout_ms = WEBHOOK_CONNECT_TIMEOUT_MS;
     if (d->cfg.response_timeout_ms <= 0) d->cfg.response_timeout_ms = WEBHOOK_RESPONSE_TIMEOUT_MS;
     if (d->cfg.poll_ms <= 0) d->cfg.poll_ms = WEBHOOK_POLL_MS;
@@ -190,7 +196,7 @@ int webhook_dispatch_start(const webhook_dispatch_config_t *cfg, webhook_dispatc
     d->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (d->stop_fd < 0) {
         snprintf(err, err_cap, "eventfd: %s", strerror(errno));
-        webhook_http_tls_free(d->tls);
+        free(d->ca_file);
         free(d);
         return -EMFILE;
     }
@@ -198,7 +204,7 @@ int webhook_dispatch_start(const webhook_dispatch_config_t *cfg, webhook_dispatc
     if (rc != 0) {
         snprintf(err, err_cap, "cannot start the webhook thread: %s", strerror(rc));
         close(d->stop_fd);
-        webhook_http_tls_free(d->tls);
+        free(d->ca_file);
         free(d);
         return -rc;
     }
@@ -214,6 +220,7 @@ void webhook_dispatch_stop(webhook_dispatch_t *d) {
     pthread_join(d->thread, NULL);
     close(d->stop_fd);
     webhook_http_tls_free(d->tls);
+    free(d->ca_file);
     free(d);
 }
 

@@ -38,7 +38,8 @@ typedef struct {
     int64_t connect_timeout_ms;  /* 0: 5 s */
     int64_t response_timeout_ms; /* 0: 10 s */
     int64_t poll_ms;             /* how often the outbox is looked at when idle (0: 1 s) */
-    const char *tls_ca_file;     /* https:// receivers are verified against it (NULL: the system's CAs) */
+    const char *tls_ca_file;     /* https:// receivers are verified against it (NULL: the system's CAs);
+                                  * read at the first https:// delivery, refused at start if unreadable */
 } webhook_dispatch_config_t;
 
 #define WEBHOOK_CONNECT_TIMEOUT_MS INT64_C(5000)
