@@ -190,6 +190,7 @@ int store_pg_webhook_claim(store_db_t *db, const char *claimer, int64_t now, int
 int store_pg_webhook_record(store_db_t *db, const char *delivery_id, const store_delivery_outcome_t *o, int64_t now,
                             char *err, size_t err_cap);
 int store_pg_webhook_release(store_db_t *db, const char *claimer, char *err, size_t err_cap);
+int store_pg_webhook_prune(store_db_t *db, int64_t before_ms, int64_t *deleted, char *err, size_t err_cap);
 int store_pg_webhook_pending(store_db_t *db, int64_t *pending, char *err, size_t err_cap);
 
 /* ---- pg_bulk.c ---- */

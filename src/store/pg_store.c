@@ -621,4 +621,5 @@ const store_backend_t store_pg_backend = {
     .webhook_record = store_pg_webhook_record,
     .webhook_release = store_pg_webhook_release,
     .webhook_pending = store_pg_webhook_pending,
+    .webhook_prune = store_pg_webhook_prune,
 };

@@ -226,6 +226,16 @@ int store_pg_webhook_release(store_db_t *db, const char *claimer, char *err, siz
                    "WHERE claimed_by = $1 AND state = 0", &p, NULL, err, err_cap);
 }
 
+int store_pg_webhook_prune(store_db_t *db, int64_t before_ms, int64_t *deleted, char *err, size_t err_cap) {
+    pg_params_t p = {0};
+    store_pg_param_int(&p, before_ms);
+    PGresult *r = NULL;
+    int rc = run(db, "DELETE FROM webhook_deliveries WHERE state <> 0 AND done_ms < $1", &p, &r, err, err_cap);
+    if (rc == 0) *deleted = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return rc;
+}
+
 int store_pg_webhook_pending(store_db_t *db, int64_t *pending, char *err, size_t err_cap) {
     pg_params_t p = {0};
     PGresult *r = NULL;

@@ -144,6 +144,7 @@ int store_sqlite_webhook_claim(store_db_t *db, const char *claimer, int64_t now,
 int store_sqlite_webhook_record(store_db_t *db, const char *delivery_id, const store_delivery_outcome_t *o, int64_t now,
                                 char *err, size_t err_cap);
 int store_sqlite_webhook_release(store_db_t *db, const char *claimer, char *err, size_t err_cap);
+int store_sqlite_webhook_prune(store_db_t *db, int64_t before_ms, int64_t *deleted, char *err, size_t err_cap);
 int store_sqlite_webhook_pending(store_db_t *db, int64_t *pending, char *err, size_t err_cap);
 
 /* Reading the sessions in seq order (sqlite_feed.c): the change feed, and the source side

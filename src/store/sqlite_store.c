@@ -509,4 +509,5 @@ const store_backend_t store_sqlite_backend = {
     .webhook_record = store_sqlite_webhook_record,
     .webhook_release = store_sqlite_webhook_release,
     .webhook_pending = store_sqlite_webhook_pending,
+    .webhook_prune = store_sqlite_webhook_prune,
 };

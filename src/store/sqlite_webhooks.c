@@ -277,6 +277,18 @@ int store_sqlite_webhook_release(store_db_t *db, const char *claimer, char *err,
     return rc;
 }
 
+int store_sqlite_webhook_prune(store_db_t *db, int64_t before_ms, int64_t *deleted, char *err, size_t err_cap) {
+    store_conn_t *c = store_sqlite_conn(db, err, err_cap);
+    sqlite3_stmt *st;
+    if (!c || prepare(c, "DELETE FROM webhook_deliveries WHERE state <> 0 AND done_ms < ?1", &st, err, err_cap) != 0)
+        return -EIO;
+    sqlite3_bind_int64(st, 1, before_ms);
+    int rc = store_sqlite_step_done(c, st, err, err_cap);
+    sqlite3_finalize(st);
+    if (rc == 0) *deleted = sqlite3_changes(c->db);
+    return rc;
+}
+
 int store_sqlite_webhook_pending(store_db_t *db, int64_t *pending, char *err, size_t err_cap) {
     store_conn_t *c = store_sqlite_conn(db, err, err_cap);
     sqlite3_stmt *st;

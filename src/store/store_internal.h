@@ -224,6 +224,8 @@ typedef struct {
     /* Clears the claims held by claimer on pending deliveries. */
     int (*webhook_release)(store_db_t *db, const char *claimer, char *err, size_t err_cap);
     int (*webhook_pending)(store_db_t *db, int64_t *pending, char *err, size_t err_cap);
+    /* Deletes rows with state <> 0 and done_ms < before_ms; *deleted: how many. */
+    int (*webhook_prune)(store_db_t *db, int64_t before_ms, int64_t *deleted, char *err, size_t err_cap);
 
     /* ---- db copy (optional: NULL where the backend cannot be that side) ---- */
     /* Source: calls cb for every row of `kind` (sessions: with seq > after_seq, in seq order,

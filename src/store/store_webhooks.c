@@ -120,6 +120,14 @@ int store_webhook_release_claims(store_t *s, const char *claimer) {
     return store_logged(s->backend->webhook_release(s->db, claimer, reason, sizeof reason), "webhook_release", reason);
 }
 
+int store_webhook_prune(store_t *s, int64_t before_ms, int64_t *deleted) {
+    char reason[256] = "";
+    int64_t n = 0;
+    int rc = s->backend->webhook_prune(s->db, before_ms, &n, reason, sizeof reason);
+    if (deleted) *deleted = rc == 0 ? n : 0;
+    return store_logged(rc, "webhook_prune", reason);
+}
+
 int store_webhook_pending(store_t *s, int64_t *pending) {
     char reason[256] = "";
     return store_logged(s->backend->webhook_pending(s->db, pending, reason, sizeof reason), "webhook_pending", reason);

@@ -92,6 +92,9 @@ int store_webhook_record(store_t *s, const char *delivery_id, const store_delive
 /* Gives back every claim `claimer` holds (its previous life's, at start: a node killed in the
  * middle of a delivery must not wait out its own lease). */
 int store_webhook_release_claims(store_t *s, const char *claimer);
+/* Deletes the deliveries that are done (delivered or given up) since before before_ms, all
+ * customers; *deleted (may be NULL): how many. Pending ones are never touched. */
+int store_webhook_prune(store_t *s, int64_t before_ms, int64_t *deleted);
 /* Pending deliveries, all customers (for GET /metrics). */
 int store_webhook_pending(store_t *s, int64_t *pending);
 

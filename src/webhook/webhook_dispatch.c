@@ -24,6 +24,10 @@
 /* Deliveries claimed at once. Each is sent in turn, so the lease covers them all. */
 #define CLAIM_BATCH 8
 #define LEASE_SLACK_MS INT64_C(30000)
+/* Done deliveries are kept this long (the history `webhook deliveries` shows), then deleted,
+ * looked at this often: the outbox does not grow with every session ever ended. */
+#define DONE_KEPT_MS (INT64_C(30) * 24 * 3600 * 1000)
+#define PRUNE_EVERY_MS (INT64_C(3600) * 1000)
 
 struct webhook_dispatch {
     webhook_dispatch_config_t cfg;
@@ -37,6 +41,7 @@ struct webhook_dispatch {
     uint64_t rng;
     _Atomic uint64_t delivered, failed_attempts, given_up;
     _Atomic int64_t pending; /* -1 before the first look */
+    int64_t next_prune_ms;   /* the thread's */
 };
 
 /* The jitter's random numbers: xorshift64*, seeded from the kernel (not a secret). */
@@ -150,12 +155,21 @@ static bool run_batch(webhook_dispatch_t *d) {
     return n == CLAIM_BATCH;
 }
 
+static void prune(webhook_dispatch_t *d) {
+    int64_t now = time_now_ms(), deleted = 0;
+    if (now < d->next_prune_ms) return;
+    d->next_prune_ms = now + PRUNE_EVERY_MS;
+    if (store_webhook_prune(d->cfg.store, now - DONE_KEPT_MS, &deleted) == 0 && deleted > 0)
+        log_event(LOG_INFO, "webhook", "pruned", "deliveries=%" PRId64 " older_than_days=30", deleted);
+}
+
 static void *dispatch_main(void *arg) {
     webhook_dispatch_t *d = arg;
     /* This node's previous life may have died holding claims: they are ours to send now. */
     if (store_webhook_release_claims(d->cfg.store, d->claimer) != 0)
         log_event(LOG_WARN, "webhook", "release_failed", "node=%s", d->claimer);
     while (!stop_asked(d)) {
+        prune(d);
         if (run_batch(d)) continue;
         struct pollfd p = {.fd = d->stop_fd, .events = POLLIN};
         poll(&p, 1, (int)d->cfg.poll_ms);

@@ -301,6 +301,34 @@ static void test_a_node_gives_back_its_own_claims_only(void **state) {
     store_webhook_claimed_free(d, 1);
 }
 
+static void test_prune_deletes_only_done_deliveries_older_than_the_cutoff(void **state) {
+    store_fixture_t *fx = *state;
+    add_customer(fx, "acme");
+    char id[STORE_WEBHOOK_ID_LEN + 1], secret[STORE_WEBHOOK_SECRET_LEN + 1];
+    add_webhook(fx, "acme", "http://a.example/hook", id, secret);
+    save(fx, "acme", 1, SESSION_FINISHED);
+    save(fx, "acme", 2, SESSION_FINISHED);
+    save(fx, "acme", 3, SESSION_FINISHED);
+    store_delivery_t *d = NULL;
+    assert_int_equal(claim(fx, NODE, LEASE_MS, &d), 3);
+    record(fx, d[0].delivery_id, true, 0);
+    record(fx, d[1].delivery_id, false, -1); /* given up */
+    /* d[2] stays pending */
+    int64_t deleted = -1;
+    assert_int_equal(store_webhook_prune(fx->store, time_now_ms() - 3600 * 1000, &deleted), 0);
+    assert_int_equal(deleted, 0); /* done just now: kept */
+    assert_int_equal(store_webhook_prune(fx->store, time_now_ms() + 1000, &deleted), 0);
+    assert_int_equal(deleted, 2);
+    store_delivery_info_t *list = NULL;
+    size_t n = 0;
+    assert_int_equal(store_webhook_deliveries(fx->store, "acme", 10, &list, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(list[0].delivery_id, d[2].delivery_id);
+    assert_int_equal(pending(fx), 1);
+    free(list);
+    store_webhook_claimed_free(d, 3);
+}
+
 /* A session that ends twice (reaped as failed while its node was cut off, then saved running
  * and finished by it): the second event waits until the first is done. */
 static void test_deliveries_of_one_session_go_in_order(void **state) {
@@ -414,6 +442,7 @@ int main(void) {
         TEST(test_a_failed_attempt_waits_for_its_next_time_and_a_give_up_fails_it),
         TEST(test_an_uncounted_outcome_gives_the_claim_back),
         TEST(test_a_node_gives_back_its_own_claims_only),
+        TEST(test_prune_deletes_only_done_deliveries_older_than_the_cutoff),
         TEST(test_deliveries_of_one_session_go_in_order),
         TEST(test_concurrent_claims_take_each_delivery_once),
         TEST(test_deliveries_survive_a_reopen),
