@@ -16,7 +16,7 @@ case "${1:-run}" in
   run) want=("${build[@]}") ;;
   runtime) want=("${runtime[@]}") ;;
   test)
-    want=("${build[@]}" "${runtime[@]}" libcmocka-dev python3 python3-prometheus-client clang libclang-rt-14-dev systemd man-db groff-base util-linux postgresql nginx)
+    want=("${build[@]}" "${runtime[@]}" libcmocka-dev openssl python3 python3-prometheus-client clang libclang-rt-14-dev systemd man-db groff-base util-linux postgresql nginx)
     # the machine image brings its own Node.js (20); Debian's only where there is none
     command -v node >/dev/null 2>&1 || want+=(nodejs)
     command -v npm >/dev/null 2>&1 || want+=(npm)

@@ -20,11 +20,14 @@
 #include "cli/admin.h"
 #include "cluster/cluster.h"
 #include "cli/db_copy.h"
+#include "cli/webhook_cli.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
 #include "proxy/proxy_guard.h"
 #include "proxy/proxy_upstream.h"
 #include "service/node_metrics.h"
+#include "webhook/webhook_dispatch.h"
+#include "webhook/webhook_url.h"
 #include "service/service_notify.h"
 #include "service/system_load.h"
 #include "store/store.h"
@@ -109,7 +112,14 @@ static void usage(FILE *out) {
             "                                 HOST:PORT on a listener of its own, or 'off'\n"
             "        --metrics-token TOKEN    require 'Authorization: Bearer TOKEN' on /metrics (better given\n"
             "                                 as BROWSERD_METRICS_TOKEN: arguments are visible to every user)\n"
-            "%s%s"
+            "        --webhook-connect-timeout SEC, --webhook-timeout SEC\n"
+            "                                 a webhook receiver's time to accept the connection (default 5)\n"
+            "                                 and to answer (default 10); --allow-private also covers receivers\n"
+            "        --webhook-retry-base-ms MS  the first retry's delay after a failed delivery (default 10000;\n"
+            "                                 doubling, with jitter, up to 1 h; retried for 24 h)\n"
+            "        --webhook-ca-file PATH   verify https:// receivers against these CA certificates (PEM)\n"
+            "                                 instead of the system's\n"
+            "%s%s%s"
             "\n"
             "Options:\n"
             "  --db PATH|URI    SQLite database file (default " DEFAULT_DB "; created if absent), or a\n"
@@ -133,10 +143,12 @@ static void usage(FILE *out) {
             "  BROWSERD_NODE_ID, BROWSERD_LEASE_TIMEOUT, BROWSERD_SPOOL, BROWSERD_DRAIN_TIMEOUT\n"
             "  BROWSERD_LOG_FORMAT, BROWSERD_LOG_LEVEL, BROWSERD_LOG_FILE\n"
             "  BROWSERD_METRICS_LISTEN, BROWSERD_METRICS_TOKEN\n"
+            "  BROWSERD_WEBHOOK_CONNECT_TIMEOUT, BROWSERD_WEBHOOK_TIMEOUT, BROWSERD_WEBHOOK_RETRY_BASE_MS,\n"
+            "  BROWSERD_WEBHOOK_CA_FILE\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
-            cli_admin_usage(), cli_db_copy_usage());
+            cli_admin_usage(), cli_webhook_usage(), cli_db_copy_usage());
 }
 
 /* "HOST:PORT", "[v6]:PORT". Returns 0, or -1 when malformed. */
@@ -360,6 +372,10 @@ static int serve(const char *db, int argc, char **argv) {
     const char *log_file = env_or("BROWSERD_LOG_FILE", NULL);
     const char *metrics_listen = env_or("BROWSERD_METRICS_LISTEN", "api");
     const char *metrics_token = env_or("BROWSERD_METRICS_TOKEN", NULL);
+    const char *wh_connect = env_or("BROWSERD_WEBHOOK_CONNECT_TIMEOUT", NULL);
+    const char *wh_timeout = env_or("BROWSERD_WEBHOOK_TIMEOUT", NULL);
+    const char *wh_retry = env_or("BROWSERD_WEBHOOK_RETRY_BASE_MS", NULL);
+    const char *wh_ca = env_or("BROWSERD_WEBHOOK_CA_FILE", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -383,6 +399,8 @@ static int serve(const char *db, int argc, char **argv) {
         {"--spool", &spool_path},          {"--drain-timeout", &drain},             {"--log-format", &log_format_s},
         {"--log-level", &log_level_s},     {"--log-file", &log_file},               {"--max-queue", &max_queue},
         {"--metrics-listen", &metrics_listen}, {"--metrics-token", &metrics_token}, {"--pool-max", &pool_max},
+        {"--webhook-connect-timeout", &wh_connect}, {"--webhook-timeout", &wh_timeout},
+        {"--webhook-retry-base-ms", &wh_retry}, {"--webhook-ca-file", &wh_ca},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -485,6 +503,24 @@ static int serve(const char *db, int argc, char **argv) {
     }
     gcfg.allow_private = allow;
     gcfg.allow_private_count = nallow;
+    webhook_dispatch_config_t wcfg = {0};
+    unsigned retry_base_ms = 0;
+    uint64_t wh_connect_ms = 0, wh_timeout_ms = 0;
+    if ((wh_connect && parse_seconds(wh_connect, &wh_connect_ms) < 0) ||
+        (wh_timeout && parse_seconds(wh_timeout, &wh_timeout_ms) < 0) ||
+        (wh_retry && parse_count(wh_retry, 1, 3600000, &retry_base_ms) < 0)) {
+        fprintf(stderr, "browserd: serve: the webhook timeouts take a number of seconds > 0, "
+                        "--webhook-retry-base-ms 1..3600000\n");
+        return 2;
+    }
+    wcfg.connect_timeout_ms = (int64_t)wh_connect_ms;
+    wcfg.response_timeout_ms = (int64_t)wh_timeout_ms;
+    wcfg.backoff.base_ms = retry_base_ms;
+    wcfg.tls_ca_file = wh_ca && *wh_ca ? wh_ca : NULL;
+    if (webhook_url_guard(allow, nallow, &wcfg.guard, perr, sizeof perr) < 0) {
+        fprintf(stderr, "browserd: %s\n", perr);
+        return 2;
+    }
     gcfg.upstream_proxy = upstream;
     if (chromium && access(chromium, X_OK) != 0) {
         fprintf(stderr, "browserd: --chromium: %s is not an executable file\n", chromium);
@@ -503,6 +539,7 @@ static int serve(const char *db, int argc, char **argv) {
     catalog_t *catalog = NULL;
     store_spool_t *spool = NULL;
     api_t *api = NULL;
+    webhook_dispatch_t *webhooks = NULL;
     char err[512] = "";
     uv_loop_t *loop = uv_default_loop();
     daemon_t d = {.drain_ms = drain_ms};
@@ -533,6 +570,12 @@ static int serve(const char *db, int argc, char **argv) {
                              .lease_ms = (int64_t)lease_ms};
     if (cluster_start(&ccfg, &d.cluster, err, sizeof err) < 0) {
         fprintf(stderr, "browserd: cannot join as node %s: %s\n", node_id ? node_id : "(host name)", err);
+        goto cleanup;
+    }
+    wcfg.store = store;
+    wcfg.claimer = cluster_node_id(d.cluster);
+    if (webhook_dispatch_start(&wcfg, &webhooks, err, sizeof err) < 0) {
+        fprintf(stderr, "browserd: %s\n", err);
         goto cleanup;
     }
     char temp_root[512];
@@ -568,7 +611,7 @@ static int serve(const char *db, int argc, char **argv) {
     if (metrics_on) {
         node_metrics_config_t mcfg = {.loop = loop, .token = metrics_token, .version = BROWSERD_VERSION,
                                       .gateway = d.gateway, .store = store, .spool = spool, .catalog = catalog,
-                                      .status = node_status, .status_ctx = &d};
+                                      .status = node_status, .status_ctx = &d, .webhooks = webhooks};
         if (node_metrics_new(&mcfg, &d.metrics) < 0) goto cleanup;
     }
     api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .end_session = end_session_anywhere,
@@ -632,6 +675,7 @@ cleanup:
     }
     gateway_free(d.gateway);
     node_metrics_free(d.metrics);
+    webhook_dispatch_stop(webhooks); /* the loop is done: waiting for the thread blocks nothing */
     if (d.cluster) {
         cluster_release_lease(d.cluster); /* nothing of the node runs any more */
         cluster_free(d.cluster);

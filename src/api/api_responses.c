@@ -59,6 +59,16 @@ int api_responses_session(buf_t *out, catalog_t *c, const char *customer_id, con
     return jsonw_failed(&w) ? -ENOMEM : 0;
 }
 
+int api_responses_session_record(buf_t *out, const session_record_t *rec) {
+    jsonw_t w;
+    jsonw_init(&w, out);
+    jsonw_object_begin(&w);
+    jsonw_key(&w, "session");
+    write_row(&w, rec);
+    jsonw_object_end(&w);
+    return jsonw_failed(&w) ? -ENOMEM : 0;
+}
+
 static void write_time_or_null(jsonw_t *w, const char *key, int64_t ms, bool present) {
     jsonw_key(w, key);
     if (!present) {

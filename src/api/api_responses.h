@@ -25,6 +25,10 @@ int api_responses_list(buf_t *out, catalog_t *c, const char *customer_id, const 
 /* {"session":{...}}: 0, -ENOENT when this customer has no such session, or -ENOMEM. */
 int api_responses_session(buf_t *out, catalog_t *c, const char *customer_id, const uint8_t id[16]);
 
+/* The same body for a record at hand (borrowed): the body of a webhook's POST, byte for byte
+ * what GET /browser_sessions/{id} answers for it. 0 or -ENOMEM. Any thread. */
+int api_responses_session_record(buf_t *out, const session_record_t *rec);
+
 /* The body of GET /browser_sessions/stats (docs/api.md) from the catalog's aggregates, buckets
  * of bucket_ms named by session_stats_bucket_name. 0 or -ENOMEM. */
 int api_responses_stats(buf_t *out, const catalog_stats_t *s, int64_t bucket_ms);

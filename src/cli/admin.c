@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/db_copy.h"
+#include "cli/webhook_cli.h"
 #include "core/timeutil.h"
 #include "store/session_import.h"
 #include "proxy/proxy_upstream.h"
@@ -51,6 +52,7 @@ __attribute__((format(printf, 1, 2))) static int usage_error(const char *fmt, ..
     vfprintf(stderr, fmt, ap);
     fputs("\nusage:\n", stderr);
     fputs(cli_admin_usage(), stderr);
+    fputs(cli_webhook_usage(), stderr);
     fputs(cli_db_copy_usage(), stderr);
     va_end(ap);
     return EXIT_USAGE;
@@ -287,6 +289,7 @@ int cli_admin_run(const char *db_path, int argc, char **argv) {
     const char *noun = argv[0], *verb = argc >= 2 ? argv[1] : "";
     /* db copy names both of its databases itself (--from, --to); --db plays no part */
     if (strcmp(noun, "db") == 0 && strcmp(verb, "copy") == 0) return cli_db_copy_run(argc - 2, argv + 2);
+    if (strcmp(noun, "webhook") == 0) return cli_webhook_run(db_path, argc - 1, argv + 1);
     enum { CUSTOMER_ADD, KEY_ADD, KEY_LIST, KEY_REVOKE, ZONE_ADD, ZONE_SET_PROXY, SESSIONS_IMPORT } command;
     int want_args; /* after noun and verb */
     if (strcmp(noun, "customer") == 0 && strcmp(verb, "add") == 0) command = CUSTOMER_ADD, want_args = 1;

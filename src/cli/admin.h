@@ -7,7 +7,7 @@
 #define BROWSERD_CLI_ADMIN_H
 
 /* Runs one command. `db_path` is the --db target (borrowed); argv[0] is the command word
- * ("customer", "key", "zone", "sessions", "db": cli/db_copy.h), argv[1..argc-1] its
+ * ("customer", "key", "zone", "sessions", "webhook": cli/webhook_cli.h, "db": cli/db_copy.h), argv[1..argc-1] its
  * arguments (borrowed). The
  * store is opened only after the arguments are known to be well formed, so a usage error
  * never creates a database file. Returns the process exit status. */

@@ -225,6 +225,7 @@ static void scrape_work(uv_work_t *w) {
     W(metrics_write_one(out, "browserd_store_write_failures_total", "counter",
                         "Saves of session records the database refused or could not take",
                         (double)store_write_failures(m->cfg.store)));
+    if (m->cfg.webhooks) W(webhook_dispatch_metrics_write(m->cfg.webhooks, out));
     process_stats_t ps;
     process_stats_self(&ps);
     if (ps.cpu_seconds >= 0)

@@ -24,6 +24,7 @@
 #include "http/http_server.h"
 #include "store/store.h"
 #include "store/store_spool.h"
+#include "webhook/webhook_dispatch.h"
 
 typedef struct node_metrics node_metrics_t;
 
@@ -38,6 +39,7 @@ typedef struct {
     api_status_fn status;   /* ready, draining, the store, the machine's load */
     void *status_ctx;
     uint64_t sample_ms;     /* the browsers' memory, at least this often (0: 10 s) */
+    const webhook_dispatch_t *webhooks; /* may be NULL */
 } node_metrics_config_t;
 
 /* 0, or -ENOMEM. Starts the sampler (its timer does not keep the loop alive). */

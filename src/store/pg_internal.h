@@ -171,6 +171,28 @@ void store_pg_key_cache_put(pg_db_t *d, uint64_t generation, const uint8_t hash[
                             const char *customer);
 void store_pg_key_cache_drop(pg_db_t *d);
 
+/* ---- pg_store.c ---- */
+/* Row i's first 14 columns (customer_id, session_id, api_name, status, target_url, end_url,
+ * navigations, timestamp_ms, duration_ms, captcha, bandwidth, error_code, error_message, seq:
+ * the feed's order) as a record borrowing the result's strings; -EIO when malformed. */
+int store_pg_page_row(const PGresult *r, int i, session_record_t *rec, char *err, size_t err_cap);
+
+/* ---- pg_webhooks.c (store_internal.h) ---- */
+int store_pg_webhook_add(store_db_t *db, const char *customer_id, const char *webhook_id, const char *url,
+                         const char *secret, char *err, size_t err_cap);
+int store_pg_webhook_list(store_db_t *db, const char *customer_id, store_webhook_info_t **out, size_t *count,
+                          char *err, size_t err_cap);
+int store_pg_webhook_remove(store_db_t *db, const char *webhook_id, char *err, size_t err_cap);
+int store_pg_webhook_deliveries(store_db_t *db, const char *customer_id, size_t limit, store_delivery_info_t **out,
+                                size_t *count, char *err, size_t err_cap);
+int store_pg_webhook_claim(store_db_t *db, const char *claimer, int64_t now, int64_t lease_until, size_t max,
+                           store_delivery_t **out, size_t *count, char *err, size_t err_cap);
+int store_pg_webhook_record(store_db_t *db, const char *delivery_id, const store_delivery_outcome_t *o, int64_t now,
+                            char *err, size_t err_cap);
+int store_pg_webhook_release(store_db_t *db, const char *claimer, char *err, size_t err_cap);
+int store_pg_webhook_prune(store_db_t *db, int64_t before_ms, int64_t *deleted, char *err, size_t err_cap);
+int store_pg_webhook_pending(store_db_t *db, int64_t *pending, char *err, size_t err_cap);
+
 /* ---- pg_bulk.c ---- */
 int store_pg_sessions_import(store_db_t *db, const char *customer_id, store_import_t *im, char *err, size_t err_cap);
 int store_pg_copy_resume(store_db_t *db, const char *source_id, int64_t *staged_seq, int64_t *staged, char *err,

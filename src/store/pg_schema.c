@@ -94,18 +94,58 @@ const char *const store_pg_migrations[] = {
     "  started_ms BIGINT NOT NULL,"
     "  lease_until_ms BIGINT NOT NULL);"
     "CREATE INDEX nodes_by_lease ON nodes (lease_until_ms);",
+    /* 4: webhooks and their outbox, filled by triggers in the transaction that writes a
+     * session's end (as SQLite's; the WHEN clauses keep COPY of imports free of calls). */
+    "CREATE TABLE webhooks ("
+    "  webhook_id TEXT COLLATE \"C\" CONSTRAINT webhooks_pkey PRIMARY KEY,"
+    "  customer_id TEXT COLLATE \"C\" NOT NULL REFERENCES customers (customer_id),"
+    "  url TEXT NOT NULL,"
+    "  secret TEXT NOT NULL,"
+    "  created_ms BIGINT NOT NULL);"
+    "CREATE INDEX webhooks_by_customer ON webhooks (customer_id, created_ms);"
+    "CREATE TABLE webhook_deliveries ("
+    "  id BIGINT GENERATED ALWAYS AS IDENTITY CONSTRAINT webhook_deliveries_pkey PRIMARY KEY,"
+    "  delivery_id TEXT COLLATE \"C\" NOT NULL CONSTRAINT webhook_deliveries_delivery_id_key UNIQUE,"
+    "  webhook_id TEXT COLLATE \"C\" NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,"
+    "  customer_id TEXT COLLATE \"C\" NOT NULL,"
+    "  session_key TEXT COLLATE \"C\" NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  state SMALLINT NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 2),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms BIGINT NOT NULL,"
+    "  next_attempt_ms BIGINT NOT NULL,"
+    "  claimed_until_ms BIGINT NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  last_status INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  done_ms BIGINT);"
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms) WHERE state = 0;"
+    "CREATE INDEX webhook_deliveries_by_session ON webhook_deliveries (webhook_id, customer_id, session_key, id);"
+    "CREATE INDEX webhook_deliveries_by_customer ON webhook_deliveries (customer_id, id);"
+    "CREATE FUNCTION browserd_enqueue_webhook_deliveries() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+    "INSERT INTO webhook_deliveries (delivery_id, webhook_id, customer_id, session_key, event, created_ms, "
+    "next_attempt_ms) SELECT gen_random_uuid()::text, w.webhook_id, NEW.customer_id, NEW.session_key, "
+    "'session.ended', t.now, t.now FROM webhooks w, "
+    "(SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS now) t "
+    "WHERE w.customer_id = NEW.customer_id ORDER BY w.created_ms; RETURN NULL; END $$;"
+    "CREATE TRIGGER sessions_end_webhooks_insert AFTER INSERT ON sessions FOR EACH ROW "
+    "WHEN (NEW.status <> 0 AND NEW.worker IS NOT NULL) EXECUTE FUNCTION browserd_enqueue_webhook_deliveries();"
+    "CREATE TRIGGER sessions_end_webhooks_update AFTER UPDATE OF status ON sessions FOR EACH ROW "
+    "WHEN (OLD.status = 0 AND NEW.status <> 0) EXECUTE FUNCTION browserd_enqueue_webhook_deliveries();",
 };
 const char *const store_pg_migration_descriptions[] = {
     "customers, keys, zones, sessions",
     "sessions.worker",
     "schema_version, nodes",
+    "webhooks, webhook_deliveries",
 };
 const int store_pg_migration_count = (int)(sizeof store_pg_migrations / sizeof store_pg_migrations[0]);
 #define MIGRATION_COUNT store_pg_migration_count
 
 /* The primary keys whose violation is the contract's -EEXIST; any other unique violation
  * (a key hash, a seq) is a failure of the database or of the code: -EIO. */
-static const char *const EXISTS_CONSTRAINTS[] = {"customers_pkey", "api_keys_pkey", "zones_pkey", "sessions_pkey"};
+static const char *const EXISTS_CONSTRAINTS[] = {"customers_pkey", "api_keys_pkey", "zones_pkey", "sessions_pkey",
+                                                     "webhooks_pkey"};
 
 static pg_db_t *pg_db(store_db_t *db) { return (pg_db_t *)db; }
 

@@ -529,7 +529,7 @@ static int pg_change_seq(store_db_t *db, int64_t *seq, char *err, size_t err_cap
 /* ---- the change feed ---- */
 
 /* Row `i` of a feed page as a record borrowing the result's strings; -EIO when malformed. */
-static int page_row(const PGresult *r, int i, session_record_t *rec, char *err, size_t err_cap) {
+int store_pg_page_row(const PGresult *r, int i, session_record_t *rec, char *err, size_t err_cap) {
     memset(rec, 0, sizeof *rec);
     const char *session_id = store_pg_text(r, i, 1);
     int64_t status = store_pg_int(r, i, 3), captcha = store_pg_int(r, i, 9);
@@ -571,7 +571,7 @@ static int pg_sessions_since(store_db_t *db, int64_t after_seq, int64_t *last_se
         int n = PQntuples(r);
         for (int i = 0; rc == 0 && i < n; i++) {
             session_record_t rec;
-            rc = page_row(r, i, &rec, err, err_cap);
+            rc = store_pg_page_row(r, i, &rec, err, err_cap);
             if (rc == 0) rc = cb(ctx, store_pg_text(r, i, 0), &rec);
             if (rc == 0) *last_seq = after = store_pg_int(r, i, 13);
         }
@@ -613,4 +613,13 @@ const store_backend_t store_pg_backend = {
     .copy_stage = store_pg_copy_stage,
     .copy_commit = store_pg_copy_commit,
     .copy_abandon = store_pg_copy_abandon,
+    .webhook_add = store_pg_webhook_add,
+    .webhook_list = store_pg_webhook_list,
+    .webhook_remove = store_pg_webhook_remove,
+    .webhook_deliveries = store_pg_webhook_deliveries,
+    .webhook_claim = store_pg_webhook_claim,
+    .webhook_record = store_pg_webhook_record,
+    .webhook_release = store_pg_webhook_release,
+    .webhook_pending = store_pg_webhook_pending,
+    .webhook_prune = store_pg_webhook_prune,
 };

@@ -33,7 +33,7 @@ static const char *column_text_or_null(sqlite3_stmt *st, int column) {
 
 /* The FEED_COLUMNS of the current row as a record whose strings are SQLite's (valid until the
  * next step: the callback must copy what it keeps); -EIO for a row that cannot be a session. */
-static int feed_row(sqlite3_stmt *st, session_record_t *rec, char *err, size_t err_cap) {
+int store_sqlite_feed_row(sqlite3_stmt *st, session_record_t *rec, char *err, size_t err_cap) {
     memset(rec, 0, sizeof *rec);
     const char *customer = (const char *)sqlite3_column_text(st, 0);
     const char *session_id = (const char *)sqlite3_column_text(st, 1);
@@ -96,7 +96,7 @@ int store_sqlite_sessions_since(store_db_t *db, int64_t after_seq, int64_t *last
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         session_record_t rec;
-        if ((result = feed_row(st, &rec, err, err_cap)) != 0) break;
+        if ((result = store_sqlite_feed_row(st, &rec, err, err_cap)) != 0) break;
         if ((result = cb(ctx, (const char *)sqlite3_column_text(st, 0), &rec)) != 0) break;
         *last_seq = sqlite3_column_int64(st, 13);
     }
@@ -161,7 +161,7 @@ static int export_row(sqlite3_stmt *st, store_item_kind_t kind, store_item_t *it
         int rc = blob_of(st, 2, it->salt, STORE_ZONE_SALT_LEN, "zones", err, err_cap);
         return rc ? rc : blob_of(st, 3, it->hash, STORE_HASH_LEN, "zones", err, err_cap);
     } else {
-        int rc = feed_row(st, &it->rec, err, err_cap);
+        int rc = store_sqlite_feed_row(st, &it->rec, err, err_cap);
         it->seq = sqlite3_column_int64(st, 13);
         it->updated_ms = sqlite3_column_int64(st, 14);
         it->worker = (char *)column_text_or_null(st, 15);

@@ -124,6 +124,29 @@ int store_sqlite_ping(store_db_t *db, char *err, size_t err_cap);
 /* PRAGMA cache_size = -kib; 0 or -EIO. */
 int store_sqlite_set_cache_kib(store_conn_t *c, int kib);
 
+
+/* The first 14 columns of the current row (customer_id, session_id, api_name, status,
+ * target_url, end_url, navigations, timestamp_ms, duration_ms, captcha, bandwidth, error_code,
+ * error_message, seq: the feed's order) as a record borrowing SQLite's strings (valid to the
+ * next step); -EIO for a row that cannot be a session (sqlite_feed.c). */
+int store_sqlite_feed_row(sqlite3_stmt *st, session_record_t *rec, char *err, size_t err_cap);
+
+/* The webhook operations (sqlite_webhooks.c; store_internal.h). */
+int store_sqlite_webhook_add(store_db_t *db, const char *customer_id, const char *webhook_id, const char *url,
+                             const char *secret, char *err, size_t err_cap);
+int store_sqlite_webhook_list(store_db_t *db, const char *customer_id, store_webhook_info_t **out, size_t *count,
+                              char *err, size_t err_cap);
+int store_sqlite_webhook_remove(store_db_t *db, const char *webhook_id, char *err, size_t err_cap);
+int store_sqlite_webhook_deliveries(store_db_t *db, const char *customer_id, size_t limit, store_delivery_info_t **out,
+                                    size_t *count, char *err, size_t err_cap);
+int store_sqlite_webhook_claim(store_db_t *db, const char *claimer, int64_t now, int64_t lease_until, size_t max,
+                               store_delivery_t **out, size_t *count, char *err, size_t err_cap);
+int store_sqlite_webhook_record(store_db_t *db, const char *delivery_id, const store_delivery_outcome_t *o, int64_t now,
+                                char *err, size_t err_cap);
+int store_sqlite_webhook_release(store_db_t *db, const char *claimer, char *err, size_t err_cap);
+int store_sqlite_webhook_prune(store_db_t *db, int64_t before_ms, int64_t *deleted, char *err, size_t err_cap);
+int store_sqlite_webhook_pending(store_db_t *db, int64_t *pending, char *err, size_t err_cap);
+
 /* Reading the sessions in seq order (sqlite_feed.c): the change feed, and the source side
  * of db copy (store_internal.h). */
 int store_sqlite_sessions_since(store_db_t *db, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx,

@@ -21,6 +21,18 @@
 
 /* ---- schema ---- */
 
+/* The trigger body of migration 4: one delivery per webhook of the session's customer, with a
+ * random (version 4) UUID as its delivery id and the clock as its creation and first due time. */
+#define SQLITE_ENQUEUE_DELIVERIES                                                                      \
+    "INSERT INTO webhook_deliveries (delivery_id, webhook_id, customer_id, session_key, event, "        \
+    "created_ms, next_attempt_ms) SELECT lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) " \
+    "|| '-4' || substr(lower(hex(randomblob(2))), 2) || '-' || substr('89ab', 1 + abs(random() % 4), 1) " \
+    "|| substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))), w.webhook_id, "       \
+    "NEW.customer_id, NEW.session_key, 'session.ended', "                                               \
+    "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER), "                                      \
+    "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER) "                                       \
+    "FROM webhooks w WHERE w.customer_id = NEW.customer_id ORDER BY w.created_ms;"
+
 /* One entry per schema version: migrations[i] takes a database from user_version i to i+1,
  * in its own transaction. Append only; never edit a step that has shipped. */
 const char *const store_sqlite_migrations[] = {
@@ -95,6 +107,43 @@ const char *const store_sqlite_migrations[] = {
     "  lease_until_ms INTEGER NOT NULL"
     ") WITHOUT ROWID;"
     "CREATE INDEX nodes_by_lease ON nodes (lease_until_ms);",
+    /* 4: webhooks and their outbox. The deliveries of a session's end are written by triggers
+     * in the transaction that writes the end (store_webhooks.h says which writes those are),
+     * so no code path can write one without the other. id: the order they were made in. */
+    "INSERT INTO schema_version (version, applied_ms, description) VALUES"
+    "  (4, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'webhooks, webhook_deliveries');"
+    "CREATE TABLE webhooks ("
+    "  webhook_id TEXT PRIMARY KEY,"
+    "  customer_id TEXT NOT NULL REFERENCES customers (customer_id),"
+    "  url TEXT NOT NULL,"
+    "  secret TEXT NOT NULL,"
+    "  created_ms INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX webhooks_by_customer ON webhooks (customer_id, created_ms);"
+    "CREATE TABLE webhook_deliveries ("
+    "  id INTEGER PRIMARY KEY,"
+    "  delivery_id TEXT NOT NULL UNIQUE,"
+    "  webhook_id TEXT NOT NULL REFERENCES webhooks (webhook_id) ON DELETE CASCADE,"
+    "  customer_id TEXT NOT NULL,"
+    "  session_key TEXT NOT NULL,"
+    "  event TEXT NOT NULL,"
+    "  state INTEGER NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 2),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL,"
+    "  next_attempt_ms INTEGER NOT NULL,"
+    "  claimed_until_ms INTEGER NOT NULL DEFAULT 0,"
+    "  claimed_by TEXT,"
+    "  last_status INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT,"
+    "  done_ms INTEGER"
+    ");"
+    "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (next_attempt_ms) WHERE state = 0;"
+    "CREATE INDEX webhook_deliveries_by_session ON webhook_deliveries (webhook_id, customer_id, session_key, id);"
+    "CREATE INDEX webhook_deliveries_by_customer ON webhook_deliveries (customer_id, id);"
+    "CREATE TRIGGER sessions_end_webhooks_insert AFTER INSERT ON sessions"
+    "  WHEN NEW.status <> 0 AND NEW.worker IS NOT NULL BEGIN " SQLITE_ENQUEUE_DELIVERIES " END;"
+    "CREATE TRIGGER sessions_end_webhooks_update AFTER UPDATE OF status ON sessions"
+    "  WHEN OLD.status = 0 AND NEW.status <> 0 BEGIN " SQLITE_ENQUEUE_DELIVERIES " END;",
 };
 const int store_sqlite_migration_count = (int)(sizeof store_sqlite_migrations / sizeof store_sqlite_migrations[0]);
 #define MIGRATION_COUNT store_sqlite_migration_count

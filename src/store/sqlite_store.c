@@ -501,4 +501,13 @@ const store_backend_t store_sqlite_backend = {
     .sessions_since = store_sqlite_sessions_since,
     .export_items = store_sqlite_export_items,
     .sessions_count = store_sqlite_sessions_count,
+    .webhook_add = store_sqlite_webhook_add,
+    .webhook_list = store_sqlite_webhook_list,
+    .webhook_remove = store_sqlite_webhook_remove,
+    .webhook_deliveries = store_sqlite_webhook_deliveries,
+    .webhook_claim = store_sqlite_webhook_claim,
+    .webhook_record = store_sqlite_webhook_record,
+    .webhook_release = store_sqlite_webhook_release,
+    .webhook_pending = store_sqlite_webhook_pending,
+    .webhook_prune = store_sqlite_webhook_prune,
 };

@@ -47,14 +47,14 @@ void store_set_err(char *err, size_t err_cap, const char *fmt, ...) {
 /* The functions of store.h without an err parameter still owe the operator a reason when the
  * database fails: it goes to the log. A backend leaves the reason empty for the outcomes
  * that are answers (unknown, exists, the callback's own result), so those are not logged. */
-static int logged(int rc, const char *op, const char *reason) {
+int store_logged(int rc, const char *op, const char *reason) {
     if (rc != 0 && reason[0]) log_event(LOG_ERROR, "store", "failed", "op=%s error=\"%s\"", op, reason);
     return rc;
 }
 
 /* ---- secrets ---- */
 
-static int fill_random(void *buf, size_t len) {
+int store_fill_random(void *buf, size_t len) {
     uint8_t *p = buf;
     while (len > 0) {
         ssize_t n = getrandom(p, len, 0);
@@ -68,7 +68,7 @@ static int fill_random(void *buf, size_t len) {
     return 0;
 }
 
-static void hex_encode(const uint8_t *in, size_t len, char *out) {
+void store_hex_encode(const uint8_t *in, size_t len, char *out) {
     static const char digits[] = "0123456789abcdef";
     for (size_t i = 0; i < len; i++) {
         out[2 * i] = digits[in[i] >> 4];
@@ -95,7 +95,7 @@ static int random_password(char out[STORE_PASSWORD_LEN + 1]) {
     size_t n = 0;
     while (n < STORE_PASSWORD_LEN) {
         uint8_t bytes[32];
-        if (fill_random(bytes, sizeof bytes) != 0) return -EIO;
+        if (store_fill_random(bytes, sizeof bytes) != 0) return -EIO;
         for (size_t i = 0; i < sizeof bytes && n < STORE_PASSWORD_LEN; i++)
             if (bytes[i] < 252) out[n++] = alphabet[bytes[i] % 36];
         OPENSSL_cleanse(bytes, sizeof bytes);
@@ -263,12 +263,12 @@ int store_customer_add(store_t *s, const char *customer_id, char *err, size_t er
 int store_customer_exists(store_t *s, const char *customer_id) {
     if (!store_valid_customer_id(customer_id)) return -ENOENT;
     char reason[256] = "";
-    return logged(s->backend->customer_exists(s->db, customer_id, reason, sizeof reason), "customer_exists", reason);
+    return store_logged(s->backend->customer_exists(s->db, customer_id, reason, sizeof reason), "customer_exists", reason);
 }
 
 int store_customer_count(store_t *s, int64_t *count) {
     char reason[256] = "";
-    return logged(s->backend->customer_count(s->db, count, reason, sizeof reason), "customer_count", reason);
+    return store_logged(s->backend->customer_count(s->db, count, reason, sizeof reason), "customer_count", reason);
 }
 
 /* ---- API keys ---- */
@@ -285,13 +285,13 @@ int store_key_add(store_t *s, const char *customer_id, char key_out[STORE_API_KE
     for (int attempt = 0; attempt < 4; attempt++) {
         uint8_t key_bytes[API_KEY_RANDOM_BYTES], id_bytes[KEY_ID_RANDOM_BYTES], hash[STORE_HASH_LEN];
         char key_text[STORE_API_KEY_LEN + 1], key_id[STORE_KEY_ID_LEN + 1];
-        if (fill_random(key_bytes, sizeof key_bytes) != 0 || fill_random(id_bytes, sizeof id_bytes) != 0) {
+        if (store_fill_random(key_bytes, sizeof key_bytes) != 0 || store_fill_random(id_bytes, sizeof id_bytes) != 0) {
             store_set_err(err, err_cap, "getrandom failed: %s", strerror(errno));
             return -EIO;
         }
-        hex_encode(key_bytes, sizeof key_bytes, key_text);
+        store_hex_encode(key_bytes, sizeof key_bytes, key_text);
         memcpy(key_id, "key_", 4);
-        hex_encode(id_bytes, sizeof id_bytes, key_id + 4);
+        store_hex_encode(id_bytes, sizeof id_bytes, key_id + 4);
         OPENSSL_cleanse(key_bytes, sizeof key_bytes);
         if (sha256_two(key_text, STORE_API_KEY_LEN, NULL, 0, hash) != 0) {
             OPENSSL_cleanse(key_text, sizeof key_text);
@@ -316,13 +316,13 @@ int store_key_list(store_t *s, const char *customer_id, store_key_info_t **out, 
     *count = 0;
     if (!store_valid_customer_id(customer_id)) return -EINVAL;
     char reason[256] = "";
-    return logged(s->backend->key_list(s->db, customer_id, out, count, reason, sizeof reason), "key_list", reason);
+    return store_logged(s->backend->key_list(s->db, customer_id, out, count, reason, sizeof reason), "key_list", reason);
 }
 
 int store_key_revoke(store_t *s, const char *key_id) {
     if (!valid_key_id(key_id)) return -EINVAL;
     char reason[256] = "";
-    return logged(s->backend->key_revoke(s->db, key_id, reason, sizeof reason), "key_revoke", reason);
+    return store_logged(s->backend->key_revoke(s->db, key_id, reason, sizeof reason), "key_revoke", reason);
 }
 
 int store_key_authenticate(store_t *s, const char *api_key, size_t key_len, char customer_out[STORE_ID_MAX + 1]) {
@@ -331,9 +331,9 @@ int store_key_authenticate(store_t *s, const char *api_key, size_t key_len, char
     if (!api_key || key_len != STORE_API_KEY_LEN) return -ENOENT;
     char reason[256] = "";
     uint8_t hash[STORE_HASH_LEN];
-    if (sha256_two(api_key, key_len, NULL, 0, hash) != 0) return logged(-EIO, "key_authenticate", "SHA-256 failed");
+    if (sha256_two(api_key, key_len, NULL, 0, hash) != 0) return store_logged(-EIO, "key_authenticate", "SHA-256 failed");
     int rc = s->backend->key_authenticate(s->db, hash, customer_out, reason, sizeof reason);
-    return logged(rc, "key_authenticate", reason);
+    return store_logged(rc, "key_authenticate", reason);
 }
 
 /* ---- zones ---- */
@@ -351,7 +351,7 @@ int store_zone_add(store_t *s, const char *customer_id, const char *zone,
     char password[STORE_PASSWORD_LEN + 1];
     uint8_t salt[STORE_ZONE_SALT_LEN], hash[STORE_HASH_LEN];
     int rc = 0;
-    if (random_password(password) != 0 || fill_random(salt, sizeof salt) != 0) {
+    if (random_password(password) != 0 || store_fill_random(salt, sizeof salt) != 0) {
         store_set_err(err, err_cap, "getrandom failed: %s", strerror(errno));
         rc = -EIO;
     } else if (sha256_two(salt, sizeof salt, password, STORE_PASSWORD_LEN, hash) != 0) {
@@ -378,13 +378,13 @@ int store_zone_authorize(store_t *s, const char *customer_id, const char *zone, 
     char reason[256] = "";
     int rc = s->backend->zone_authorize(s->db, customer_id, zone, password, upstream, upstream_cap, reason,
                                         sizeof reason);
-    return logged(rc, "zone_check", reason);
+    return store_logged(rc, "zone_check", reason);
 }
 
 int store_zone_set_upstream(store_t *s, const char *customer_id, const char *zone, const char *url) {
     char reason[256] = "";
     int rc = s->backend->zone_set_upstream(s->db, customer_id, zone, url && *url ? url : NULL, reason, sizeof reason);
-    return logged(rc, "zone_set_upstream", reason);
+    return store_logged(rc, "zone_set_upstream", reason);
 }
 
 /* ---- sessions ---- */
@@ -472,11 +472,11 @@ int store_session_put(store_t *s, const char *customer_id, const session_record_
 int store_session_save(store_t *s, const char *customer_id, const session_record_t *rec, const char *worker) {
     char reason[256] = "";
     if (!store_valid_customer_id(customer_id)) return -EINVAL;
-    if (record_check(rec, reason, sizeof reason) != 0) return logged(-EINVAL, "session_put", reason);
+    if (record_check(rec, reason, sizeof reason) != 0) return store_logged(-EINVAL, "session_put", reason);
     char session_key[UUID_TEXT_LEN + 1];
     store_session_key_of(rec->session_id, session_key);
     int rc = s->backend->session_save(s->db, customer_id, session_key, rec, worker, reason, sizeof reason);
-    return logged(rc, "session_put", reason);
+    return store_logged(rc, "session_put", reason);
 }
 
 int store_sessions_save(store_t *s, const store_session_write_t *items, size_t n, const char *worker) {
@@ -505,7 +505,7 @@ int store_sessions_save(store_t *s, const store_session_write_t *items, size_t n
     }
     free(keys);
     free(key_ptrs);
-    return logged(rc, "sessions_save", reason);
+    return store_logged(rc, "sessions_save", reason);
 }
 
 const metric_histogram_t *store_write_latency(const store_t *s) { return &s->write_latency; }
@@ -519,7 +519,7 @@ int store_sessions_fail_orphans(store_t *s, const char *node_id, int64_t *failed
     int64_t n = 0;
     int rc = s->backend->sessions_fail_orphans(s->db, node_id ? node_id : "", &n, reason, sizeof reason);
     if (failed) *failed = rc == 0 ? n : 0;
-    return logged(rc, "fail_orphans", reason);
+    return store_logged(rc, "fail_orphans", reason);
 }
 
 static bool valid_node_id(const char *id) {
@@ -550,13 +550,13 @@ int store_node_register(store_t *s, const char *node_id, const char *host, int p
 
 int store_node_heartbeat(store_t *s, const char *node_id, int pid, int64_t lease_ms) {
     char reason[256] = "";
-    return logged(s->backend->node_heartbeat(s->db, node_id, pid, lease_ms, reason, sizeof reason), "node_heartbeat",
+    return store_logged(s->backend->node_heartbeat(s->db, node_id, pid, lease_ms, reason, sizeof reason), "node_heartbeat",
                   reason);
 }
 
 int store_node_release(store_t *s, const char *node_id, int pid) {
     char reason[256] = "";
-    return logged(s->backend->node_release(s->db, node_id, pid, reason, sizeof reason), "node_release", reason);
+    return store_logged(s->backend->node_release(s->db, node_id, pid, reason, sizeof reason), "node_release", reason);
 }
 
 int store_nodes_reap(store_t *s, int64_t *nodes, int64_t *failed) {
@@ -565,7 +565,7 @@ int store_nodes_reap(store_t *s, int64_t *nodes, int64_t *failed) {
     int rc = s->backend->nodes_reap(s->db, &n, &f, reason, sizeof reason);
     if (nodes) *nodes = rc == 0 ? n : 0;
     if (failed) *failed = rc == 0 ? f : 0;
-    return logged(rc, "nodes_reap", reason);
+    return store_logged(rc, "nodes_reap", reason);
 }
 
 /* The session key of a text id, or -ENOENT for what cannot be one (no session has it). */
@@ -584,7 +584,7 @@ int store_session_owner(store_t *s, const char *customer_id, const char *session
     worker[0] = '\0';
     *worker_alive = false;
     if (!store_valid_customer_id(customer_id) || key_of_id(session_id, key) != 0) return -ENOENT;
-    return logged(s->backend->session_owner(s->db, customer_id, key, status, worker, worker_alive, reason,
+    return store_logged(s->backend->session_owner(s->db, customer_id, key, status, worker, worker_alive, reason,
                                             sizeof reason),
                   "session_owner", reason);
 }
@@ -594,14 +594,14 @@ int store_session_end(store_t *s, const char *customer_id, const char *session_i
     char key[UUID_TEXT_LEN + 1], reason[256] = "";
     if (!store_valid_customer_id(customer_id) || key_of_id(session_id, key) != 0) return -ENOENT;
     if (!code || !*code) return -EINVAL;
-    return logged(s->backend->session_end(s->db, customer_id, key, code, message ? message : "", reason, sizeof reason),
+    return store_logged(s->backend->session_end(s->db, customer_id, key, code, message ? message : "", reason, sizeof reason),
                   "session_end", reason);
 }
 
 int store_events_start(store_t *s, const store_events_t *events, void *ctx) {
     if (!s->backend->events_start) return -ENOTSUP;
     char reason[256] = "";
-    return logged(s->backend->events_start(s->db, events, ctx, reason, sizeof reason), "events_start", reason);
+    return store_logged(s->backend->events_start(s->db, events, ctx, reason, sizeof reason), "events_start", reason);
 }
 
 void store_events_stop(store_t *s) {
@@ -615,22 +615,22 @@ int store_publish(store_t *s, const char *topic, const char *payload) {
     for (size_t i = 0; i < tn; i++)
         if (!((topic[i] >= 'a' && topic[i] <= 'z') || topic[i] == '_')) return -EINVAL;
     char reason[256] = "";
-    return logged(s->backend->publish(s->db, topic, payload, reason, sizeof reason), "publish", reason);
+    return store_logged(s->backend->publish(s->db, topic, payload, reason, sizeof reason), "publish", reason);
 }
 
 int store_ping(store_t *s) {
     char reason[256] = "";
-    return logged(s->backend->ping(s->db, reason, sizeof reason), "ping", reason);
+    return store_logged(s->backend->ping(s->db, reason, sizeof reason), "ping", reason);
 }
 
 int store_change_seq(store_t *s, int64_t *seq) {
     char reason[256] = "";
-    return logged(s->backend->change_seq(s->db, seq, reason, sizeof reason), "change_seq", reason);
+    return store_logged(s->backend->change_seq(s->db, seq, reason, sizeof reason), "change_seq", reason);
 }
 
 int store_sessions_since(store_t *s, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx) {
     *last_seq = after_seq;
     char reason[256] = "";
     int rc = s->backend->sessions_since(s->db, after_seq, last_seq, cb, ctx, reason, sizeof reason);
-    return logged(rc, "sessions_since", reason);
+    return store_logged(rc, "sessions_since", reason);
 }

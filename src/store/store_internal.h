@@ -54,6 +54,7 @@
 #include "core/metrics.h"
 #include "store/store.h"
 #include "store/store_copy.h"
+#include "store/store_webhooks.h"
 
 #define STORE_HASH_LEN 32      /* SHA-256: API key hashes, zone password hashes */
 #define STORE_ZONE_SALT_LEN 16 /* random salt of a zone's password hash */
@@ -201,6 +202,31 @@ typedef struct {
     int (*sessions_since)(store_db_t *db, int64_t after_seq, int64_t *last_seq, store_session_cb cb, void *ctx,
                           char *err, size_t err_cap);
 
+    /* ---- webhooks (store.h; the outbox is filled by the schema's triggers) ---- */
+    /* Inserts the webhook. -EEXIST when webhook_id is taken (store.c draws another), -ENOENT
+     * for an unknown customer. */
+    int (*webhook_add)(store_db_t *db, const char *customer_id, const char *webhook_id, const char *url,
+                       const char *secret, char *err, size_t err_cap);
+    /* Oldest first, *out malloc'ed (NULL and 0 when none); -ENOENT for an unknown customer. */
+    int (*webhook_list)(store_db_t *db, const char *customer_id, store_webhook_info_t **out, size_t *count,
+                        char *err, size_t err_cap);
+    /* Deletes the webhook and its deliveries in one transaction; -ENOENT when none. */
+    int (*webhook_remove)(store_db_t *db, const char *webhook_id, char *err, size_t err_cap);
+    /* The last `limit` deliveries of the customer, oldest first; -ENOENT for an unknown one. */
+    int (*webhook_deliveries)(store_db_t *db, const char *customer_id, size_t limit, store_delivery_info_t **out,
+                              size_t *count, char *err, size_t err_cap);
+    /* As store_webhook_claim, with the clock read once (now); the records copied (owned). */
+    int (*webhook_claim)(store_db_t *db, const char *claimer, int64_t now, int64_t lease_until, size_t max,
+                         store_delivery_t **out, size_t *count, char *err, size_t err_cap);
+    /* As store_webhook_record; error already cut, never NULL. */
+    int (*webhook_record)(store_db_t *db, const char *delivery_id, const store_delivery_outcome_t *o, int64_t now,
+                          char *err, size_t err_cap);
+    /* Clears the claims held by claimer on pending deliveries. */
+    int (*webhook_release)(store_db_t *db, const char *claimer, char *err, size_t err_cap);
+    int (*webhook_pending)(store_db_t *db, int64_t *pending, char *err, size_t err_cap);
+    /* Deletes rows with state <> 0 and done_ms < before_ms; *deleted: how many. */
+    int (*webhook_prune)(store_db_t *db, int64_t before_ms, int64_t *deleted, char *err, size_t err_cap);
+
     /* ---- db copy (optional: NULL where the backend cannot be that side) ---- */
     /* Source: calls cb for every row of `kind` (sessions: with seq > after_seq, in seq order,
      * from one snapshot), strings borrowed for the call; a non-zero cb result stops and is
@@ -254,6 +280,14 @@ void store_import_refuse(store_import_t *im, int64_t index, const char *session_
 /* The passwords of a libpq URI as written in it (the user part's, each password= parameter's):
  * up to max (pointer into target, length), in order; how many. A file path has none. */
 size_t store_uri_passwords(const char *target, const char **at, size_t *len, size_t max);
+
+/* rc, after logging reason when rc is a failure that has one: the entry points without an err
+ * parameter still owe the operator the database's reason (answers leave it empty). */
+int store_logged(int rc, const char *op, const char *reason);
+/* Random bytes from the kernel (getrandom): 0 or -EIO. */
+int store_fill_random(void *buf, size_t len);
+/* Lowercase hex of in (2 * len characters and a NUL into out). */
+void store_hex_encode(const uint8_t *in, size_t len, char *out);
 
 /* The lowercase session key of a session id (36 characters). */
 void store_session_key_of(const char *session_id, char key[37]);

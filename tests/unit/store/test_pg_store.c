@@ -49,13 +49,16 @@ static void raw_exec(store_fixture_t *fx, const char *sql) { assert_int_equal(pg
 static void test_new_database_gets_every_version_recorded(void **state) {
     store_fixture_t *fx = *state;
     assert_string_equal(pg_value(fx, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version"),
-                        "1,2,3");
+                        "1,2,3,4");
     assert_string_equal(pg_value(fx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN "
-                                     "('meta', 'customers', 'api_keys', 'zones', 'sessions', 'nodes')"),
-                        "6");
+                                     "('meta', 'customers', 'api_keys', 'zones', 'sessions', 'nodes', 'webhooks', "
+                                     "'webhook_deliveries')"),
+                        "8");
     assert_string_equal(pg_value(fx, "SELECT value FROM meta WHERE name = 'change_seq'"), "0");
-    /* no SEQUENCE carries the change feed: the counter row does (an identity column orders keys) */
-    assert_string_equal(pg_value(fx, "SELECT count(*) FROM pg_sequences WHERE sequencename NOT LIKE 'api_keys_ord%'"),
+    /* no SEQUENCE carries the change feed: the counter row does (identity columns order keys and
+     * the webhook outbox) */
+    assert_string_equal(pg_value(fx, "SELECT count(*) FROM pg_sequences WHERE sequencename NOT LIKE 'api_keys_ord%' "
+                                     "AND sequencename NOT LIKE 'webhook_deliveries_id%'"),
                         "0");
 }
 
@@ -93,7 +96,7 @@ static void test_racing_opens_migrate_once(void **state) {
     char keep[512];
     snprintf(keep, sizeof keep, "%s", fx->target);
     snprintf(fx->target, sizeof fx->target, "%s", uri);
-    assert_string_equal(pg_value(fx, "SELECT count(*) || ':' || max(version) FROM schema_version"), "3:3");
+    assert_string_equal(pg_value(fx, "SELECT count(*) || ':' || max(version) FROM schema_version"), "4:4");
     snprintf(fx->target, sizeof fx->target, "%s", keep);
     pg_drop_database(name);
 }
