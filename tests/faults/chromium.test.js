@@ -6,7 +6,7 @@ const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
 const { fault, connect, assertNoLeaks, fdBaseline, checkRecord, waitFor, sleep, httpRequest } = require('./common');
 
-fault('chromium SIGKILLed mid-navigation (a page still loading)', { timeout: 60000 }, async (ctx) => {
+fault('chromium SIGKILLed mid-navigation (a page still loading)', { ci: true, timeout: 60000 }, async (ctx) => {
   const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const fds = await fdBaseline(d);
@@ -76,7 +76,7 @@ fault('chromium SIGKILLed mid-large-message (a 64 MB evaluate argument on its wa
   return { records: 'failed/browser_disconnected; the next session finished', leaks };
 });
 
-fault('chromium hung (SIGSTOP): browserd stays responsive; the client gives up and leaves; the stopped browser is killed', { timeout: 60000 }, async (ctx) => {
+fault('chromium hung (SIGSTOP): browserd stays responsive; the client gives up and leaves; the stopped browser is killed', { ci: true, timeout: 60000 }, async (ctx) => {
   const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const fds = await fdBaseline(d);
@@ -112,7 +112,7 @@ fault('chromium hung (SIGSTOP): browserd stays responsive; the client gives up a
   return { records: 'finished (the client left), navigations 1; a second session meanwhile finished', leaks };
 });
 
-fault('renderer crash (chrome://crash): the page dies, the browser and the session go on', { timeout: 60000 }, async (ctx) => {
+fault('renderer crash (chrome://crash): the page dies, the browser and the session go on', { ci: true, timeout: 60000 }, async (ctx) => {
   const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const fds = await fdBaseline(d);

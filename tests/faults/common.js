@@ -108,9 +108,13 @@ async function fdBaseline(d) {
  * fault(name, options, fn): a row of the matrix. fn(ctx) does the fault and its checks and
  * returns { records, leaks } (short texts); the row goes to $FAULTS_ROWS (JSON lines) for
  * run.sh, the verdict is the test's own (the harness's teardown checks leaks once more).
+ * options.ci: the row is in CI's subset (FAULTS_SUBSET=ci, run.sh --ci); the others are
+ * skipped there, saying so (the whole matrix takes about 6 minutes).
  */
 function fault(name, options, fn) {
-  e2e(name, options, async (ctx) => {
+  const { ci = false, ...rest } = options;
+  if (process.env.FAULTS_SUBSET === 'ci' && !ci && !rest.skip) rest.skip = 'outside CI (tests/faults/run.sh runs it)';
+  e2e(name, rest, async (ctx) => {
     const row = await fn(ctx);
     assert.ok(row && row.records && row.leaks, 'a row says what the records say and what leaked');
     if (process.env.FAULTS_ROWS) fs.appendFileSync(process.env.FAULTS_ROWS, JSON.stringify({ name, ...row }) + '\n');

@@ -61,7 +61,7 @@ function storedStatuses(db) {
   return JSON.parse(r.stdout);
 }
 
-fault('the disk full while sessions end (a 16 MB tmpfs holding the database and the spool): no 500, the ends kept, written when space returns', { timeout: 120000, skip: MOUNT ? false : 'needs root and tmpfs mounts' }, async (ctx) => {
+fault('the disk full while sessions end (a 16 MB tmpfs holding the database and the spool): no 500, the ends kept, written when space returns', { ci: true, timeout: 120000, skip: MOUNT ? false : 'needs root and tmpfs mounts' }, async (ctx) => {
   const disk = smallDisk(ctx, '16m');
   const db = path.join(disk, 'browserd.db');
   const d = await ctx.daemon({ site: true, pool: 0, db });

@@ -46,7 +46,7 @@ function openMany(ctx, port, n) {
   return socks;
 }
 
-fault('fds exhausted (RLIMIT_NOFILE lowered to 8 above what browserd holds, 200 clients held open): refused (closed), no spin, serving again after', { timeout: 90000, skip: HAVE_PRLIMIT ? false : 'prlimit is missing' }, async (ctx) => {
+fault('fds exhausted (RLIMIT_NOFILE lowered to 8 above what browserd holds, 200 clients held open): refused (closed), no spin, serving again after', { ci: true, timeout: 90000, skip: HAVE_PRLIMIT ? false : 'prlimit is missing' }, async (ctx) => {
   const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   // a first session and request: every worker's database connection and the like are open
@@ -90,7 +90,7 @@ fault('fds exhausted (RLIMIT_NOFILE lowered to 8 above what browserd holds, 200 
   return { records: `${refused} of 200 connections refused (closed; ${lines} accept_failed lines), ${spent} CPU ticks meanwhile; then 200 and a finished session`, leaks };
 });
 
-fault('fds exhausted at a browser launch (RLIMIT_NOFILE 2 above what browserd holds, a CDP client comes): refused cleanly, nothing half-started', { timeout: 90000, skip: HAVE_PRLIMIT ? false : 'prlimit is missing' }, async (ctx) => {
+fault('fds exhausted at a browser launch (RLIMIT_NOFILE 2 above what browserd holds, a CDP client comes): refused cleanly, nothing half-started', { ci: true, timeout: 90000, skip: HAVE_PRLIMIT ? false : 'prlimit is missing' }, async (ctx) => {
   const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const warm = await connect(ctx, d);

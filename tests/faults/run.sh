@@ -5,7 +5,9 @@
 #   fault | what the records say | leaks | verdict
 # The last line is exactly `faults: N passed, N failed`; the exit status is non-zero when
 # anything failed (a row, a file that could not run, a process left behind).
-# Usage: tests/faults/run.sh [BROWSERD_BINARY] [extra node --test options]
+# Usage: tests/faults/run.sh [--ci] [BROWSERD_BINARY] [extra node --test options]
+#   --ci: only the rows marked for CI (ci: true; about 2 minutes; scripts/test.sh runs these),
+#   the others are listed as skipped. Without it, every row (about 6 minutes).
 #   BROWSERD_BINARY defaults to $BROWSERD_BIN, else build/browserd. Rows that need root (the
 #   disk-full row mounts a tmpfs), prlimit or PostgreSQL 15 are skipped, and say so, without them.
 set -uo pipefail
@@ -19,6 +21,10 @@ finish() { # finish PASSED FAILED
   exit
 }
 
+if [ "${1:-}" = --ci ]; then
+  export FAULTS_SUBSET=ci
+  shift
+fi
 bin=${BROWSERD_BIN:-build/browserd}
 if [ $# -gt 0 ] && [[ "$1" != -* ]]; then
   bin=$1

@@ -74,7 +74,7 @@ fault('browserd SIGKILLed with 4 running sessions, then restarted: the orphans f
   return { records: '4 x failed/worker_disconnect at the restart (log: orphans_failed sessions=4)', leaks };
 });
 
-fault('the database locked by another process (BEGIN EXCLUSIVE, longer than the busy timeout) while sessions end: spooled, then written', { timeout: 120000 }, async (ctx) => {
+fault('the database locked by another process (BEGIN EXCLUSIVE, longer than the busy timeout) while sessions end: spooled, then written', { ci: true, timeout: 120000 }, async (ctx) => {
   const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const fds = await fdBaseline(d);
