@@ -37,7 +37,8 @@ struct store_spool {
     char *path;
     spooled_t *items;
     size_t n, cap;
-    bool file_short; /* the file could not take some of what memory holds (a full disk) */
+    size_t on_file;  /* the file holds items[0..on_file): fewer than n once it could not take
+                      * some (a full disk); the rest is appended at the next save it can take */
 };
 
 /* ---- the line format ---- */
@@ -244,6 +245,7 @@ int store_spool_open(const char *path, store_spool_t **out, char *err, size_t er
     pthread_mutex_init(&sp->lock, NULL);
     pthread_mutex_init(&sp->mem_lock, NULL);
     int rc = load(sp, err, err_cap);
+    sp->on_file = sp->n;
     if (rc < 0) {
         store_spool_close(sp);
         return rc;
@@ -263,22 +265,21 @@ void store_spool_close(store_spool_t *sp) {
     free(sp);
 }
 
-/* The records as lines: first everything memory holds when the file is short of it (so that
- * the file is whole again once it can take it), then the new ones. */
+/* The records as lines: first what memory holds and the file does not (so that the file is
+ * whole again once it can take it), then the new ones. */
 static int lines_of(store_spool_t *sp, const store_session_write_t *items, size_t n, const char *worker, buf_t *b) {
     int rc = 0;
-    for (size_t i = 0; rc == 0 && sp->file_short && i < sp->n; i++)
+    for (size_t i = sp->on_file; rc == 0 && i < sp->n; i++)
         rc = append_line(b, sp->items[i].customer, sp->items[i].worker, &sp->items[i].rec);
     for (size_t i = 0; rc == 0 && i < n; i++) rc = append_line(b, items[i].customer_id, worker, items[i].rec);
     return rc;
 }
 
-/* Writes b to the file (lock held): appended, or the whole file again when it is short. On a
- * failure the file is cut back to what it held, so that no torn line stays in it. */
+/* Appends b to the file (lock held). On a failure the file is cut back to what it held, so
+ * that no torn line stays in it. */
 static int file_write(store_spool_t *sp, const buf_t *b) {
-    off_t before = sp->file_short ? 0 : lseek(sp->fd, 0, SEEK_END);
+    off_t before = lseek(sp->fd, 0, SEEK_END);
     if (before < 0) return -errno;
-    if (sp->file_short && ftruncate(sp->fd, 0) != 0) return -errno;
     int rc = b->len ? write_all(sp->fd, b->data, b->len) : 0;
     if (rc == 0 && fdatasync(sp->fd) != 0) rc = -errno;
     if (rc < 0 && ftruncate(sp->fd, before) != 0) /* a shorter file needs no space */
@@ -288,7 +289,7 @@ static int file_write(store_spool_t *sp, const buf_t *b) {
 
 /* Appends the records to file and memory (lock held). When the file cannot take them (a full
  * disk), memory still does: they are flushed like the others and lost only if browserd stops
- * before; the file is written whole again at the next save it can take. -ENOMEM. */
+ * before; what the file missed is appended at the next save it can take. -ENOMEM. */
 static int spool_append(store_spool_t *sp, const store_session_write_t *items, size_t n, const char *worker) {
     buf_t b;
     buf_init(&b);
@@ -304,8 +305,9 @@ static int spool_append(store_spool_t *sp, const store_session_write_t *items, s
         if (remember(sp, items[i].customer_id, worker, items[i].rec) < 0) rc = -ENOMEM;
     pthread_mutex_unlock(&sp->mem_lock);
     if (rc == -ENOMEM) return -ENOMEM;
-    if (on_file && sp->file_short) log_event(LOG_INFO, "spool", "file_whole", "path=%s records=%zu", sp->path, sp->n);
-    sp->file_short = !on_file;
+    if (on_file && sp->on_file + n < sp->n)
+        log_event(LOG_INFO, "spool", "file_whole", "path=%s records=%zu", sp->path, sp->n);
+    if (on_file) sp->on_file = sp->n;
     return 0;
 }
 
@@ -378,7 +380,7 @@ int store_spool_flush(store_spool_t *sp, store_t *s, size_t *written) {
         } else {
             log_event(LOG_INFO, "spool", "spool_flushed", "records=%zu path=%s", total, sp->path);
             forget_all(sp);
-            sp->file_short = false;
+            sp->on_file = 0;
             if (written) *written = total;
         }
     }

@@ -7,8 +7,8 @@
  * that an older record flushed later can never overwrite a newer one. A record is kept once
  * store_spool_save returned 0: in the store, or in the file (written and fdatasync'ed), or,
  * when the file cannot take it either (the disk full), in memory only: flushed like the
- * others, lost only if browserd stops before (logged: write_failed kept=memory); the file is
- * written whole again at the next save it can take.
+ * others, lost only if browserd stops before (logged: write_failed kept=memory); the records
+ * the file missed are appended at the next save it can take.
  * store_spool_flush writes what waits, latest record of each session, in one store
  * transaction, and empties the file only once that committed.
  *
