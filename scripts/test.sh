@@ -6,7 +6,8 @@
 # document validated, live answers checked against it) on both builds, the packaging tests (man
 # page, unit, meson install, Dockerfile, run.sh) and the end-to-end tests (Puppeteer and
 # Playwright through browserd's CDP gateway to a real Chromium; a PostgreSQL cluster behind
-# nginx) on the normal build, and a short run of every fuzz target. Ends with "N passed, N failed".
+# nginx) and the CI rows of the fault matrix (tests/faults/run.sh --ci) on the normal build, and a
+# short run of every fuzz target. Ends with "N passed, N failed".
 # Usage: scripts/test.sh [--quick]   (--quick: normal build only, no fuzzing)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -162,6 +163,8 @@ if build build; then
   suite packaging env BROWSERD_BIN=build/browserd python3 tests/packaging/run.py
   note "end-to-end tests (normal build: Puppeteer and Playwright, real Chromium)"
   e2e build/browserd
+  note "fault matrix, CI rows (tests/faults/run.sh --ci: Chromium killed, hung and crashed, the disk full, the database locked, fds exhausted; the rest: docs/reliability.md)"
+  suite faults tests/faults/run.sh --ci build/browserd
 else
   count 0 1
 fi

@@ -566,6 +566,7 @@ static int serve(const char *db, int argc, char **argv) {
     }
     catalog = catalog_new();
     if (!catalog) goto cleanup;
+    catalog_sync_follow_spool(catalog, spool);
     cluster_config_t ccfg = {.loop = loop, .store = store, .catalog = catalog, .spool = spool, .node_id = node_id,
                              .lease_ms = (int64_t)lease_ms};
     if (cluster_start(&ccfg, &d.cluster, err, sizeof err) < 0) {

@@ -34,6 +34,7 @@
 #include "session/record.h"
 #include "session/session_query.h"
 #include "store/store.h"
+#include "store/store_spool.h"
 
 /* ---------------------------------------------------------------- rows and arrays ---- */
 
@@ -117,6 +118,7 @@ struct catalog {
     uint32_t ncustomers;
     _Atomic int64_t applied_seq;
     _Atomic size_t total_rows;
+    store_spool_t *spool; /* borrowed, NULL for none: see catalog_sync_follow_spool */
 };
 
 /* ---------------------------------------------------------------- keys ---- */

@@ -28,6 +28,8 @@ typedef struct {
     int rc;
 } sync_batch_t;
 
+static int sync_store(catalog_t *c, store_t *s);
+
 static char *dup_opt(const char *s, bool *oom) {
     if (!s) return NULL;
     char *d = strdup(s);
@@ -82,7 +84,38 @@ static int sync_collect(void *ctx, const char *customer_id, const session_record
     return b->rc;
 }
 
+void catalog_sync_follow_spool(catalog_t *c, store_spool_t *sp) { c->spool = sp; }
+
+static int put_spooled(void *ctx, const char *customer, const session_record_t *rec) {
+    catalog_t *c = ctx;
+    customer_t *cust = catalog_index_add_customer(c, customer);
+    int rc = cust ? catalog_index_put(cust, &c->pool, rec, false) : -ENOMEM;
+    if (cust) {
+        int rb = catalog_index_finish(cust, &c->pool);
+        if (rc == 0) rc = rb;
+    }
+    return rc == -EINVAL ? 0 : rc; /* a record the catalog cannot index is skipped, as in a sync */
+}
+
+/* The spool's records over the store's (see catalog_sync_follow_spool). Also when nothing
+ * changed in the store: a save may have put its record in the catalog and then in the spool
+ * while a sync applied the store's older row in between. */
+static int overlay_spool(catalog_t *c) {
+    if (!c->spool || store_spool_pending(c->spool) == 0) return 0;
+    pthread_rwlock_wrlock(&c->lock);
+    int rc = store_spool_visit(c->spool, put_spooled, c);
+    catalog_index_recount(c);
+    pthread_rwlock_unlock(&c->lock);
+    return rc;
+}
+
 int catalog_sync(catalog_t *c, store_t *s) {
+    int rc = sync_store(c, s);
+    int ro = overlay_spool(c);
+    return rc ? rc : ro;
+}
+
+static int sync_store(catalog_t *c, store_t *s) {
     int64_t seq = 0;
     int rc = store_change_seq(s, &seq);
     if (rc < 0) return rc;

@@ -30,11 +30,15 @@ typedef struct {
 } spooled_t;
 
 struct store_spool {
-    pthread_mutex_t lock;
+    pthread_mutex_t lock;     /* one save or flush at a time, in order */
+    pthread_mutex_t mem_lock; /* items, n: also taken alone by store_spool_visit, so that a
+                               * reader never waits for a flush stuck on the store */
     int fd;
     char *path;
     spooled_t *items;
     size_t n, cap;
+    size_t on_file;  /* the file holds items[0..on_file): fewer than n once it could not take
+                      * some (a full disk); the rest is appended at the next save it can take */
 };
 
 /* ---- the line format ---- */
@@ -138,6 +142,7 @@ static int parse_line(const char *line, size_t len, spooled_t *out) {
 
 /* ---- memory ---- */
 
+/* (mem_lock held) */
 static int remember(store_spool_t *sp, const char *customer, const char *worker, const session_record_t *rec) {
     if (sp->n == sp->cap) {
         size_t cap = sp->cap ? sp->cap * 2 : 64;
@@ -155,8 +160,10 @@ static int remember(store_spool_t *sp, const char *customer, const char *worker,
 }
 
 static void forget_all(store_spool_t *sp) {
+    pthread_mutex_lock(&sp->mem_lock);
     for (size_t i = 0; i < sp->n; i++) session_record_free(&sp->items[i].rec);
     sp->n = 0;
+    pthread_mutex_unlock(&sp->mem_lock);
 }
 
 /* ---- the file ---- */
@@ -184,8 +191,21 @@ static int load(store_spool_t *sp, char *err, size_t err_cap) {
     size_t cap = 0;
     ssize_t len;
     int rc = 0;
+    off_t whole = 0; /* the length of the complete lines read */
     for (long no = 1; rc == 0 && (len = getline(&line, &cap, f)) >= 0; no++) {
-        if (len > 0 && line[len - 1] == '\n') len--;
+        if (line[len - 1] != '\n') {
+            /* The last line without its end: an append cut short (a crash or a full disk
+             * mid-write; saves are acknowledged only after the whole line and fdatasync), so
+             * nothing acknowledged is in it. Cut off, the file takes appends again. */
+            log_event(LOG_WARN, "spool", "torn_line_dropped", "path=%s line=%ld bytes=%zd", sp->path, no, len);
+            if (ftruncate(sp->fd, whole) != 0) {
+                store_set_err(err, err_cap, "cannot cut the torn end of the spool %s: %s", sp->path, strerror(errno));
+                rc = -EIO;
+            }
+            break;
+        }
+        whole += len;
+        len--;
         if (len == 0) continue;
         spooled_t it;
         if (parse_line(line, (size_t)len, &it) < 0) {
@@ -223,7 +243,9 @@ int store_spool_open(const char *path, store_spool_t **out, char *err, size_t er
         return -e;
     }
     pthread_mutex_init(&sp->lock, NULL);
+    pthread_mutex_init(&sp->mem_lock, NULL);
     int rc = load(sp, err, err_cap);
+    sp->on_file = sp->n;
     if (rc < 0) {
         store_spool_close(sp);
         return rc;
@@ -238,25 +260,54 @@ void store_spool_close(store_spool_t *sp) {
     free(sp->items);
     close(sp->fd);
     pthread_mutex_destroy(&sp->lock);
+    pthread_mutex_destroy(&sp->mem_lock);
     free(sp->path);
     free(sp);
 }
 
-/* Appends the records to file and memory (lock held): -EIO when the file could not take them. */
+/* The records as lines: first what memory holds and the file does not (so that the file is
+ * whole again once it can take it), then the new ones. */
+static int lines_of(store_spool_t *sp, const store_session_write_t *items, size_t n, const char *worker, buf_t *b) {
+    int rc = 0;
+    for (size_t i = sp->on_file; rc == 0 && i < sp->n; i++)
+        rc = append_line(b, sp->items[i].customer, sp->items[i].worker, &sp->items[i].rec);
+    for (size_t i = 0; rc == 0 && i < n; i++) rc = append_line(b, items[i].customer_id, worker, items[i].rec);
+    return rc;
+}
+
+/* Appends b to the file (lock held). On a failure the file is cut back to what it held, so
+ * that no torn line stays in it. */
+static int file_write(store_spool_t *sp, const buf_t *b) {
+    off_t before = lseek(sp->fd, 0, SEEK_END);
+    if (before < 0) return -errno;
+    int rc = b->len ? write_all(sp->fd, b->data, b->len) : 0;
+    if (rc == 0 && fdatasync(sp->fd) != 0) rc = -errno;
+    if (rc < 0 && ftruncate(sp->fd, before) != 0) /* a shorter file needs no space */
+        log_event(LOG_ERROR, "spool", "truncate_failed", "path=%s error=\"%s\"", sp->path, strerror(errno));
+    return rc;
+}
+
+/* Appends the records to file and memory (lock held). When the file cannot take them (a full
+ * disk), memory still does: they are flushed like the others and lost only if browserd stops
+ * before; what the file missed is appended at the next save it can take. -ENOMEM. */
 static int spool_append(store_spool_t *sp, const store_session_write_t *items, size_t n, const char *worker) {
     buf_t b;
     buf_init(&b);
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) rc = append_line(&b, items[i].customer_id, worker, items[i].rec);
-    if (rc == 0 && b.len) rc = write_all(sp->fd, b.data, b.len);
-    if (rc == 0 && fdatasync(sp->fd) != 0) rc = -errno;
+    int rc = lines_of(sp, items, n, worker, &b);
+    if (rc == 0) rc = file_write(sp, &b);
     buf_free(&b);
-    if (rc < 0) {
-        log_event(LOG_ERROR, "spool", "write_failed", "path=%s error=\"%s\"", sp->path, strerror(-rc));
-        return -EIO;
-    }
-    for (size_t i = 0; i < n; i++)
-        if (remember(sp, items[i].customer_id, worker, items[i].rec) < 0) return -ENOMEM;
+    if (rc < 0 && rc != -ENOMEM)
+        log_event(LOG_ERROR, "spool", "write_failed", "path=%s records=%zu kept=memory error=\"%s\"", sp->path, n,
+                strerror(-rc));
+    bool on_file = rc == 0;
+    pthread_mutex_lock(&sp->mem_lock);
+    for (size_t i = 0; rc != -ENOMEM && i < n; i++)
+        if (remember(sp, items[i].customer_id, worker, items[i].rec) < 0) rc = -ENOMEM;
+    pthread_mutex_unlock(&sp->mem_lock);
+    if (rc == -ENOMEM) return -ENOMEM;
+    if (on_file && sp->on_file + n < sp->n)
+        log_event(LOG_INFO, "spool", "file_whole", "path=%s records=%zu", sp->path, sp->n);
+    if (on_file) sp->on_file = sp->n;
     return 0;
 }
 
@@ -329,6 +380,7 @@ int store_spool_flush(store_spool_t *sp, store_t *s, size_t *written) {
         } else {
             log_event(LOG_INFO, "spool", "spool_flushed", "records=%zu path=%s", total, sp->path);
             forget_all(sp);
+            sp->on_file = 0;
             if (written) *written = total;
         }
     }
@@ -339,8 +391,16 @@ int store_spool_flush(store_spool_t *sp, store_t *s, size_t *written) {
 }
 
 size_t store_spool_pending(store_spool_t *sp) {
-    pthread_mutex_lock(&sp->lock);
+    pthread_mutex_lock(&sp->mem_lock);
     size_t n = sp->n;
-    pthread_mutex_unlock(&sp->lock);
+    pthread_mutex_unlock(&sp->mem_lock);
     return n;
+}
+
+int store_spool_visit(store_spool_t *sp, store_spool_visit_fn fn, void *ctx) {
+    int rc = 0;
+    pthread_mutex_lock(&sp->mem_lock);
+    for (size_t i = 0; rc == 0 && i < sp->n; i++) rc = fn(ctx, sp->items[i].customer, &sp->items[i].rec);
+    pthread_mutex_unlock(&sp->mem_lock);
+    return rc;
 }

@@ -19,6 +19,7 @@
 #include "catalog/catalog_sync.h"
 #include "core/uuid.h"
 #include "store/store.h"
+#include "store/store_spool.h"
 
 #define T0_MS INT64_C(1764547200000) /* 2025-12-01T00:00:00Z */
 
@@ -259,6 +260,48 @@ static void test_changes_written_through_another_store_handle_are_seen(void **st
     get(fx->catalog, "cust_b", 12, 0);
 }
 
+/* The database away (or locked, or full) while a session ended: the store still has its
+ * running row, the spool its end. The catalog must answer the end, not the older row, however
+ * often it syncs. */
+static void test_records_waiting_in_the_spool_win_over_the_stores_older_rows(void **state) {
+    fixture_t *fx = *state;
+    put(fx->store, "cust_a", 1, SESSION_RUNNING);
+    put(fx->store, "cust_a", 2, SESSION_RUNNING);
+    session_record_t ended = record_n(1, SESSION_FINISHED);
+    char spool_path[160];
+    snprintf(spool_path, sizeof spool_path, "%s/node.spool", fx->dir);
+    FILE *f = fopen(spool_path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"customer\":\"cust_a\",\"worker\":null,\"session_id\":\"%s\",\"api_name\":\"scraping_browser1\","
+            "\"status\":1,\"target_url\":\"https://www.example.com/\",\"end_url\":null,\"navigations\":0,"
+            "\"timestamp_ms\":%lld,\"duration_ms\":2000,\"captcha\":0,\"bandwidth\":0,\"error_code\":null,"
+            "\"error_message\":null}\n",
+            ended.session_id, (long long)ended.timestamp_ms);
+    fclose(f);
+    store_spool_t *sp = NULL;
+    char err[256] = "";
+    assert_int_equal(store_spool_open(spool_path, &sp, err, sizeof err), 0);
+    assert_int_equal(store_spool_pending(sp), 1);
+    catalog_sync_follow_spool(fx->catalog, sp);
+    assert_int_equal(catalog_sync(fx->catalog, fx->store), 0);
+    assert_int_equal(get(fx->catalog, "cust_a", 1, 0).status, SESSION_FINISHED);
+    assert_int_equal(get(fx->catalog, "cust_a", 2, 0).status, SESSION_RUNNING);
+    assert_int_equal(total(fx->catalog, "cust_a", SESSION_FINISHED), 1);
+    /* a later change in the store (another session) applies the running row again: still the end */
+    put(fx->store, "cust_a", 1, SESSION_RUNNING);
+    assert_int_equal(catalog_sync(fx->catalog, fx->store), 0);
+    assert_int_equal(get(fx->catalog, "cust_a", 1, 0).status, SESSION_FINISHED);
+    /* once the spool is flushed, the store has the end itself */
+    size_t written = 0;
+    assert_int_equal(store_spool_flush(sp, fx->store, &written), 0);
+    assert_int_equal(written, 1);
+    assert_int_equal(catalog_sync(fx->catalog, fx->store), 0);
+    assert_int_equal(get(fx->catalog, "cust_a", 1, 0).status, SESSION_FINISHED);
+    catalog_sync_follow_spool(fx->catalog, NULL);
+    store_spool_close(sp);
+}
+
 #define SYNC_TEST(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void) {
@@ -269,6 +312,7 @@ int main(void) {
         SYNC_TEST(test_sync_applies_updates_and_new_sessions_since_the_last_sync),
         SYNC_TEST(test_change_larger_than_one_batch_is_applied_completely),
         SYNC_TEST(test_changes_written_through_another_store_handle_are_seen),
+        SYNC_TEST(test_records_waiting_in_the_spool_win_over_the_stores_older_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

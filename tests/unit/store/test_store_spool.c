@@ -12,7 +12,10 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 
 #include "store/store_spool.h"
 #include "store_fixture.h"
@@ -190,6 +193,75 @@ static void test_a_line_that_is_no_record_is_refused_with_its_number(void **stat
     assert_null(f->sp);
 }
 
+static off_t file_size(const char *path) {
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return st.st_size;
+}
+
+/* The disk full: the spool file cannot grow (RLIMIT_FSIZE at its size: every write past it
+ * fails, EFBIG, as ENOSPC would). The records are kept in memory, no torn line stays in the
+ * file; the next save the file can take writes it whole again; a flush writes them all. */
+static void test_a_file_that_cannot_grow_keeps_the_records_in_memory(void **state) {
+    spool_fixture_t *f = *state;
+    char id1[37], id2[37];
+    record_id(id1, 7);
+    record_id(id2, 8);
+    session_record_t r1 = make_record(id1, "z", SESSION_FINISHED, 7);
+    session_record_t r2 = make_record(id2, "z", SESSION_FAILED, 8);
+    lock_store(f);
+    struct rlimit old, full;
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    void (*was)(int) = signal(SIGXFSZ, SIG_IGN);
+    full = old;
+    full.rlim_cur = (rlim_t)file_size(f->path);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &full), 0);
+    int rc = save(f, &r1);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, was);
+    assert_int_equal(rc, 0); /* kept, in memory */
+    assert_int_equal(store_spool_pending(f->sp), 1);
+    assert_int_equal(file_size(f->path), 0); /* nothing torn */
+    /* space again: the file takes the next save and the one it missed */
+    assert_int_equal(save(f, &r2), 0);
+    assert_int_equal(store_spool_pending(f->sp), 2);
+    assert_int_equal(file_lines(f->path), 2);
+    unlock_store(f);
+    size_t written = 0;
+    assert_int_equal(store_spool_flush(f->sp, f->fx->store, &written), 0);
+    assert_int_equal(written, 2);
+    assert_int_equal(stored_count(f), 2);
+    assert_int_equal(file_size(f->path), 0);
+    session_record_free(&r1);
+    session_record_free(&r2);
+}
+
+/* A crash (or a full disk) mid-append leaves a last line without its newline: nothing
+ * acknowledged is in it. The spool opens, cuts it off, keeps the whole lines. */
+static void test_a_torn_last_line_is_cut_off_at_open(void **state) {
+    spool_fixture_t *f = *state;
+    char id[37];
+    record_id(id, 9);
+    session_record_t r = make_record(id, "z", SESSION_FINISHED, 9);
+    lock_store(f);
+    assert_int_equal(save(f, &r), 0);
+    unlock_store(f);
+    off_t whole = file_size(f->path);
+    store_spool_close(f->sp);
+    f->sp = NULL;
+    FILE *fp = fopen(f->path, "a");
+    fputs("{\"customer\":\"acme\",\"sess", fp);
+    fclose(fp);
+    char err[256] = "";
+    assert_int_equal(store_spool_open(f->path, &f->sp, err, sizeof err), 0);
+    assert_int_equal(store_spool_pending(f->sp), 1);
+    assert_int_equal(file_size(f->path), whole);
+    size_t written = 0;
+    assert_int_equal(store_spool_flush(f->sp, f->fx->store, &written), 0);
+    assert_int_equal(written, 1);
+    session_record_free(&r);
+}
+
 /* Only an unreachable store is spooled: a refusal is the caller's to see. */
 static void test_errors_other_than_unreachable_are_returned_and_not_kept(void **state) {
     spool_fixture_t *f = *state;
@@ -211,6 +283,8 @@ int main(void) {
         T(test_a_reopened_spool_flushes_what_was_left_exactly),
         T(test_a_line_that_is_no_record_is_refused_with_its_number),
         T(test_errors_other_than_unreachable_are_returned_and_not_kept),
+        T(test_a_file_that_cannot_grow_keeps_the_records_in_memory),
+        T(test_a_torn_last_line_is_cut_off_at_open),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
