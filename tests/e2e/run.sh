@@ -55,7 +55,7 @@ trap 'rm -f "$log"' EXIT
 start=$(date +%s)
 # One file at a time (each test starts its own browserd and Chromium: 2 cores), a cap per test
 # (tests set shorter ones themselves), and one for the whole run.
-BROWSERD_BIN="$bin" timeout --kill-after=10 "${E2E_TOTAL_TIMEOUT:-900}" \
+BROWSERD_BIN="$bin" timeout --kill-after=10 "${E2E_TOTAL_TIMEOUT:-1800}" \
   node --test --test-concurrency=1 --test-timeout="${E2E_TEST_TIMEOUT:-180000}" --test-reporter=tap "$@" \
   tests/e2e/ 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
