@@ -231,9 +231,9 @@ static void auth_done(uv_work_t *w, int status) {
         http_respond_error(j->conn, 503, NULL, admission_refusal(gw), true);
     } else if (j->rc == -ENOENT || j->rc == -EACCES) {
         gateway_metrics_refused(gw, "invalid_credentials");
-        http_respond_error(j->conn, 403, NULL,
-                           j->rc == -ENOENT ? "Invalid credentials: unknown customer or zone"
-                                            : "Invalid credentials: wrong zone password",
+        /* One answer for both: which customers and zones exist is not the caller's to learn
+         * (the store takes as long for either: store_zone_password_burn). */
+        http_respond_error(j->conn, 403, NULL, "Invalid credentials: unknown customer or zone, or a wrong password",
                            true);
     } else if (j->rc < 0) {
         gateway_metrics_refused(gw, "store_unreachable");
