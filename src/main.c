@@ -23,6 +23,7 @@
 #include "cli/webhook_cli.h"
 #include "core/timeutil.h"
 #include "http/http_server.h"
+#include "net/failure_limit.h"
 #include "proxy/proxy_guard.h"
 #include "proxy/proxy_upstream.h"
 #include "service/node_metrics.h"
@@ -110,6 +111,10 @@ static void usage(FILE *out) {
             "                                 on SIGHUP)\n"
             "        --metrics-listen WHERE   GET /metrics (Prometheus): 'api' on the API listener (default),\n"
             "                                 HOST:PORT on a listener of its own, or 'off'\n"
+            "        --auth-fail-limit N      failed authentications (API key or zone password) a source\n"
+            "                                 address may have at once; over it every attempt gets 429 with\n"
+            "                                 Retry-After (default 30; 0: no limit)\n"
+            "        --auth-fail-refill SEC   after how long one of them is forgiven (default 1)\n"
             "        --metrics-token TOKEN    require 'Authorization: Bearer TOKEN' on /metrics (better given\n"
             "                                 as BROWSERD_METRICS_TOKEN: arguments are visible to every user)\n"
             "        --webhook-connect-timeout SEC, --webhook-timeout SEC\n"
@@ -144,7 +149,7 @@ static void usage(FILE *out) {
             "  BROWSERD_LOG_FORMAT, BROWSERD_LOG_LEVEL, BROWSERD_LOG_FILE\n"
             "  BROWSERD_METRICS_LISTEN, BROWSERD_METRICS_TOKEN\n"
             "  BROWSERD_WEBHOOK_CONNECT_TIMEOUT, BROWSERD_WEBHOOK_TIMEOUT, BROWSERD_WEBHOOK_RETRY_BASE_MS,\n"
-            "  BROWSERD_WEBHOOK_CA_FILE\n"
+            "  BROWSERD_WEBHOOK_CA_FILE, BROWSERD_AUTH_FAIL_LIMIT, BROWSERD_AUTH_FAIL_REFILL\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
@@ -376,6 +381,8 @@ static int serve(const char *db, int argc, char **argv) {
     const char *wh_timeout = env_or("BROWSERD_WEBHOOK_TIMEOUT", NULL);
     const char *wh_retry = env_or("BROWSERD_WEBHOOK_RETRY_BASE_MS", NULL);
     const char *wh_ca = env_or("BROWSERD_WEBHOOK_CA_FILE", NULL);
+    const char *auth_fail_limit = env_or("BROWSERD_AUTH_FAIL_LIMIT", NULL);
+    const char *auth_fail_refill = env_or("BROWSERD_AUTH_FAIL_REFILL", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -401,6 +408,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--metrics-listen", &metrics_listen}, {"--metrics-token", &metrics_token}, {"--pool-max", &pool_max},
         {"--webhook-connect-timeout", &wh_connect}, {"--webhook-timeout", &wh_timeout},
         {"--webhook-retry-base-ms", &wh_retry}, {"--webhook-ca-file", &wh_ca},
+        {"--auth-fail-limit", &auth_fail_limit}, {"--auth-fail-refill", &auth_fail_refill},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -462,6 +470,13 @@ static int serve(const char *db, int argc, char **argv) {
         (lease && parse_seconds(lease, &lease_ms) < 0)) {
         fprintf(stderr, "browserd: serve: --pool and --pool-max take 0..64, --max-sessions and --max-queue 1..100000, timeouts a number of "
                         "seconds > 0\n");
+        return 2;
+    }
+    unsigned auth_burst = FAILURE_LIMIT_DEFAULT_BURST;
+    uint64_t auth_refill_ms = FAILURE_LIMIT_DEFAULT_REFILL_MS;
+    if ((auth_fail_limit && parse_count(auth_fail_limit, 0, 1000000, &auth_burst) < 0) ||
+        (auth_fail_refill && parse_seconds(auth_fail_refill, &auth_refill_ms) < 0)) {
+        fprintf(stderr, "browserd: --auth-fail-limit takes a count 0..1000000, --auth-fail-refill a number of seconds > 0\n");
         return 2;
     }
     if (!pool_max) gcfg.pool_max = DEFAULT_POOL_MAX;
@@ -540,6 +555,7 @@ static int serve(const char *db, int argc, char **argv) {
     store_spool_t *spool = NULL;
     api_t *api = NULL;
     webhook_dispatch_t *webhooks = NULL;
+    failure_limit_t *auth_limit = NULL;
     char err[512] = "";
     uv_loop_t *loop = uv_default_loop();
     daemon_t d = {.drain_ms = drain_ms};
@@ -594,6 +610,12 @@ static int serve(const char *db, int argc, char **argv) {
     log_event(LOG_INFO, "daemon", "catalog_loaded", "sessions=%zu ms=%lld", catalog_size(catalog),
             (long long)(time_now_ms() - t0));
 
+    if (auth_burst && !(auth_limit = failure_limit_new(auth_burst, 1000.0 / (double)(auth_refill_ms ? auth_refill_ms : 1)))) goto cleanup;
+    gcfg.auth_limit = auth_limit;
+    if (cdp_on && geteuid() == 0)
+        log_event(LOG_WARN, "daemon", "no_sandbox",
+                  "detail=\"browserd runs as root: its browsers run WITHOUT Chromium's sandbox (--no-sandbox), so a "
+                  "page that exploits Chromium owns the machine; run browserd as its own user (docs/install.md)\"");
     if (cdp_on) {
         gcfg.loop = loop;
         gcfg.store = store;
@@ -617,7 +639,8 @@ static int serve(const char *db, int argc, char **argv) {
     }
     api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .end_session = end_session_anywhere,
                          .end_session_ctx = d.cluster, .status = node_status, .status_ctx = &d,
-                         .metrics = metrics_on && !metrics_own ? node_metrics_handle : NULL, .metrics_ctx = d.metrics};
+                         .metrics = metrics_on && !metrics_own ? node_metrics_handle : NULL, .metrics_ctx = d.metrics,
+                         .auth_limit = auth_limit};
     if (api_new(&acfg, &api) < 0) goto cleanup;
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);
@@ -686,6 +709,7 @@ cleanup:
     catalog_free(catalog);
     store_spool_close(spool);
     if (store) store_close(store);
+    failure_limit_free(auth_limit);
     return exit_code;
 }
 

@@ -26,6 +26,7 @@ struct api {
     void *status_ctx;
     http_handler_fn metrics;
     void *metrics_ctx;
+    failure_limit_t *auth_limit;
     api_request_metrics_t request_metrics;
 };
 
@@ -48,6 +49,9 @@ typedef struct {
     buf_t body;
     /* DELETE of an existing session: ended on the loop thread, where sessions live */
     bool kill;
+    bool bad_key;                 /* the key was unknown or revoked: one failure of peer */
+    bool have_peer;
+    struct sockaddr_storage peer;
     char customer[STORE_ID_MAX + 1];
     uint8_t session[16];
 } api_job_t;
@@ -64,6 +68,7 @@ int api_new(const api_config_t *cfg, api_t **out) {
     api->status_ctx = cfg->status_ctx;
     api->metrics = cfg->metrics;
     api->metrics_ctx = cfg->metrics_ctx;
+    api->auth_limit = cfg->auth_limit;
     api_request_metrics_init(&api->request_metrics);
     *out = api;
     return 0;
@@ -222,6 +227,7 @@ static void job_work(uv_work_t *work) {
     char customer[STORE_ID_MAX + 1];
     int rc = store_key_authenticate(job->api->store, job->token, job->token_len, customer);
     if (rc == -ENOENT) {
+        job->bad_key = true;
         job->extra_headers = BEARER_CHALLENGE;
         set_error(job, 401, "Invalid credentials", NULL, NULL, 0);
         return;
@@ -273,6 +279,8 @@ static void job_done(uv_work_t *work, int status) {
     api_job_t *job = work->data;
     if (status != 0) set_error(job, 500, "Internal error", NULL, NULL, 0);
     api_t *api = job->api;
+    if (job->bad_key && job->have_peer)
+        failure_limit_fail(api->auth_limit, (const struct sockaddr *)&job->peer, uv_now(api->loop));
     if (status == 0 && job->kill && api->end_session) {
         api->end_session(api->end_session_ctx, job->customer, job->session, on_session_ended, job);
         return;
@@ -311,11 +319,22 @@ void api_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
         http_respond_error(conn, 401, BEARER_CHALLENGE, "Credentials are missing", false);
         return;
     }
+    struct sockaddr_storage peer;
+    bool have_peer = api->auth_limit && http_conn_peer(conn, &peer) == 0;
+    unsigned wait_s = have_peer ? failure_limit_wait(api->auth_limit, (const struct sockaddr *)&peer, uv_now(api->loop)) : 0;
+    if (wait_s) {
+        char retry[48];
+        snprintf(retry, sizeof retry, "Retry-After: %u\r\n", wait_s);
+        http_respond_error(conn, 429, retry, FAILURE_LIMIT_MESSAGE, false);
+        return;
+    }
     api_job_t *job = calloc(1, sizeof *job);
     if (!job) {
         http_respond(conn, 503, NULL, NULL, 0, true);
         return;
     }
+    job->have_peer = have_peer;
+    if (have_peer) job->peer = peer;
     job->api = api;
     job->conn = conn;
     job->req = req;

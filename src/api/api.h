@@ -17,6 +17,7 @@
 #include "api/api_metrics.h"
 #include "catalog/catalog.h"
 #include "http/http_server.h"
+#include "net/failure_limit.h"
 #include "store/store.h"
 
 typedef struct api api_t;
@@ -48,6 +49,9 @@ typedef struct {
      * Called on the loop thread, before any key check, for every method. Borrowed ctx. */
     http_handler_fn metrics;
     void *metrics_ctx;
+    /* Failed key checks per source address (NULL: no limit); borrowed, shared with the CDP
+     * listener. An address over it gets 429 with Retry-After before its key is looked at. */
+    failure_limit_t *auth_limit;
 } api_config_t;
 
 /* The config is copied (the pointers in it stay borrowed). 0 or -ENOMEM. */

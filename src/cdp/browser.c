@@ -109,16 +109,42 @@ int browser_default_temp_root(char *out, size_t cap) {
 size_t browser_base_args(const char *args[BROWSER_BASE_ARGS_MAX]) {
     size_t n = 0;
     args[n++] = "--headless";
-    /* Chromium refuses to run as root with its sandbox; as any other user the sandbox stays. */
+    /* Chromium refuses to run as root with its sandbox; as any other user the sandbox stays
+     * (main.c warns at start when it will be off). */
     if (geteuid() == 0) args[n++] = "--no-sandbox";
-    /* No GPU, and nothing that phones home (the network may be closed or metered). */
     args[n++] = "--disable-gpu";
     args[n++] = "--disable-quic";
     args[n++] = "--no-first-run";
     args[n++] = "--no-default-browser-check";
+    /* Nothing that phones home: every request Chromium makes goes through the session's
+     * traffic proxy and is billed to the session, so its own background requests would be
+     * billed to the user (6-12 KB a session, measured with Chromium 156; docs/browser.md,
+     * "Billing"). The switches stop what they can at the source. */
     args[n++] = "--disable-background-networking";
     args[n++] = "--disable-component-update";
     args[n++] = "--disable-sync";
+    args[n++] = "--disable-extensions"; /* Debian's wrapper loads its own extensions otherwise */
+    args[n++] = "--disable-default-apps";
+    args[n++] = "--disable-component-extensions-with-background-pages";
+    args[n++] = "--disable-client-side-phishing-detection";
+    args[n++] = "--disable-domain-reliability";
+    args[n++] = "--disable-breakpad";
+    args[n++] = "--metrics-recording-only";
+    args[n++] = "--no-pings";
+    args[n++] = "--no-service-autorun";
+    /* clients2.google.com/time (network time), optimizationguide-pa.googleapis.com (hints). */
+    args[n++] = "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,OptimizationGuideModelDownloading,"
+                "MediaRouter,Translate,AutofillServerCommunication";
+    /* What no switch turns off: the account reconcilor's ListAccounts (accounts.google.com,
+     * even with sign-in disallowed by preference and by policy) and on-demand component
+     * installs (update.googleapis.com, even with --disable-component-update and the
+     * ComponentUpdatesEnabled policy). Their servers are pointed at port 1 of loopback, a
+     * port Chromium refuses to connect to (ERR_UNSAFE_PORT) before any proxy is asked, so
+     * not one byte of them leaves the browser. */
+    args[n++] = "--gaia-url=http://127.0.0.1:1";
+    args[n++] = "--lso-url=http://127.0.0.1:1";
+    args[n++] = "--google-apis-url=http://127.0.0.1:1";
+    args[n++] = "--component-updater=url-source=http://127.0.0.1:1/";
     args[n++] = "--remote-debugging-pipe";
     return n;
 }
@@ -515,7 +541,7 @@ int browser_launch(uv_loop_t *loop, const browser_config_t *cfg_in, const browse
     size_t plen = strlen(root) + 1 + sizeof name;
     b->profile = malloc(plen);
     user_data = malloc(plen + 32);
-    args = calloc(32 + cfg.extra_arg_count, sizeof *args);
+    args = calloc(16 + BROWSER_BASE_ARGS_MAX + cfg.extra_arg_count, sizeof *args);
     if (!b->profile || !user_data || !args) {
         rc = -ENOMEM;
         goto fail_early;

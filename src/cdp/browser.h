@@ -100,7 +100,7 @@ enum {
  * extra args): headless, the pipe, nothing that phones home; --no-sandbox only as root.
  * Writes at most BROWSER_BASE_ARGS_MAX pointers to static strings into args; returns how
  * many. Benchmarks start their direct baseline browser with the very same options. */
-#define BROWSER_BASE_ARGS_MAX 12
+#define BROWSER_BASE_ARGS_MAX 32
 size_t browser_base_args(const char *args[BROWSER_BASE_ARGS_MAX]);
 
 /* "exit", "crashed", "killed", ... for logs. */

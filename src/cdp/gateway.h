@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "catalog/catalog.h"
+#include "net/failure_limit.h"
 #include "store/store.h"
 #include "store/store_spool.h"
 
@@ -47,6 +48,9 @@ typedef struct {
     const char *const *allow_private;   /* CIDRs opened anyway (borrowed) */
     size_t allow_private_count;
     const char *upstream_proxy;         /* default upstream for zones without one; NULL = direct */
+    /* Failed zone checks per source address (NULL: no limit); borrowed, shared with the API.
+     * An address over it gets 429 with Retry-After before its credentials are looked at. */
+    failure_limit_t *auth_limit;
 } gateway_config_t;
 
 void gateway_config_defaults(gateway_config_t *cfg);

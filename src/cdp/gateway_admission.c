@@ -214,6 +214,8 @@ typedef struct {
     http_conn_t *conn;
     admission_t adm;
     int rc;
+    bool have_peer;
+    struct sockaddr_storage peer;
 } auth_job_t;
 
 static void auth_work(uv_work_t *w) {
@@ -230,10 +232,11 @@ static void auth_done(uv_work_t *w, int status) {
         gateway_metrics_refused(gw, gw->stopping ? "stopping" : "draining");
         http_respond_error(j->conn, 503, NULL, admission_refusal(gw), true);
     } else if (j->rc == -ENOENT || j->rc == -EACCES) {
+        if (j->have_peer) failure_limit_fail(gw->cfg.auth_limit, (const struct sockaddr *)&j->peer, uv_now(gw->cfg.loop));
         gateway_metrics_refused(gw, "invalid_credentials");
-        http_respond_error(j->conn, 403, NULL,
-                           j->rc == -ENOENT ? "Invalid credentials: unknown customer or zone"
-                                            : "Invalid credentials: wrong zone password",
+        /* One answer for both: which customers and zones exist is not the caller's to learn
+         * (the store takes as long for either: store_zone_password_burn). */
+        http_respond_error(j->conn, 403, NULL, "Invalid credentials: unknown customer or zone, or a wrong password",
                            true);
     } else if (j->rc < 0) {
         gateway_metrics_refused(gw, "store_unreachable");
@@ -344,6 +347,17 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
         http_respond_error(conn, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, reason, true);
         return;
     }
+    struct sockaddr_storage peer;
+    bool have_peer = gw->cfg.auth_limit && http_conn_peer(conn, &peer) == 0;
+    unsigned wait_s =
+        have_peer ? failure_limit_wait(gw->cfg.auth_limit, (const struct sockaddr *)&peer, uv_now(gw->cfg.loop)) : 0;
+    if (wait_s) {
+        char retry[48];
+        snprintf(retry, sizeof retry, "Retry-After: %u\r\n", wait_s);
+        gateway_metrics_refused(gw, "auth_rate_limited");
+        http_respond_error(conn, 429, retry, FAILURE_LIMIT_MESSAGE, true);
+        return;
+    }
     size_t auth_len;
     const char *auth = header_value(req, "authorization", &auth_len);
     auth_job_t *j = calloc(1, sizeof *j);
@@ -374,6 +388,8 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     }
     j->gw = gw;
     j->conn = conn;
+    j->have_peer = have_peer;
+    if (have_peer) j->peer = peer;
     j->adm.arrived_ns = uv_hrtime();
     j->work.data = j;
     if (uv_queue_work(gw->cfg.loop, &j->work, auth_work, auth_done) != 0) {

@@ -567,6 +567,11 @@ void http_respond(http_conn_t *c, int status, const char *extra_headers, char *b
     conn_unref(c);
 }
 
+int http_conn_peer(const http_conn_t *c, struct sockaddr_storage *out) {
+    int len = (int)sizeof *out;
+    return uv_tcp_getpeername(&c->tcp, (struct sockaddr *)out, &len);
+}
+
 int http_conn_take_over(http_conn_t *c, int *fd_out, char **rest, size_t *rest_len) {
     *fd_out = -1;
     *rest = NULL;

@@ -118,6 +118,9 @@ void http_server_stop(http_server_t *srv, void (*on_stopped)(void *arg), void *a
 void http_respond(http_conn_t *conn, int status, const char *extra_headers, char *body, size_t len,
                   bool close_after);
 
+/* The client's address (for limits per source address): 0 or a negative libuv error. */
+int http_conn_peer(const http_conn_t *conn, struct sockaddr_storage *out);
+
 /* Takes the connection's socket over instead of responding (a WebSocket upgrade): called once,
  * in place of http_respond, for the current request. The caller gets its own descriptor of
  * the socket (close-on-exec, for uv_tcp_open; the caller closes it) and the bytes already read

@@ -132,12 +132,16 @@ const char *const store_pg_migrations[] = {
     "WHEN (NEW.status <> 0 AND NEW.worker IS NOT NULL) EXECUTE FUNCTION browserd_enqueue_webhook_deliveries();"
     "CREATE TRIGGER sessions_end_webhooks_update AFTER UPDATE OF status ON sessions FOR EACH ROW "
     "WHEN (OLD.status = 0 AND NEW.status <> 0) EXECUTE FUNCTION browserd_enqueue_webhook_deliveries();",
+    /* 5: zone passwords through a slow KDF: the rows are rehashed by rehash_zones (C: the KDF
+     * is no SQL function), in this step's transaction; the zones are locked meanwhile. */
+    "LOCK TABLE zones IN EXCLUSIVE MODE;",
 };
 const char *const store_pg_migration_descriptions[] = {
     "customers, keys, zones, sessions",
     "sessions.worker",
     "schema_version, nodes",
     "webhooks, webhook_deliveries",
+    "zone passwords: PBKDF2",
 };
 const int store_pg_migration_count = (int)(sizeof store_pg_migrations / sizeof store_pg_migrations[0]);
 #define MIGRATION_COUNT store_pg_migration_count
@@ -418,6 +422,34 @@ static int read_version(pg_conn_t *c, int64_t *version, char *err, size_t err_ca
     return rc;
 }
 
+/* Migration 4's rows: every zone's SHA-256(salt || password) becomes its KDF hash
+ * (store_zone_password_upgrade), inside the migration's transaction: all or none. */
+static int rehash_zones(pg_conn_t *c, char *err, size_t err_cap) {
+    PGresult *r = NULL;
+    int rc = store_pg_exec_sql(c, "SELECT customer_id, name, salt, password_hash FROM zones", &r, err, err_cap);
+    for (int i = 0; rc == 0 && i < PQntuples(r); i++) {
+        uint8_t salt[64], legacy[64], hash[STORE_HASH_LEN];
+        int salt_len = store_pg_bytea(r, i, 2, salt, sizeof salt), legacy_len = store_pg_bytea(r, i, 3, legacy, sizeof legacy);
+        if (salt_len < 0 || legacy_len != STORE_HASH_LEN) {
+            store_set_err(err, err_cap, "zone %s of customer %s: a malformed salt or password hash",
+                          store_pg_text(r, i, 1), store_pg_text(r, i, 0));
+            rc = -EIO;
+        } else if (store_zone_password_upgrade(salt, (size_t)salt_len, legacy, hash) != 0) {
+            store_set_err(err, err_cap, "the password KDF failed");
+            rc = -EIO;
+        } else {
+            pg_params_t p = {0};
+            store_pg_param_bytes(&p, hash, STORE_HASH_LEN);
+            store_pg_param_text(&p, store_pg_text(r, i, 0));
+            store_pg_param_text(&p, store_pg_text(r, i, 1));
+            rc = store_pg_exec_params(c, "UPDATE zones SET password_hash = $1 WHERE customer_id = $2 AND name = $3", &p,
+                                      NULL, err, err_cap);
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
 /* One step: under the advisory lock (held to the end of the transaction), the version read
  * again, the step applied and recorded. *version: the version after. */
 static int migrate_step(pg_conn_t *c, int64_t *version, char *err, size_t err_cap) {
@@ -437,6 +469,7 @@ static int migrate_step(pg_conn_t *c, int64_t *version, char *err, size_t err_ca
              ", '%s')",
              next, time_now_ms(), store_pg_migration_descriptions[*version]);
     rc = store_pg_exec_sql(c, store_pg_migrations[*version], NULL, err, err_cap);
+    if (rc == 0 && next == 5) rc = rehash_zones(c, err, err_cap);
     if (rc == 0) rc = store_pg_exec_sql(c, record, NULL, err, err_cap);
     rc = store_pg_tx_end(c, rc, err, err_cap);
     if (rc == 0) *version = next;

@@ -11,10 +11,12 @@
 #include "store/sqlite_internal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define BUSY_TIMEOUT_MS 5000
 #define WAL_SIZE_LIMIT_BYTES (64 * 1024 * 1024)
@@ -144,6 +146,10 @@ const char *const store_sqlite_migrations[] = {
     "  WHEN NEW.status <> 0 AND NEW.worker IS NOT NULL BEGIN " SQLITE_ENQUEUE_DELIVERIES " END;"
     "CREATE TRIGGER sessions_end_webhooks_update AFTER UPDATE OF status ON sessions"
     "  WHEN OLD.status = 0 AND NEW.status <> 0 BEGIN " SQLITE_ENQUEUE_DELIVERIES " END;",
+    /* 5: zone passwords through a slow KDF; the rows are rehashed by rehash_zones (C: the KDF
+     * is no SQL function), in this step's transaction. */
+    "INSERT INTO schema_version (version, applied_ms, description) VALUES"
+    "  (5, CAST(strftime('%s', 'now') AS INTEGER) * 1000, 'zone passwords: PBKDF2');",
 };
 const int store_sqlite_migration_count = (int)(sizeof store_sqlite_migrations / sizeof store_sqlite_migrations[0]);
 #define MIGRATION_COUNT store_sqlite_migration_count
@@ -276,6 +282,48 @@ void store_sqlite_tx_rollback(store_conn_t *c) {
 
 /* ---- open, migrate, close ---- */
 
+/* Migration 4's rows: every zone's SHA-256(salt || password) becomes its KDF hash
+ * (store_zone_password_upgrade), inside the migration's transaction: all or none. */
+static int rehash_zones(sqlite3 *db, char *err, size_t err_cap) {
+    sqlite3_stmt *sel = NULL, *upd = NULL;
+    int rc = SQLITE_OK;
+    if (sqlite3_prepare_v2(db, "SELECT customer_id, name, salt, password_hash FROM zones", -1, &sel, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "UPDATE zones SET password_hash = ?1 WHERE customer_id = ?2 AND name = ?3", -1, &upd, NULL) != SQLITE_OK) {
+        store_set_err(err, err_cap, "%s", sqlite3_errmsg(db));
+        goto done;
+    }
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        const void *salt = sqlite3_column_blob(sel, 2), *legacy = sqlite3_column_blob(sel, 3);
+        int salt_len = sqlite3_column_bytes(sel, 2), legacy_len = sqlite3_column_bytes(sel, 3);
+        uint8_t hash[STORE_HASH_LEN];
+        if (!salt || !legacy || legacy_len != STORE_HASH_LEN) {
+            store_set_err(err, err_cap, "zone %s of customer %s: a password hash of %d bytes",
+                          (const char *)sqlite3_column_text(sel, 1), (const char *)sqlite3_column_text(sel, 0), legacy_len);
+            rc = SQLITE_CORRUPT;
+            goto done;
+        }
+        if (store_zone_password_upgrade(salt, (size_t)salt_len, legacy, hash) != 0) {
+            store_set_err(err, err_cap, "the password KDF failed");
+            rc = SQLITE_ERROR;
+            goto done;
+        }
+        sqlite3_bind_blob(upd, 1, hash, STORE_HASH_LEN, SQLITE_TRANSIENT);
+        sqlite3_bind_value(upd, 2, sqlite3_column_value(sel, 0));
+        sqlite3_bind_value(upd, 3, sqlite3_column_value(sel, 1));
+        if (sqlite3_step(upd) != SQLITE_DONE) {
+            store_set_err(err, err_cap, "%s", sqlite3_errmsg(db));
+            rc = SQLITE_ERROR;
+            goto done;
+        }
+        sqlite3_reset(upd);
+    }
+    if (rc != SQLITE_DONE) store_set_err(err, err_cap, "%s", sqlite3_errmsg(db));
+done:
+    sqlite3_finalize(sel);
+    sqlite3_finalize(upd);
+    return rc == SQLITE_DONE ? 0 : -EIO;
+}
+
 static int read_user_version(sqlite3 *db, int64_t *version, char *err, size_t err_cap) {
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
@@ -307,6 +355,7 @@ static int migrate(store_conn_t *c, char *err, size_t err_cap) {
         char set_version[64];
         snprintf(set_version, sizeof set_version, "PRAGMA user_version = %" PRId64, version + 1);
         if (exec_sql(c->db, store_sqlite_migrations[version], reason, sizeof reason) != 0 ||
+            (version + 1 == 5 && rehash_zones(c->db, reason, sizeof reason) != 0) ||
             exec_sql(c->db, set_version, reason, sizeof reason) != 0 ||
             store_sqlite_tx_commit(c, reason, sizeof reason) != 0) {
             store_sqlite_tx_rollback(c);
@@ -343,6 +392,11 @@ int store_sqlite_open(const char *target, store_db_t **out, char *err, size_t er
         return -EAGAIN;
     }
     pthread_mutex_init(&d->conns_lock, NULL);
+    /* Created 0600 before SQLite creates it 0644: it holds key and password hashes and every
+     * customer's sessions. SQLite gives the -wal and -shm files the main file's mode. An
+     * existing file keeps the mode its operator gave it. */
+    int fd = open(target, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) close(fd);
     store_db_t *db = (store_db_t *)d;
     store_conn_t *c = store_sqlite_conn(db, err, err_cap);
     int rc = c ? migrate(c, err, err_cap) : -EIO;

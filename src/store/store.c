@@ -78,7 +78,7 @@ void store_hex_encode(const uint8_t *in, size_t len, char *out) {
 }
 
 /* SHA-256 of a‖b (b may be empty). */
-static int sha256_two(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t out[STORE_HASH_LEN]) {
+int store_sha256_two(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t out[STORE_HASH_LEN]) {
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     unsigned int out_len = 0;
     int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 && EVP_DigestUpdate(ctx, a, a_len) == 1 &&
@@ -116,13 +116,13 @@ int store_key_row_check(const uint8_t key_hash[STORE_HASH_LEN], const void *stor
 int store_zone_row_check(const void *salt, size_t salt_len, const void *stored_hash, size_t stored_len,
                          const char *password, const char *stored_upstream, char *upstream, size_t upstream_cap,
                          char *err, size_t err_cap) {
-    uint8_t hash[STORE_HASH_LEN];
-    if (!salt || !stored_hash || stored_len != STORE_HASH_LEN ||
-        sha256_two(salt, salt_len, password, strlen(password), hash) != 0) {
-        store_set_err(err, err_cap, "malformed zone row or SHA-256 failure");
+    if (!salt || !stored_hash || stored_len != STORE_HASH_LEN) {
+        store_set_err(err, err_cap, "malformed zone row (a hash of another length)");
         return -EIO;
     }
-    if (CRYPTO_memcmp(stored_hash, hash, STORE_HASH_LEN) != 0) return -EACCES;
+    int rc = store_zone_password_verify(salt, salt_len, stored_hash, password, NULL);
+    if (rc == -EIO) store_set_err(err, err_cap, "the password KDF failed");
+    if (rc != 0) return rc;
     if (stored_upstream && upstream && upstream_cap) snprintf(upstream, upstream_cap, "%s", stored_upstream);
     return 0;
 }
@@ -293,7 +293,7 @@ int store_key_add(store_t *s, const char *customer_id, char key_out[STORE_API_KE
         memcpy(key_id, "key_", 4);
         store_hex_encode(id_bytes, sizeof id_bytes, key_id + 4);
         OPENSSL_cleanse(key_bytes, sizeof key_bytes);
-        if (sha256_two(key_text, STORE_API_KEY_LEN, NULL, 0, hash) != 0) {
+        if (store_sha256_two(key_text, STORE_API_KEY_LEN, NULL, 0, hash) != 0) {
             OPENSSL_cleanse(key_text, sizeof key_text);
             store_set_err(err, err_cap, "SHA-256 failed");
             return -EIO;
@@ -331,7 +331,7 @@ int store_key_authenticate(store_t *s, const char *api_key, size_t key_len, char
     if (!api_key || key_len != STORE_API_KEY_LEN) return -ENOENT;
     char reason[256] = "";
     uint8_t hash[STORE_HASH_LEN];
-    if (sha256_two(api_key, key_len, NULL, 0, hash) != 0) return store_logged(-EIO, "key_authenticate", "SHA-256 failed");
+    if (store_sha256_two(api_key, key_len, NULL, 0, hash) != 0) return store_logged(-EIO, "key_authenticate", "SHA-256 failed");
     int rc = s->backend->key_authenticate(s->db, hash, customer_out, reason, sizeof reason);
     return store_logged(rc, "key_authenticate", reason);
 }
@@ -354,8 +354,8 @@ int store_zone_add(store_t *s, const char *customer_id, const char *zone,
     if (random_password(password) != 0 || store_fill_random(salt, sizeof salt) != 0) {
         store_set_err(err, err_cap, "getrandom failed: %s", strerror(errno));
         rc = -EIO;
-    } else if (sha256_two(salt, sizeof salt, password, STORE_PASSWORD_LEN, hash) != 0) {
-        store_set_err(err, err_cap, "SHA-256 failed");
+    } else if (store_zone_password_hash(salt, sizeof salt, password, STORE_PASSWORD_LEN, hash) != 0) {
+        store_set_err(err, err_cap, "the password KDF failed");
         rc = -EIO;
     } else {
         rc = s->backend->zone_add(s->db, customer_id, zone, salt, hash, err, err_cap);
@@ -378,6 +378,7 @@ int store_zone_authorize(store_t *s, const char *customer_id, const char *zone, 
     char reason[256] = "";
     int rc = s->backend->zone_authorize(s->db, customer_id, zone, password, upstream, upstream_cap, reason,
                                         sizeof reason);
+    if (rc == -ENOENT) store_zone_password_burn(password);
     return store_logged(rc, "zone_check", reason);
 }
 

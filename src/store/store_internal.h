@@ -56,7 +56,7 @@
 #include "store/store_copy.h"
 #include "store/store_webhooks.h"
 
-#define STORE_HASH_LEN 32      /* SHA-256: API key hashes, zone password hashes */
+#define STORE_HASH_LEN 32      /* SHA-256 of API keys; PBKDF2-HMAC-SHA256 of zone passwords */
 #define STORE_ZONE_SALT_LEN 16 /* random salt of a zone's password hash */
 
 /* The error of sessions that store_sessions_fail_orphans ends (error_code "worker_disconnect"). */
@@ -300,12 +300,39 @@ int store_key_row_check(const uint8_t key_hash[STORE_HASH_LEN], const void *stor
                         bool revoked, const char *customer, char customer_out[STORE_ID_MAX + 1]);
 
 /* Decides store_zone_authorize over the zone's row (its columns as stored, borrowed): 0 when
- * SHA-256(salt || password) equals the stored hash (constant time), then copies the stored
- * upstream (NULL: none) to `upstream`; -EACCES for another password; -EIO with a reason for
- * a malformed row or a hashing failure. */
+ * store_zone_password_verify accepts the password, then copies the stored upstream (NULL:
+ * none) to `upstream`; -EACCES for another password; -EIO with a reason for a malformed row
+ * or a hashing failure. */
 int store_zone_row_check(const void *salt, size_t salt_len, const void *stored_hash, size_t stored_len,
                          const char *password, const char *stored_upstream, char *upstream, size_t upstream_cap,
                          char *err, size_t err_cap);
+
+/* SHA-256 of a || b (b may be empty): 0 or -EIO. Any thread. */
+int store_sha256_two(const void *a, size_t a_len, const void *b, size_t b_len, uint8_t out[STORE_HASH_LEN]);
+
+/* ---- zone passwords (zone_password.c) ----
+ * Stored: PBKDF2-HMAC-SHA256(SHA-256(salt || password), salt, 100000 iterations), 32 bytes,
+ * with a random 16-byte salt per zone. Slow on purpose (~20 ms): these functions block and
+ * run on worker threads only, like the rest of the store. Any thread (the memory of verified
+ * passwords has its own lock). */
+/* The hash of a new or presented password. 0 or -EIO. */
+int store_zone_password_hash(const uint8_t *salt, size_t salt_len, const char *password, size_t password_len,
+                             uint8_t out[STORE_HASH_LEN]);
+/* Schema 3 stored SHA-256(salt || password): the stored hash of today from that one, so that
+ * migration 4 rehashes every zone without its password. 0 or -EIO. */
+int store_zone_password_upgrade(const uint8_t *salt, size_t salt_len, const uint8_t legacy[STORE_HASH_LEN],
+                                uint8_t out[STORE_HASH_LEN]);
+/* 0 when the password's hash equals `stored` (constant time), -EACCES when not, -EIO when
+ * hashing failed. A password verified against this very (salt, stored) before, in this
+ * process, is accepted from memory without the KDF (*from_cache set; may be NULL): the memory
+ * holds a keyed hash of (salt, stored, password) under a key drawn at random per process,
+ * never a password, and forgets nothing but what a newer entry in the same slot replaces.
+ * A wrong password always costs the KDF. */
+int store_zone_password_verify(const uint8_t *salt, size_t salt_len, const uint8_t stored[STORE_HASH_LEN],
+                               const char *password, bool *from_cache);
+/* Runs the KDF over the password for nothing: an unknown customer or zone then takes as long
+ * as a wrong password, so the time of a refusal does not tell which it was. */
+void store_zone_password_burn(const char *password);
 
 /* The refusal of a database whose schema `version` is newer than the `known` one: -EIO. */
 int store_schema_too_new(int64_t version, int known, char *err, size_t err_cap);

@@ -573,8 +573,11 @@ class Browserd:
             # everything the daemon puts in TMPDIR (browser profiles) stays inside our temp dir
             env = dict(os.environ, TMPDIR=self.daemon_tmp)
             os.makedirs(self.daemon_tmp, exist_ok=True)
+            # the contract tests send hundreds of wrong keys from one address on purpose: no
+            # limit on failed authentications unless a test asks for one (it has tests of its own)
+            limit = [] if '--auth-fail-limit' in [str(x) for x in extra] else ['--auth-fail-limit', '0']
             argv = ([self.bin, '--db', self.db, 'serve', '--api-listen', '127.0.0.1:%d' % self.port]
-                    + cdp_args + [str(x) for x in extra])
+                    + cdp_args + limit + [str(x) for x in extra])
             if cdp:
                 argv = self._dns_sealed(argv)
             try:

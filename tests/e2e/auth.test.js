@@ -2,44 +2,9 @@
 // Zone credentials on the CDP port: what the client sees before any upgrade (407 / 403, JSON
 // bodies with a reason), no session recorded for a refused client, and a good client after.
 const assert = require('node:assert/strict');
-const http = require('node:http');
-const crypto = require('node:crypto');
-const { e2e, checkRecord, requireClient, wsConnect, wsClosed } = require('./harness');
+const { e2e, checkRecord, requireClient, wsConnect, wsClosed, rawUpgrade } = require('./harness');
 
 const puppeteer = requireClient('puppeteer-core');
-
-/** A raw upgrade request with node's http module: {status, headers, json} or {upgraded}. */
-function rawUpgrade(port, headers) {
-  return new Promise((resolve, reject) => {
-    const req = http.request({
-      host: '127.0.0.1',
-      port,
-      path: '/devtools/browser/x',
-      agent: false,
-      headers: {
-        Connection: 'Upgrade',
-        Upgrade: 'websocket',
-        'Sec-WebSocket-Version': '13',
-        'Sec-WebSocket-Key': crypto.randomBytes(16).toString('base64'),
-        ...headers,
-      },
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ upgraded: true, status: res.statusCode });
-    });
-    req.on('response', (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        resolve({ status: res.statusCode, headers: res.headers, text, json: JSON.parse(text) });
-      });
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 e2e('credentials: 407 without, 403 for a wrong password / unknown zone / unknown customer / malformed name; nothing recorded; a good client then works', { timeout: 60000 }, async (ctx) => {
   const d = await ctx.daemon({ pool: 0 });

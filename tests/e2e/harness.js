@@ -72,9 +72,9 @@ function withTimeout(promise, ms, what) {
   ]).finally(() => clearTimeout(timer));
 }
 
-function httpRequest({ port, method = 'GET', path: p = '/', headers = {}, body = null, host = '127.0.0.1' }) {
+function httpRequest({ port, method = 'GET', path: p = '/', headers = {}, body = null, host = '127.0.0.1', localAddress }) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host, port, method, path: p, headers, agent: false }, (res) => {
+    const req = http.request({ host, port, method, path: p, headers, agent: false, localAddress }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => {
@@ -415,9 +415,9 @@ class Daemon {
     return 'Basic ' + Buffer.from(`brd-customer-${customer}-zone-${zone}:${password}`).toString('base64');
   }
 
-  async api(method, p, { key = this.creds.apiKey, body } = {}) {
+  async api(method, p, { key = this.creds.apiKey, body, localAddress } = {}) {
     const headers = key ? { Authorization: `Bearer ${key}` } : {};
-    return httpRequest({ port: this.apiPort, method, path: p, headers, body });
+    return httpRequest({ port: this.apiPort, method, path: p, headers, body, localAddress });
   }
 
   async session(id) {
@@ -786,6 +786,41 @@ function wsConnect(url, { headers = {}, timeout = 15000, maxPayload = 0 } = {}) 
 }
 
 /** Resolves {code, reason} when the WebSocket closes. */
+/** A raw upgrade request with node's http module: {status, headers, json} or {upgraded}.
+ * localAddress: the client's own address (another of 127.0.0.0/8: a source address of its own). */
+function rawUpgrade(port, headers, { localAddress } = {}) {
+  return new Promise((resolve, reject) => {
+    const req = http.request({
+      host: '127.0.0.1',
+      port,
+      localAddress,
+      path: '/devtools/browser/x',
+      agent: false,
+      headers: {
+        Connection: 'Upgrade',
+        Upgrade: 'websocket',
+        'Sec-WebSocket-Version': '13',
+        'Sec-WebSocket-Key': crypto.randomBytes(16).toString('base64'),
+        ...headers,
+      },
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ upgraded: true, status: res.statusCode });
+    });
+    req.on('response', (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        resolve({ status: res.statusCode, headers: res.headers, text, json: JSON.parse(text) });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 function wsClosed(ws) {
   return new Promise((resolve) => {
     if (ws.readyState === 3) return resolve({ code: ws._closeCode, reason: String(ws._closeMessage || '') });
@@ -831,5 +866,6 @@ module.exports = {
   WebSocket,
   wsConnect,
   wsClosed,
+  rawUpgrade,
   cdpCall,
 };

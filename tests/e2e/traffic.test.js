@@ -20,11 +20,12 @@
 // non-exact bound is test 4's "file + under 2 KiB" on top of its exact check.
 //
 // Chromium's own background requests (clients2.google.com, update.googleapis.com,
-// accounts.google.com, optimizationguide-pa.googleapis.com, start.duckduckgo.com: despite
-// --disable-background-networking) go through the session's proxy too and count for the session
-// (here 7-12 KB a session, all failed requests). With the harness's fake DNS every one of them
-// fails and the proxy logs a line for it; a measured window that overlaps one is measured again
-// (Meter.window in traffic_helpers.js). Without the fake DNS (not root) those tests are skipped.
+// accounts.google.com, optimizationguide-pa.googleapis.com) went through the session's proxy too
+// and counted for the session (7-12 KB a session) until the launch switches stopped them at the
+// source (security.test.js checks that none is left). Should a Chromium release bring a new one,
+// the harness's fake DNS makes it fail and the proxy logs a line for it; a measured window that
+// overlaps one is measured again (Meter.window in traffic_helpers.js). Without the fake DNS (not
+// root) those tests are skipped.
 //
 // Loopback only: every site and the test upstream proxy listen on 127.0.0.1; the guard refuses
 // every other address before connecting (test 7 checks it), and the test upstream proxy

@@ -27,9 +27,9 @@ const OPS_ROUTES = ['/health', '/ready', '/pressure', '/metrics'];
 const NOT_PROVOKED = [/ 500$/, / 503$/];
 
 /** One request: {method, path, status, headers, body (Buffer)}. */
-function exchange(port, method, p, headers = {}) {
+function exchange(port, method, p, headers = {}, localAddress = undefined) {
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers, agent: false }, (res) => {
+    const req = http.request({ host: '127.0.0.1', port, method, path: p, headers, agent: false, localAddress }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('end', () => resolve({ method, path: p, status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -398,6 +398,25 @@ h.e2e('a running browserd answers as the document says, on every route', { timeo
     assert.equal(ended.error.code, 'job_killed');
     // the imported running session runs nowhere: whatever browserd answers must be documented
     await go('DELETE', `/browser_sessions/${uid(3)}`, otherBearer);
+  });
+
+  // ---- too many failed authentications from one address (its own, 127.0.0.80: the limit is
+  // per source address, and the harness's checks come from 127.0.0.1)
+  await t.test('429 with Retry-After on every secured operation once an address failed too often', async () => {
+    const dl = await ctx.daemon({ pool: 0, args: ['--auth-fail-limit', '1', '--auth-fail-refill', '3600'] });
+    const from = '127.0.0.80';
+    const bad = await exchange(dl.apiPort, 'GET', '/browser_sessions', { Authorization: `Bearer ${'0'.repeat(64)}` }, from);
+    assert.equal(bad.status, 401);
+    for (const [p, item] of Object.entries(DOC.paths)) {
+      for (const m of ['get', 'head', 'delete']) {
+        if (!item[m] || !item[m].responses['429']) continue;
+        const ex = await exchange(dl.apiPort, m.toUpperCase(), p.replace('{session_id}', uid(1)),
+          { Authorization: `Bearer ${dl.creds.apiKey}` }, from);
+        assert.equal(ex.status, 429, `${m} ${p}`);
+        assert.match(ex.headers['retry-after'], /^[1-9][0-9]*$/);
+        c.check(ex);
+      }
+    }
   });
 
   // ---- everything the document lists was seen

@@ -49,7 +49,7 @@ static void raw_exec(store_fixture_t *fx, const char *sql) { assert_int_equal(pg
 static void test_new_database_gets_every_version_recorded(void **state) {
     store_fixture_t *fx = *state;
     assert_string_equal(pg_value(fx, "SELECT string_agg(version::text, ',' ORDER BY version) FROM schema_version"),
-                        "1,2,3,4");
+                        "1,2,3,4,5");
     assert_string_equal(pg_value(fx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename IN "
                                      "('meta', 'customers', 'api_keys', 'zones', 'sessions', 'nodes', 'webhooks', "
                                      "'webhook_deliveries')"),
@@ -96,7 +96,7 @@ static void test_racing_opens_migrate_once(void **state) {
     char keep[512];
     snprintf(keep, sizeof keep, "%s", fx->target);
     snprintf(fx->target, sizeof fx->target, "%s", uri);
-    assert_string_equal(pg_value(fx, "SELECT count(*) || ':' || max(version) FROM schema_version"), "4:4");
+    assert_string_equal(pg_value(fx, "SELECT count(*) || ':' || max(version) FROM schema_version"), "5:5");
     snprintf(fx->target, sizeof fx->target, "%s", keep);
     pg_drop_database(name);
 }
@@ -413,12 +413,56 @@ static void test_store_and_listener_reconnect_after_a_server_restart(void **stat
     store_close(s);
 }
 
+
+static void hex_of(const uint8_t *b, size_t n, char *out) {
+    for (size_t i = 0; i < n; i++) sprintf(out + 2 * i, "%02x", b[i]);
+}
+
+static void unhex(const char *hex, uint8_t *out, size_t n) {
+    assert_int_equal(strlen(hex), 2 * n);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v = 0;
+        assert_int_equal(sscanf(hex + 2 * i, "%2x", &v), 1);
+        out[i] = (uint8_t)v;
+    }
+}
+
+/* A schema 4 database (zone hashes SHA-256(salt || password)) is rehashed by migration 5 at
+ * open: the stored hash becomes the KDF's and the old passwords keep working. */
+static void test_version_4_zone_passwords_are_rehashed(void **state) {
+    store_fixture_t *fx = *state;
+    char err[256] = "", password[STORE_PASSWORD_LEN + 1], sql[512], hex[2 * STORE_HASH_LEN + 1];
+    assert_int_equal(store_customer_add(fx->store, "acme", err, sizeof err), 0);
+    assert_int_equal(store_zone_add(fx->store, "acme", "zone1", password, err, sizeof err), 0);
+    store_close(fx->store);
+    fx->store = NULL;
+    uint8_t salt[STORE_ZONE_SALT_LEN], legacy[STORE_HASH_LEN], slow[STORE_HASH_LEN], after[STORE_HASH_LEN];
+    unhex(pg_value(fx, "SELECT encode(salt, 'hex') FROM zones"), salt, sizeof salt);
+    assert_int_equal(store_sha256_two(salt, sizeof salt, password, STORE_PASSWORD_LEN, legacy), 0);
+    assert_int_equal(store_zone_password_hash(salt, sizeof salt, password, STORE_PASSWORD_LEN, slow), 0);
+    unhex(pg_value(fx, "SELECT encode(password_hash, 'hex') FROM zones"), after, sizeof after);
+    assert_memory_equal(after, slow, STORE_HASH_LEN); /* a new zone's hash is the KDF's */
+    hex_of(legacy, sizeof legacy, hex);
+    snprintf(sql, sizeof sql,
+             "UPDATE zones SET password_hash = decode('%s', 'hex'); DELETE FROM schema_version WHERE version = 5", hex);
+    raw_exec(fx, sql);
+
+    assert_int_equal(store_open(fx->target, &fx->store, err, sizeof err), 0);
+    assert_string_equal(pg_value(fx, "SELECT max(version) FROM schema_version"), "5");
+    unhex(pg_value(fx, "SELECT encode(password_hash, 'hex') FROM zones"), after, sizeof after);
+    assert_memory_equal(after, slow, STORE_HASH_LEN);
+    assert_int_equal(store_zone_check(fx->store, "acme", "zone1", password), 0);
+    password[0] = password[0] == 'a' ? 'b' : 'a';
+    assert_int_equal(store_zone_check(fx->store, "acme", "zone1", password), -EACCES);
+}
+
 int main(void) {
     int skip_code = store_fixture_skip_code("pg_store");
     if (skip_code) return skip_code;
     const struct CMUnitTest tests[] = {
         TEST(test_new_database_gets_every_version_recorded),
         TEST(test_racing_opens_migrate_once),
+        TEST(test_version_4_zone_passwords_are_rehashed),
         TEST(test_newer_schema_is_refused),
         TEST(test_wrong_password_is_refused_without_showing_it),
         TEST(test_malformed_uri_is_einval_without_the_password),

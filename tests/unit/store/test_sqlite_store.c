@@ -12,6 +12,7 @@
 #include "../../../src/store/store.c"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "store/sqlite_internal.h"
@@ -372,9 +373,103 @@ static void test_every_statement_prepares(void **state) {
     for (int id = 0; id < STMT_COUNT; id++) assert_non_null(store_sqlite_stmt(c, (stmt_id_t)id, NULL, 0));
 }
 
+
+/* ---- zone passwords at rest, the file's mode ---- */
+
+/* The zone's row of the raw file: its salt and stored hash. */
+static void zone_row(const char *path, const char *customer, const char *zone, uint8_t salt[STORE_ZONE_SALT_LEN],
+                     uint8_t hash[STORE_HASH_LEN]) {
+    sqlite3 *db = raw_open(path);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT salt, password_hash FROM zones WHERE customer_id = ?1 AND name = ?2",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(st, 1, customer, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, zone, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_bytes(st, 0), STORE_ZONE_SALT_LEN);
+    assert_int_equal(sqlite3_column_bytes(st, 1), STORE_HASH_LEN);
+    memcpy(salt, sqlite3_column_blob(st, 0), STORE_ZONE_SALT_LEN);
+    memcpy(hash, sqlite3_column_blob(st, 1), STORE_HASH_LEN);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* A new zone's hash is the KDF's, not the fast SHA-256(salt || password) of schema 3. */
+static void test_zone_password_is_stored_through_the_kdf(void **state) {
+    store_fixture_t *fx = *state;
+    char err[256] = "", password[STORE_PASSWORD_LEN + 1];
+    assert_int_equal(store_customer_add(fx->store, "acme", err, sizeof err), 0);
+    assert_int_equal(store_zone_add(fx->store, "acme", "zone1", password, err, sizeof err), 0);
+    uint8_t salt[STORE_ZONE_SALT_LEN], stored[STORE_HASH_LEN], fast[STORE_HASH_LEN], slow[STORE_HASH_LEN];
+    zone_row(fx->target, "acme", "zone1", salt, stored);
+    assert_int_equal(store_sha256_two(salt, sizeof salt, password, STORE_PASSWORD_LEN, fast), 0);
+    assert_int_equal(store_zone_password_hash(salt, sizeof salt, password, STORE_PASSWORD_LEN, slow), 0);
+    assert_memory_not_equal(stored, fast, STORE_HASH_LEN);
+    assert_memory_equal(stored, slow, STORE_HASH_LEN);
+}
+
+/* A schema 4 database (zone hashes SHA-256(salt || password)) is rehashed by migration 5 at
+ * open: the stored hash becomes the KDF's and the old passwords keep working. */
+static void test_version_4_zone_passwords_are_rehashed(void **state) {
+    store_fixture_t *fx = *state;
+    char err[256] = "", password[STORE_PASSWORD_LEN + 1];
+    assert_int_equal(store_customer_add(fx->store, "acme", err, sizeof err), 0);
+    assert_int_equal(store_zone_add(fx->store, "acme", "zone1", password, err, sizeof err), 0);
+    store_close(fx->store);
+    fx->store = NULL;
+    uint8_t salt[STORE_ZONE_SALT_LEN], stored[STORE_HASH_LEN], legacy[STORE_HASH_LEN];
+    zone_row(fx->target, "acme", "zone1", salt, stored);
+    assert_int_equal(store_sha256_two(salt, sizeof salt, password, STORE_PASSWORD_LEN, legacy), 0);
+    /* back to what schema 4 wrote */
+    sqlite3 *db = raw_open(fx->target);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "UPDATE zones SET password_hash = ?1", -1, &st, NULL), SQLITE_OK);
+    sqlite3_bind_blob(st, 1, legacy, STORE_HASH_LEN, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(st), SQLITE_DONE);
+    sqlite3_finalize(st);
+    assert_int_equal(sqlite3_exec(db, "DELETE FROM schema_version WHERE version = 5; PRAGMA user_version = 4", NULL,
+                                  NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+
+    assert_int_equal(store_open(fx->target, &fx->store, err, sizeof err), 0);
+    assert_int_equal(raw_file_int(fx, "PRAGMA user_version"), 5);
+    assert_int_equal(raw_file_int(fx, "SELECT count(*) FROM schema_version WHERE version = 5"), 1);
+    uint8_t after[STORE_HASH_LEN], slow[STORE_HASH_LEN];
+    zone_row(fx->target, "acme", "zone1", salt, after);
+    assert_int_equal(store_zone_password_hash(salt, sizeof salt, password, STORE_PASSWORD_LEN, slow), 0);
+    assert_memory_equal(after, slow, STORE_HASH_LEN);
+    assert_int_equal(store_zone_check(fx->store, "acme", "zone1", password), 0);
+    password[0] = password[0] == 'a' ? 'b' : 'a';
+    assert_int_equal(store_zone_check(fx->store, "acme", "zone1", password), -EACCES);
+}
+
+static unsigned mode_of(const char *path) {
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    return (unsigned)st.st_mode & 07777;
+}
+
+/* The database and the files SQLite keeps beside it are the owner's only: they hold key and
+ * password hashes and every customer's sessions. */
+static void test_database_files_are_0600(void **state) {
+    store_fixture_t *fx = *state;
+    char err[256] = "", wal[600], shm[600];
+    assert_int_equal(store_customer_add(fx->store, "acme", err, sizeof err), 0); /* a write: the WAL exists */
+    snprintf(wal, sizeof wal, "%s-wal", fx->target);
+    snprintf(shm, sizeof shm, "%s-shm", fx->target);
+    assert_int_equal(mode_of(fx->target), 0600);
+    assert_int_equal(mode_of(wal), 0600);
+    assert_int_equal(mode_of(shm), 0600);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         TEST(test_new_file_gets_the_current_schema),
+        TEST(test_zone_password_is_stored_through_the_kdf),
+        TEST(test_version_4_zone_passwords_are_rehashed),
+        TEST(test_database_files_are_0600),
         TEST(test_database_is_in_wal_mode),
         TEST(test_connections_have_the_documented_settings),
         TEST(test_newer_schema_is_refused),
