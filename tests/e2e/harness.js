@@ -462,6 +462,13 @@ class Daemon {
     return v('browserd_pool_warm') + v('browserd_pool_starting');
   }
 
+  /** The pooled browsers ready to be taken now (from /metrics; 0 when it is off). */
+  async poolWarm() {
+    const r = await this.api('GET', '/metrics', { key: null });
+    if (r.status !== 200) return 0;
+    return Number((/^browserd_pool_warm (\d+)$/m.exec(r.text) || [0, 0])[1]);
+  }
+
   /** Chromium main processes of this daemon: {pid, profile} (by --user-data-dir under the root). */
   chromiumMains() {
     const out = [];
