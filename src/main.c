@@ -193,11 +193,22 @@ typedef struct {
     bool handles_open; /* the signals and timers above */
 } daemon_t;
 
+static void on_late_signal(int signum) { (void)signum; }
+
 static void close_handles(daemon_t *d) {
     if (!d->handles_open) return;
     d->handles_open = false;
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
+    /* Closing them gives SIGINT and SIGTERM back their default action, which would turn a
+     * clean exit into death by signal when one more arrives while the store and the threads
+     * are let go (a second Ctrl-C, a supervisor that repeats itself): the sessions are saved
+     * already, so from here on such a signal changes nothing. A handler, unlike SIG_IGN, is
+     * not inherited by a process started later. */
+    struct sigaction late = {.sa_handler = on_late_signal};
+    sigemptyset(&late.sa_mask);
+    sigaction(SIGINT, &late, NULL);
+    sigaction(SIGTERM, &late, NULL);
     uv_close((uv_handle_t *)&d->sighup, NULL);
     uv_close((uv_handle_t *)&d->drain_timer, NULL);
     uv_close((uv_handle_t *)&d->housekeeping, NULL);

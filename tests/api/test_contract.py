@@ -1366,6 +1366,38 @@ class TestLifecycle(unittest.TestCase):
             with self.assertRaises(OSError):
                 socket.create_connection(('127.0.0.1', d.port), timeout=2).close()
 
+    def test_signals_all_through_the_shutdown_still_exit_0(self):
+        """SIGTERM over and over until browserd is gone: the first drains, the second stops,
+        and those that land while it lets its store and threads go must not kill it (a clean
+        exit is 0, never death by signal)."""
+        import signal
+        import threading
+        for round_ in range(3):
+            with Browserd() as d:
+                d.start()
+                proc = d.proc
+                stop = threading.Event()
+
+                def storm():
+                    while not stop.is_set() and proc.poll() is None:
+                        try:
+                            os.kill(proc.pid, signal.SIGTERM)
+                        except ProcessLookupError:
+                            return
+                        time.sleep(0.0002)
+
+                t = threading.Thread(target=storm)
+                t.start()
+                try:
+                    rc = proc.wait(30)
+                finally:
+                    stop.set()
+                    t.join()
+                d.proc = None
+                d.exit_code = rc
+                self.assertEqual(rc, 0, 'round %d: exit %s; stderr:\n%s' % (round_, rc, d.stderr_text()[-2000:]))
+                self.assertIn('event=stopped', d.stderr_text())
+
     def test_fresh_database_bootstraps_default_customer(self):
         with Browserd() as d:
             d.start()
