@@ -40,7 +40,10 @@ static int on_message_begin(http_parser *hp) {
 
 static int on_url(http_parser *hp, const char *at, size_t len) {
     http_request_parser_t *p = parser_of(hp);
-    if (check_header_bytes_at(p, at, len) < 0) return -1;
+    /* The limit crossed inside the target: the client is told it is the URL (414, as nginx
+     * says), not its headers, which it may not even have sent yet. */
+    if ((size_t)(at + len - p->chunk_base) + p->header_bytes > p->max_header_bytes)
+        return fail(p, 414, "request target too long");
     if (buf_append(&p->target, at, len) < 0) return fail(p, 500, "out of memory");
     return 0;
 }

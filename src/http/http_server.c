@@ -315,10 +315,11 @@ static void conn_fail(http_conn_t *c, int status, const char *message) {
 static void conn_respond_parse_error(http_conn_t *c) {
     int status = http_request_parser_error_status(&c->parser);
     const char *detail = http_request_parser_error_detail(&c->parser);
-    http_log(status == 400 ? "bad_request" : status == 413 ? "body_too_large"
+    http_log(status == 400 ? "bad_request" : status == 413 ? "body_too_large" : status == 414 ? "uri_too_long"
               : status == 431 ? "headers_too_large" : "request_failed", detail);
     switch (status) {
     case 413: conn_fail(c, 413, "Payload too large"); break;
+    case 414: conn_fail(c, 414, "URI too long"); break;
     case 431: conn_fail(c, 431, "Request header fields too large"); break;
     case 500: conn_fail(c, 500, "Internal server error"); break;
     default: conn_fail(c, 400, "Bad request"); break;

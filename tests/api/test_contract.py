@@ -1208,6 +1208,24 @@ class TestProtocol(Base):
     def test_oversized_many_headers_431(self):
         self.oversized(req('/healthz', extra=''.join('X-H%d: %s\r\n' % (i, 'b' * 100) for i in range(1000))))
 
+    def test_body_over_1_mib_413(self):
+        with F.d.connect(timeout=15) as c:
+            c.send_raw(('GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n' % ((1 << 20) + 1)).encode())
+            r = c.read_response()
+            self.assertEqual(r.status, 413, repr(r))
+            self.assertJsonType(r)
+
+    def test_overlong_url_414(self):
+        with F.d.connect(timeout=15) as c:
+            try:
+                c.send_raw(req('/browser_sessions?api_name=' + 'u' * 70000, F.keys['page']))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            r = c.read_response()
+            self.assertEqual(r.status, 414, repr(r))
+            self.assertJsonType(r)
+        self.check(self.c.get('/healthz'), 200)
+
     def test_oversized_authorized_431(self):
         self.oversized(req('/browser_sessions', F.keys['page'], extra='Cookie: %s\r\n' % ('c' * 70000)))
         self.check(self.c.get('/healthz'), 200)

@@ -359,6 +359,29 @@ class Live(unittest.TestCase):
         self.assertTrue(ws.wait_closed(10))
         self.assertEnded(self.wait_for(sid, lambda s: s['status'] != 'running', 'the end'), 'failed', 'cdp_error')
 
+    def test_message_over_the_limit_is_1009_and_cdp_error(self):
+        # a frame that announces 256 MiB + 1: refused from its header, before a byte of it is
+        # buffered (docs/reliability.md, "Huge input")
+        ws, sid = self.open_session()
+        n = (256 << 20) + 1
+        ws.sock.sendall(bytes([0x81, 0x80 | 127]) + n.to_bytes(8, 'big') + os.urandom(4) + b'{"id":1')
+        self.assertTrue(ws.wait_closed(10))
+        self.assertIsInstance(ws.closed, tuple, 'no close frame: %r' % (ws.closed,))
+        self.assertEqual(ws.closed[0], 1009, repr(ws.closed))
+        self.assertEnded(self.wait_for(sid, lambda s: s['status'] != 'running', 'the end'), 'failed', 'cdp_error')
+
+    def test_credentials_over_the_limit_are_403(self):
+        # 512 bytes decoded at most: the real password with more after it is refused as a whole,
+        # never cut to what fits
+        before = self.c.list('limit=1').json()['total']
+        ws = WebSocket(F.d.cdp_port, 'brd-customer-live-zone-%s' % F.zone, F.password + 'p' * 600)
+        self.sockets.append(ws)
+        self.assertEqual(ws.status, 403, ws.head)
+        ws = WebSocket(F.d.cdp_port, 'brd-customer-live-zone-%s' % F.zone + '-x' * 300, F.password)
+        self.sockets.append(ws)
+        self.assertEqual(ws.status, 403, ws.head)
+        self.assertEqual(self.c.list('limit=1').json()['total'], before, 'a refused connection was recorded')
+
     def test_browser_crash_is_browser_disconnected(self):
         ws, sid = self.open_session()
         ws.send_text('{"id":7,"method":"Browser.crash","params":{}}')

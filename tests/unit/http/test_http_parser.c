@@ -294,6 +294,15 @@ static void test_header_limit_long_url_and_many_headers(void **state) {
     memset(big + 5, 'a', 9000);
     strcpy(big + 9005, " HTTP/1.1\r\n\r\n");
     feed_outcome_t o = feed_all(big, 4096, 0);
+    assert_int_equal(o.error_status, 414); /* the target is what is too long */
+    size_t ones[64];
+    for (size_t i = 0; i < 64; i++) ones[i] = 1;
+    o = feed_pieces(big, 64, ones, 64, 40, 0); /* byte by byte: the same answer */
+    assert_int_equal(o.error_status, 414);
+    /* a target that fits, headers that do not: 431 */
+    char fits[128];
+    int fn = snprintf(fits, sizeof fits, "GET /%s HTTP/1.1\r\nX-Pad: %s\r\n\r\n", "abcdefghij", "0123456789012345");
+    o = feed_all(fits, (size_t)fn - 10, 0);
     assert_int_equal(o.error_status, 431);
     size_t off = (size_t)sprintf(big, "GET / HTTP/1.1\r\n");
     while (off < 19000) off += (size_t)sprintf(big + off, "X: y\r\n");
