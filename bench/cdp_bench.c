@@ -640,7 +640,7 @@ static conn_t *direct_launch(const char *exe, const char *dir, pid_t *pid_out) {
     int n = 0;
     args[n++] = (char *)exe;
     const char *base[BROWSER_BASE_ARGS_MAX];
-    size_t nbase = browser_base_args(base); /* the options browserd gives its browsers */
+    size_t nbase = browser_base_args(base, geteuid() == 0); /* the options browserd gives its browsers */
     for (size_t i = 0; i < nbase; i++) args[n++] = (char *)base[i];
     args[n++] = ud;
     args[n] = NULL;

@@ -15,6 +15,7 @@
 #include "catalog/catalog_sync.h"
 #include "cdp/browser.h"
 #include "cdp/browser_profile.h"
+#include "cdp/browser_user.h"
 #include "cdp/supervisor.h"
 #include "cdp/gateway.h"
 #include "cli/admin.h"
@@ -83,6 +84,9 @@ static void usage(FILE *out) {
             "        --api-listen HOST:PORT   REST API and dashboard (default " DEFAULT_API_LISTEN ")\n"
             "        --cdp-listen HOST:PORT   CDP endpoint (default " DEFAULT_CDP_LISTEN "; 'off' disables it)\n"
             "        --chromium PATH          browser binary (default /usr/bin/chromium)\n"
+            "        --browser-user USER      when browserd runs as root: start its browsers as USER, so that\n"
+            "                                 Chromium keeps its sandbox (default: none; as root without it\n"
+            "                                 they run with --no-sandbox, and browserd warns)\n"
             "        --pool N                 browsers kept launched and waiting, at the least (default 2)\n"
             "        --pool-max N             the most kept waiting when sessions come faster than the pool\n"
             "                                 refills (default 8, at most --max-sessions; = --pool: fixed)\n"
@@ -140,6 +144,7 @@ static void usage(FILE *out) {
             "  BROWSERD_API_LISTEN  --api-listen\n"
             "  BROWSERD_CDP_LISTEN  --cdp-listen\n"
             "  BROWSERD_CHROMIUM    --chromium\n"
+            "  BROWSERD_BROWSER_USER  --browser-user\n"
             "  BROWSERD_POOL        --pool\n"
             "  BROWSERD_POOL_MAX    --pool-max\n"
             "  BROWSERD_MAX_SESSIONS, BROWSERD_MAX_QUEUE, BROWSERD_QUEUE_TIMEOUT, BROWSERD_SESSION_TIMEOUT, BROWSERD_IDLE_TIMEOUT\n"
@@ -394,6 +399,7 @@ static int serve(const char *db, int argc, char **argv) {
     const char *wh_ca = env_or("BROWSERD_WEBHOOK_CA_FILE", NULL);
     const char *auth_fail_limit = env_or("BROWSERD_AUTH_FAIL_LIMIT", NULL);
     const char *auth_fail_refill = env_or("BROWSERD_AUTH_FAIL_REFILL", NULL);
+    const char *browser_user_s = env_or("BROWSERD_BROWSER_USER", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -420,6 +426,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--webhook-connect-timeout", &wh_connect}, {"--webhook-timeout", &wh_timeout},
         {"--webhook-retry-base-ms", &wh_retry}, {"--webhook-ca-file", &wh_ca},
         {"--auth-fail-limit", &auth_fail_limit}, {"--auth-fail-refill", &auth_fail_refill},
+        {"--browser-user", &browser_user_s},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -472,6 +479,17 @@ static int serve(const char *db, int argc, char **argv) {
     gateway_config_defaults(&gcfg);
     uint64_t lease_ms = DEFAULT_LEASE_MS;
     gcfg.chromium_path = chromium;
+    browser_user_t browser_user;
+    if (browser_user_s && *browser_user_s) {
+        char uerr[256];
+        if (browser_user_resolve(browser_user_s, &browser_user, uerr, sizeof uerr) < 0) {
+            fprintf(stderr, "browserd: %s\n", uerr);
+            return 2;
+        }
+        gcfg.browser_run_as = true;
+        gcfg.browser_uid = browser_user.uid;
+        gcfg.browser_gid = browser_user.gid;
+    }
     if ((pool && parse_count(pool, 0, 64, &gcfg.pool_size) < 0) || (pool_max && parse_count(pool_max, 0, 64, &gcfg.pool_max) < 0) ||
         (max_sessions && parse_count(max_sessions, 1, 100000, &gcfg.max_sessions) < 0) ||
         (max_queue && parse_count(max_queue, 1, 100000, &gcfg.max_queue) < 0) ||
@@ -607,8 +625,14 @@ static int serve(const char *db, int argc, char **argv) {
         goto cleanup;
     }
     char temp_root[512];
-    if (cdp_on && browser_default_temp_root(temp_root, sizeof temp_root) == 0) {
-        int removed = browser_profile_cleanup_stale(temp_root);
+    uid_t browsers_uid = gcfg.browser_run_as ? gcfg.browser_uid : geteuid();
+    if (cdp_on && browser_temp_root_for(temp_root, sizeof temp_root, browsers_uid) == 0) {
+        char uerr[600];
+        if (gcfg.browser_run_as && browser_user_prepare_root(&browser_user, temp_root, uerr, sizeof uerr) < 0) {
+            fprintf(stderr, "browserd: %s\n", uerr);
+            goto cleanup;
+        }
+        int removed = browser_profile_cleanup_stale_of(temp_root, browsers_uid);
         if (removed > 0) log_event(LOG_INFO, "daemon", "stale_profiles_removed", "count=%d", removed);
     }
     /* The first load happens before the loop runs, so it may block. */
@@ -623,10 +647,14 @@ static int serve(const char *db, int argc, char **argv) {
 
     if (auth_burst && !(auth_limit = failure_limit_new(auth_burst, 1000.0 / (double)(auth_refill_ms ? auth_refill_ms : 1)))) goto cleanup;
     gcfg.auth_limit = auth_limit;
-    if (cdp_on && geteuid() == 0)
+    if (cdp_on && gcfg.browser_run_as)
+        log_event(LOG_INFO, "daemon", "browser_user", "user=%s uid=%u gid=%u sandbox=on", browser_user.name,
+                  (unsigned)browser_user.uid, (unsigned)browser_user.gid);
+    else if (cdp_on && geteuid() == 0)
         log_event(LOG_WARN, "daemon", "no_sandbox",
                   "detail=\"browserd runs as root: its browsers run WITHOUT Chromium's sandbox (--no-sandbox), so a "
-                  "page that exploits Chromium owns the machine; run browserd as its own user (docs/install.md)\"");
+                  "page that exploits Chromium owns the machine; give them a user of their own (--browser-user) "
+                  "or run browserd as its own user (docs/install.md)\"");
     if (cdp_on) {
         gcfg.loop = loop;
         gcfg.store = store;

@@ -99,19 +99,21 @@ void browser_config_defaults(browser_config_t *cfg) {
     cfg->kill_timeout_ms = 10000;
 }
 
-int browser_default_temp_root(char *out, size_t cap) {
+int browser_temp_root_for(char *out, size_t cap, uid_t uid) {
     const char *tmp = getenv("TMPDIR");
     if (!tmp || !*tmp) tmp = "/tmp";
-    int n = snprintf(out, cap, "%s/browserd-%u", tmp, (unsigned)geteuid());
+    int n = snprintf(out, cap, "%s/browserd-%u", tmp, (unsigned)uid);
     return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : 0;
 }
 
-size_t browser_base_args(const char *args[BROWSER_BASE_ARGS_MAX]) {
+int browser_default_temp_root(char *out, size_t cap) { return browser_temp_root_for(out, cap, geteuid()); }
+
+size_t browser_base_args(const char *args[BROWSER_BASE_ARGS_MAX], bool as_root) {
     size_t n = 0;
     args[n++] = "--headless";
     /* Chromium refuses to run as root with its sandbox; as any other user the sandbox stays
      * (main.c warns at start when it will be off). */
-    if (geteuid() == 0) args[n++] = "--no-sandbox";
+    if (as_root) args[n++] = "--no-sandbox";
     args[n++] = "--disable-gpu";
     args[n++] = "--disable-quic";
     args[n++] = "--no-first-run";
@@ -506,7 +508,11 @@ int browser_launch(uv_loop_t *loop, const browser_config_t *cfg_in, const browse
         if (cfg_in->max_message && cfg_in->max_message < BROWSER_MAX_MESSAGE) cfg.max_message = cfg_in->max_message;
         if (cfg_in->kill_timeout_ms) cfg.kill_timeout_ms = cfg_in->kill_timeout_ms;
         cfg.chromium_stderr = cfg_in->chromium_stderr;
+        cfg.run_as = cfg_in->run_as;
+        cfg.run_uid = cfg_in->run_uid;
+        cfg.run_gid = cfg_in->run_gid;
     }
+    if (cfg.run_as && geteuid() != 0) return -EPERM;
     if (cfg.chromium_path[0] != '/' || (cfg.extra_arg_count && !cfg.extra_args)) return -EINVAL;
     for (size_t i = 0; i < cfg.extra_arg_count; i++) {
         /* The pipe is the only way in (a debugging port would be open to every local user), and
@@ -521,7 +527,7 @@ int browser_launch(uv_loop_t *loop, const browser_config_t *cfg_in, const browse
     int rc;
     if (cfg.temp_root) {
         if (snprintf(root, sizeof root, "%s", cfg.temp_root) >= (int)sizeof root) return -ENAMETOOLONG;
-    } else if ((rc = browser_default_temp_root(root, sizeof root)) < 0) {
+    } else if ((rc = browser_temp_root_for(root, sizeof root, cfg.run_as ? cfg.run_uid : geteuid())) < 0) {
         return rc;
     }
     if ((rc = browser_profile_new_name(name, sizeof name)) < 0) return rc;
@@ -562,7 +568,7 @@ int browser_launch(uv_loop_t *loop, const browser_config_t *cfg_in, const browse
     args[n++] = "--";
     args[n++] = (char *)cfg.chromium_path;
     const char *base[BROWSER_BASE_ARGS_MAX];
-    size_t nbase = browser_base_args(base);
+    size_t nbase = browser_base_args(base, cfg.run_as ? cfg.run_uid == 0 : geteuid() == 0);
     for (size_t i = 0; i < nbase; i++) args[n++] = (char *)base[i];
     args[n++] = user_data;
     for (size_t i = 0; i < cfg.extra_arg_count; i++) args[n++] = (char *)cfg.extra_args[i];
@@ -604,6 +610,11 @@ int browser_launch(uv_loop_t *loop, const browser_config_t *cfg_in, const browse
          * death does (the parent-death signal, which does not care about sessions). */
         .flags = UV_PROCESS_DETACHED,
     };
+    if (cfg.run_as) { /* libuv clears the supplementary groups before setgid and setuid */
+        opt.flags |= UV_PROCESS_SETUID | UV_PROCESS_SETGID;
+        opt.uid = cfg.run_uid;
+        opt.gid = cfg.run_gid;
+    }
     b->t_launch_ns = uv_hrtime();
     rc = uv_spawn(loop, &b->proc, &opt);
     free(args);

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <uv.h>
 
 typedef struct browser browser_t;
@@ -72,6 +73,12 @@ typedef struct {
     /* Chromium's stdout/stderr go to /dev/null unless this is set (then to browserd's stderr):
      * Chromium logs several lines of D-Bus noise per launch. */
     bool chromium_stderr;
+    /* Start the supervisor and Chromium as run_uid:run_gid (supplementary groups cleared)
+     * instead of as browserd (only root may; see browser_user.h). Then Chromium keeps its
+     * sandbox, and the default temp root is browser_temp_root_for(run_uid). */
+    bool run_as;
+    uid_t run_uid;
+    gid_t run_gid;
 } browser_config_t;
 
 /* How a browser ended, as given to on_exit(ctx, status, term_signal):
@@ -97,11 +104,12 @@ enum {
     BROWSER_END_SUPERVISOR_LOST = -5,
 };
 /* The Chromium options browserd starts every browser with (besides --user-data-dir and the
- * extra args): headless, the pipe, nothing that phones home; --no-sandbox only as root.
+ * extra args): headless, the pipe, nothing that phones home; --no-sandbox only when Chromium
+ * will run as root (as_root), where it refuses its sandbox.
  * Writes at most BROWSER_BASE_ARGS_MAX pointers to static strings into args; returns how
  * many. Benchmarks start their direct baseline browser with the very same options. */
 #define BROWSER_BASE_ARGS_MAX 32
-size_t browser_base_args(const char *args[BROWSER_BASE_ARGS_MAX]);
+size_t browser_base_args(const char *args[BROWSER_BASE_ARGS_MAX], bool as_root);
 
 /* "exit", "crashed", "killed", ... for logs. */
 const char *browser_end_str(int status);
@@ -125,8 +133,10 @@ typedef struct {
  * means its default. */
 void browser_config_defaults(browser_config_t *cfg);
 
-/* "$TMPDIR/browserd-<uid>" (TMPDIR unset or empty: /tmp). Returns 0 or -ENAMETOOLONG. */
+/* "$TMPDIR/browserd-<uid>" (TMPDIR unset or empty: /tmp) for browserd's own uid, or for
+ * another's (the browsers' of --browser-user). Returns 0 or -ENAMETOOLONG. */
 int browser_default_temp_root(char *out, size_t cap);
+int browser_temp_root_for(char *out, size_t cap, uid_t uid);
 
 /* Starts a supervisor and Chromium. Returns 0 with *out set (callbacks follow on the loop),
  * or a negative errno (-ENOMEM, -EINVAL, an error of uv_spawn such as -EAGAIN) with *out NULL

@@ -21,7 +21,7 @@
  * a live supervisor (between mkdir and flock, which takes microseconds). */
 #define NEW_PROFILE_GRACE_S 60
 
-int browser_profile_root_check(const char *root, bool create) {
+static int root_check_owned(const char *root, bool create, uid_t owner) {
     struct stat st;
     if (!root || !*root) return -EINVAL;
     if (lstat(root, &st) < 0) {
@@ -32,10 +32,12 @@ int browser_profile_root_check(const char *root, bool create) {
     }
     /* /tmp is shared: a symlink or someone else's directory planted under our name would
      * hand them our profiles (cookies, pages) or let us delete their files. */
-    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid()) return -EPERM;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != owner) return -EPERM;
     if ((st.st_mode & 07777) != 0700 && chmod(root, 0700) < 0) return -errno;
     return 0;
 }
+
+int browser_profile_root_check(const char *root, bool create) { return root_check_owned(root, create, geteuid()); }
 
 int browser_profile_new_name(char *out, size_t cap) {
     if (cap < BROWSER_PROFILE_NAME_LEN + 1) return -ENOSPC;
@@ -171,8 +173,10 @@ int browser_profile_remove_when_unlocked(const char *dir, int timeout_ms) {
     return rc;
 }
 
-int browser_profile_cleanup_stale(const char *root) {
-    int rc = browser_profile_root_check(root, false);
+int browser_profile_cleanup_stale(const char *root) { return browser_profile_cleanup_stale_of(root, geteuid()); }
+
+int browser_profile_cleanup_stale_of(const char *root, uid_t owner) {
+    int rc = root_check_owned(root, false, owner);
     if (rc == -ENOENT) return 0;
     if (rc < 0) return rc;
     DIR *d = opendir(root);

@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #define BROWSER_PROFILE_PREFIX "s-"
 #define BROWSER_PROFILE_NAME_LEN 18 /* "s-" + 16 hex digits */
@@ -57,5 +58,8 @@ int browser_profile_remove_when_unlocked(const char *dir, int timeout_ms);
  * Returns the number of directories removed, 0 if root does not exist, or a negative errno
  * (-EPERM: root is not a directory owned by us with mode 0700). */
 int browser_profile_cleanup_stale(const char *root);
+/* The same for a root that belongs to owner (the browsers' user of --browser-user; browserd,
+ * as root, may remove their profiles). */
+int browser_profile_cleanup_stale_of(const char *root, uid_t owner);
 
 #endif

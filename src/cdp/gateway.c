@@ -93,6 +93,9 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     }
     browser_config_defaults(&gw->browser_cfg);
     if (cfg->chromium_path) gw->browser_cfg.chromium_path = cfg->chromium_path;
+    gw->browser_cfg.run_as = cfg->browser_run_as;
+    gw->browser_cfg.run_uid = cfg->browser_uid;
+    gw->browser_cfg.run_gid = cfg->browser_gid;
     traffic_proxy_config_defaults(&gw->proxy_cfg);
     gw->proxy_cfg.guard_private = cfg->guard_private;
     gw->proxy_cfg.allow_private = cfg->allow_private;

@@ -27,6 +27,9 @@ typedef struct {
     const char *host;            /* numeric listen address */
     int port;                    /* 0 = any free port */
     const char *chromium_path;   /* NULL = /usr/bin/chromium */
+    bool browser_run_as;         /* browsers as browser_uid:browser_gid (--browser-user) */
+    uid_t browser_uid;
+    gid_t browser_gid;
     unsigned pool_size;          /* warm browsers at the least; 0 = no pool (launch per session) */
     unsigned pool_max;           /* the most warm browsers when sessions come fast (browser_pool.h,
                                     "Sizing"); <= pool_size: a fixed pool */

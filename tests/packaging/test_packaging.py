@@ -17,8 +17,8 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pkg_support import (REPO, TAG_VAR, browserd_bin, chromium_mains, free_port, http_get,  # noqa: E402
-                         http_json, kill_tagged, new_tag, sealed, stop, uid_of, wait_for)
+from pkg_support import (REPO, TAG_VAR, browserd_bin, chromium_mains, cmdline, free_port, http_get,  # noqa: E402
+                         http_json, kill_tagged, new_tag, sealed, stop, tagged_pids, uid_of, wait_for)
 
 MAN = os.path.join(REPO, 'docs', 'browserd.1')
 ENV_FILE = os.path.join(REPO, 'packaging', 'browserd.env')
@@ -388,10 +388,32 @@ class Notify(unittest.TestCase):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def descendants(pid):
+    """Every live process below pid (by the PPid of /proc/N/status)."""
+    parent = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                with open('/proc/%s/status' % d) as f:
+                    for line in f:
+                        if line.startswith('PPid:'):
+                            parent[int(d)] = int(line.split()[1])
+                            break
+            except OSError:
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
 class Unprivileged(unittest.TestCase):
     """As the systemd unit and the image run it: an ordinary user, and Chromium keeps its sandbox."""
 
-    def run_session(self, as_nobody):
+    def run_session(self, as_nobody, extra=(), check=None):
         from harness import WebSocket  # tests/api/harness.py
         tmp = tempfile.mkdtemp(prefix='browserd-unpriv-')
         os.chmod(tmp, 0o755)
@@ -400,7 +422,7 @@ class Unprivileged(unittest.TestCase):
         db = os.path.join(tmp, 'state', 'browserd.db')
         os.makedirs(os.path.join(tmp, 'state', 'tmp'))
         argv = [browserd_bin(), '--db', db, 'serve', '--api-listen', '127.0.0.1:%d' % api, '--cdp-listen',
-                '127.0.0.1:%d' % cdp, '--pool', '0']
+                '127.0.0.1:%d' % cdp, '--pool', '0'] + list(extra)
         if as_nobody:
             for d in [os.path.join(tmp, 'state'), os.path.join(tmp, 'state', 'tmp')]:
                 os.chown(d, 65534, 65534)
@@ -421,11 +443,17 @@ class Unprivileged(unittest.TestCase):
             self.assertEqual(len(mains), 1, mains)
             pid, chromium_argv = mains[0]
             uid = uid_of(pid)
+            if check:
+                check(ws, tag, proc.pid)
             ws.send_close()
             ws.close()
             status, body = http_json('http://127.0.0.1:%d/browser_sessions' % api, creds['api_key'])
             self.assertEqual(status, 200)
             self.assertEqual(stop(proc), 0)
+            if check:
+                root = os.path.join(tmp, 'state', 'tmp', 'browserd-%d' % uid)
+                self.assertEqual(os.listdir(root), [], 'a profile was left in %s' % root)
+                self.assertEqual(tagged_pids(tag), [], 'a process of the session was left')
             return uid, chromium_argv
         finally:
             if proc.poll() is None:
@@ -440,6 +468,64 @@ class Unprivileged(unittest.TestCase):
         uid, argv = self.run_session(as_nobody=True)
         self.assertEqual(uid, 65534)
         self.assertNotIn('--no-sandbox', argv)
+
+    @unittest.skipUnless(os.geteuid() == 0, 'needs root to give the browsers another user')
+    def test_as_root_with_a_browser_user_chromium_runs_as_it_with_its_sandbox(self):
+        seen = {}
+
+        def check(ws, tag, daemon_pid):
+            # a page renders in the sandboxed renderer, and every process but browserd is the user's
+            t = ws.cdp('Target.createTarget', {'url': 'data:text/html,<p>sandboxed</p>'})['result']['targetId']
+            sid = ws.cdp('Target.attachToTarget', {'targetId': t, 'flatten': True})['result']['sessionId']
+            wait_for(lambda: ws.cdp('Runtime.evaluate', {'expression': 'document.body && document.body.innerText',
+                                                          'returnByValue': True}, session_id=sid)
+                     ['result']['result'].get('value') == 'sandboxed', 10, 'the page')
+            # the sandbox clears the renderers' environment (no tag) and Chromium rewrites their
+            # command line into one string: they are found as descendants of browserd instead
+            family = descendants(daemon_pid)
+            seen['uids'] = sorted({uid_of(p) for p in family})
+            seen['supervisors'] = [p for p in family if '__browser-supervisor' in cmdline(p)]
+            seen['renderers'] = [' '.join(cmdline(p)) for p in family if '--type=renderer' in ' '.join(cmdline(p))]
+            seen['daemon_uid'] = uid_of(daemon_pid)
+
+        uid, argv = self.run_session(as_nobody=False, extra=['--browser-user', 'nobody'], check=check)
+        self.assertEqual(uid, 65534)
+        self.assertNotIn('--no-sandbox', argv)
+        self.assertEqual(seen['daemon_uid'], 0, 'browserd itself stays root')
+        self.assertEqual(seen['uids'], [65534], 'every process of the browser runs as nobody')
+        self.assertEqual(len(seen['supervisors']), 1)
+        self.assertTrue(seen['renderers'], 'no renderer seen')
+        for r in seen['renderers']:
+            self.assertNotIn('--no-sandbox', r)
+
+    @unittest.skipUnless(os.geteuid() == 0, 'the root case')
+    def test_browser_user_errors_are_clear_and_nothing_starts(self):
+        tmp = tempfile.mkdtemp(prefix='browserd-bu-')
+        try:
+            def serve(*extra, env=None, as_nobody=False):
+                argv = [browserd_bin(), '--db', os.path.join(tmp, 'db'), 'serve', '--api-listen', '127.0.0.1:%d' % free_port(),
+                        '--cdp-listen', '127.0.0.1:%d' % free_port(), '--pool', '0'] + list(extra)
+                if as_nobody:
+                    argv = ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--'] + argv
+                return subprocess.run(argv, env=dict(os.environ, TMPDIR=tmp, **(env or {})), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True, timeout=30)
+            r = serve('--browser-user', 'no-such-user-xq')
+            self.assertEqual((r.returncode, r.stdout.strip()), (2, "browserd: --browser-user: no user 'no-such-user-xq'"))
+            r = serve('--browser-user', 'root')
+            self.assertEqual(r.returncode, 2)
+            self.assertIn('Chromium runs without its sandbox', r.stdout)
+            r = serve(env={'BROWSERD_BROWSER_USER': 'no-such-user-xq'})
+            self.assertEqual(r.returncode, 2, 'the environment twin is read')
+            # TMPDIR that the user cannot search (mkdtemp made it 0700 and root's)
+            r = serve('--browser-user', 'nobody')
+            self.assertEqual(r.returncode, 1, r.stdout)
+            self.assertIn('every directory above it (TMPDIR) must be searchable by it', r.stdout)
+            os.chmod(tmp, 0o755)
+            r = serve('--browser-user', 'nobody', as_nobody=True)
+            self.assertEqual(r.returncode, 2, r.stdout)
+            self.assertIn('is not root', r.stdout)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     @unittest.skipUnless(os.geteuid() == 0, 'the root case')
     def test_as_root_chromium_runs_without_its_sandbox(self):
