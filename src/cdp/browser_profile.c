@@ -21,7 +21,7 @@
  * a live supervisor (between mkdir and flock, which takes microseconds). */
 #define NEW_PROFILE_GRACE_S 60
 
-static int root_check_owned(const char *root, bool create, uid_t owner) {
+int browser_profile_root_check_of(const char *root, bool create, uid_t owner) {
     struct stat st;
     if (!root || !*root) return -EINVAL;
     if (lstat(root, &st) < 0) {
@@ -37,7 +37,7 @@ static int root_check_owned(const char *root, bool create, uid_t owner) {
     return 0;
 }
 
-int browser_profile_root_check(const char *root, bool create) { return root_check_owned(root, create, geteuid()); }
+int browser_profile_root_check(const char *root, bool create) { return browser_profile_root_check_of(root, create, geteuid()); }
 
 int browser_profile_new_name(char *out, size_t cap) {
     if (cap < BROWSER_PROFILE_NAME_LEN + 1) return -ENOSPC;
@@ -176,7 +176,7 @@ int browser_profile_remove_when_unlocked(const char *dir, int timeout_ms) {
 int browser_profile_cleanup_stale(const char *root) { return browser_profile_cleanup_stale_of(root, geteuid()); }
 
 int browser_profile_cleanup_stale_of(const char *root, uid_t owner) {
-    int rc = root_check_owned(root, false, owner);
+    int rc = browser_profile_root_check_of(root, false, owner);
     if (rc == -ENOENT) return 0;
     if (rc < 0) return rc;
     DIR *d = opendir(root);

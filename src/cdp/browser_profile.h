@@ -30,6 +30,10 @@
  * Returns 0, -ENOENT (absent and !create), -EPERM (a symlink, not a directory, or owned by
  * someone else) or another negative errno. */
 int browser_profile_root_check(const char *root, bool create);
+/* The same checks for a root that must belong to owner (the browsers' user of --browser-user,
+ * checked by a root browserd); create makes it with browserd's owner, so such a caller
+ * creates and chowns it itself first. */
+int browser_profile_root_check_of(const char *root, bool create, uid_t owner);
 
 /* A fresh random name "s-<16 hex>" into out (cap >= BROWSER_PROFILE_NAME_LEN + 1). */
 int browser_profile_new_name(char *out, size_t cap);

@@ -1,5 +1,6 @@
 /* Browsers under a user of their own: see browser_user.h. */
 #include "cdp/browser_user.h"
+#include "cdp/browser_profile.h"
 
 #include <errno.h>
 #include <grp.h>
@@ -67,26 +68,18 @@ static int probe_as_user(const browser_user_t *u, const char *root) {
 }
 
 int browser_user_prepare_root(const browser_user_t *u, const char *root, char *err, size_t errcap) {
-    struct stat st;
-    if (lstat(root, &st) < 0) {
-        if (errno != ENOENT || mkdir(root, 0700) < 0 || chown(root, u->uid, u->gid) < 0) {
-            snprintf(err, errcap, "--browser-user %s: cannot create %s: %s", u->name, root, strerror(errno));
-            return -1;
-        }
-        if (lstat(root, &st) < 0) {
-            snprintf(err, errcap, "--browser-user %s: %s: %s", u->name, root, strerror(errno));
-            return -1;
-        }
+    if (mkdir(root, 0700) == 0 && chown(root, u->uid, u->gid) < 0) {
+        snprintf(err, errcap, "--browser-user %s: cannot give %s to that user: %s", u->name, root, strerror(errno));
+        return -1;
     }
-    /* /tmp is shared: a symlink or a directory of someone else's under that name would hand
-     * them the profiles (the same rule as browser_profile_root_check's). */
-    if (!S_ISDIR(st.st_mode) || st.st_uid != u->uid) {
+    int rc = browser_profile_root_check_of(root, false, u->uid);
+    if (rc == -EPERM) {
         snprintf(err, errcap, "--browser-user %s: %s is not a directory owned by %s (uid %u); remove it", u->name,
                  root, u->name, (unsigned)u->uid);
         return -1;
     }
-    if ((st.st_mode & 07777) != 0700 && chmod(root, 0700) < 0) {
-        snprintf(err, errcap, "--browser-user %s: chmod 0700 %s: %s", u->name, root, strerror(errno));
+    if (rc < 0) {
+        snprintf(err, errcap, "--browser-user %s: %s: %s", u->name, root, strerror(-rc));
         return -1;
     }
     int e = probe_as_user(u, root);

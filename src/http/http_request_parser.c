@@ -26,11 +26,12 @@ static int fail(http_request_parser_t *p, int status, const char *detail) {
 
 /* The header bytes seen so far, up to the end of a data callback's slice. Checked in the
  * callbacks so that one large read cannot make us store more than the limit. */
+static bool header_bytes_over_at(const http_request_parser_t *p, const char *at, size_t len) {
+    return p->header_bytes + (size_t)(at + len - p->chunk_base) > p->max_header_bytes;
+}
+
 static int check_header_bytes_at(http_request_parser_t *p, const char *at, size_t len) {
-    size_t in_this_chunk = (size_t)(at + len - p->chunk_base);
-    if (p->header_bytes + in_this_chunk > p->max_header_bytes)
-        return fail(p, 431, "request line and headers too large");
-    return 0;
+    return header_bytes_over_at(p, at, len) ? fail(p, 431, "request line and headers too large") : 0;
 }
 
 static int on_message_begin(http_parser *hp) {
@@ -42,8 +43,7 @@ static int on_url(http_parser *hp, const char *at, size_t len) {
     http_request_parser_t *p = parser_of(hp);
     /* The limit crossed inside the target: the client is told it is the URL (414, as nginx
      * says), not its headers, which it may not even have sent yet. */
-    if ((size_t)(at + len - p->chunk_base) + p->header_bytes > p->max_header_bytes)
-        return fail(p, 414, "request target too long");
+    if (header_bytes_over_at(p, at, len)) return fail(p, 414, "request target too long");
     if (buf_append(&p->target, at, len) < 0) return fail(p, 500, "out of memory");
     return 0;
 }

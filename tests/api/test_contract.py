@@ -11,8 +11,10 @@ change state use their own customers.
 
 import os
 import re
+import signal
 import socket
 import sys
+import threading
 import time
 import unittest
 import urllib.parse
@@ -1388,8 +1390,6 @@ class TestLifecycle(unittest.TestCase):
         """SIGTERM over and over until browserd is gone: the first drains, the second stops,
         and those that land while it lets its store and threads go must not kill it (a clean
         exit is 0, never death by signal)."""
-        import signal
-        import threading
         for round_ in range(3):
             with Browserd() as d:
                 d.start()

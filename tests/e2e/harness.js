@@ -454,19 +454,22 @@ class Daemon {
     );
   }
 
+  /** Integer gauges of /metrics by name (each 0 when absent or when metrics are off). */
+  async gauges(...names) {
+    const r = await this.api('GET', '/metrics', { key: null });
+    return names.map((name) => (r.status !== 200 ? 0
+      : Number((new RegExp(`^${name} (\\d+)$`, 'm').exec(r.text) || [0, 0])[1])));
+  }
+
   /** The browsers the warm pool holds now, warm or starting (from /metrics; 0 when it is off). */
   async poolBrowsers() {
-    const r = await this.api('GET', '/metrics', { key: null });
-    if (r.status !== 200) return 0;
-    const v = (name) => Number((new RegExp(`^${name} (\\d+)$`, 'm').exec(r.text) || [0, 0])[1]);
-    return v('browserd_pool_warm') + v('browserd_pool_starting');
+    const [warm, starting] = await this.gauges('browserd_pool_warm', 'browserd_pool_starting');
+    return warm + starting;
   }
 
   /** The pooled browsers ready to be taken now (from /metrics; 0 when it is off). */
   async poolWarm() {
-    const r = await this.api('GET', '/metrics', { key: null });
-    if (r.status !== 200) return 0;
-    return Number((/^browserd_pool_warm (\d+)$/m.exec(r.text) || [0, 0])[1]);
+    return (await this.gauges('browserd_pool_warm'))[0];
   }
 
   /** Chromium main processes of this daemon: {pid, profile} (by --user-data-dir under the root). */

@@ -107,6 +107,28 @@ def uid_of(pid):
     return None
 
 
+def descendants(pid):
+    """Every live process below pid (by the PPid of /proc/N/status)."""
+    parent = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                with open('/proc/%s/status' % d) as f:
+                    for line in f:
+                        if line.startswith('PPid:'):
+                            parent[int(d)] = int(line.split()[1])
+                            break
+            except OSError:
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parent.items() if pp == p]
+        out += kids
+        todo += kids
+    return out
+
+
 def chromium_mains(tag):
     """Chromium browser processes (not renderers, not browserd's supervisors) of a tag."""
     out = []

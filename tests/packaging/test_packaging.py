@@ -17,7 +17,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from pkg_support import (REPO, TAG_VAR, browserd_bin, chromium_mains, cmdline, free_port, http_get,  # noqa: E402
+from pkg_support import (REPO, TAG_VAR, browserd_bin, chromium_mains, cmdline, descendants, free_port, http_get,  # noqa: E402
                          http_json, kill_tagged, new_tag, sealed, stop, tagged_pids, uid_of, wait_for)
 
 MAN = os.path.join(REPO, 'docs', 'browserd.1')
@@ -386,28 +386,6 @@ class Notify(unittest.TestCase):
                 proc.wait()
             manager.close()
             shutil.rmtree(tmp, ignore_errors=True)
-
-
-def descendants(pid):
-    """Every live process below pid (by the PPid of /proc/N/status)."""
-    parent = {}
-    for d in os.listdir('/proc'):
-        if d.isdigit():
-            try:
-                with open('/proc/%s/status' % d) as f:
-                    for line in f:
-                        if line.startswith('PPid:'):
-                            parent[int(d)] = int(line.split()[1])
-                            break
-            except OSError:
-                pass
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        kids = [c for c, pp in parent.items() if pp == p]
-        out += kids
-        todo += kids
-    return out
 
 
 class Unprivileged(unittest.TestCase):
