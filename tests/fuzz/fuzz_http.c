@@ -102,7 +102,8 @@ static outcome_t feed(const char *data, size_t size, size_t split) {
             start += consumed;
             if (r == HTTP_REQUEST_PARSE_ERROR) {
                 out.error_status = http_request_parser_error_status(&p);
-                if (out.error_status != 400 && out.error_status != 413 && out.error_status != 431) abort();
+                if (out.error_status != 400 && out.error_status != 413 && out.error_status != 414 &&
+                    out.error_status != 431) abort();
                 break;
             }
             if (r == HTTP_REQUEST_PARSE_MORE) {
