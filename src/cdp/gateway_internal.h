@@ -142,6 +142,7 @@ struct session {
 
     uv_timer_t session_timer, idle_timer, save_timer;
     bool timers_open;
+    bool browser_answered; /* a first message came from the browser: the idle timer runs */
 
     /* the end */
     bool ended;
@@ -195,6 +196,8 @@ void session_ref(session_t *s);
 void session_unref(session_t *s);
 /* The session timers (maximum duration, idle, periodic save) start now. */
 void session_start_timers(session_t *s);
+/* The browser's first message (it is up): the idle timer starts. Idempotent. */
+void session_browser_answered(session_t *s);
 /* A CDP message went one way or the other: the idle timer starts over. */
 void session_touch(session_t *s);
 /* Saves the current record (worker thread; coalesced: one save in flight at a time). */

@@ -387,6 +387,7 @@ static void on_browser_message(void *ctx, char *msg, size_t len) {
     session_t *s = ctx;
     cdp_msg_t m;
     bool scanned = cdp_scan(msg, len, &m) == 0;
+    session_browser_answered(s);
     if (scanned && s->observer_live && observer_consume(&s->observer, msg, len, &m)) {
         free(msg);
         if (!s->ended && observer_take_changed(&s->observer)) session_save(s);

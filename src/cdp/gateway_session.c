@@ -252,12 +252,24 @@ void session_start_timers(session_t *s) {
     }
     s->timers_open = true;
     uv_timer_start(&s->session_timer, on_session_timeout, cfg->session_timeout_ms, 0);
-    uv_timer_start(&s->idle_timer, on_idle_timeout, cfg->idle_timeout_ms, cfg->idle_timeout_ms);
+    /* A browser still starting has not seen the client's first commands yet: the idle limit
+     * is about a quiet client and browser, not about Chromium's launch (seconds on a loaded
+     * machine), so it runs from the browser's first message (session_browser_answered). A
+     * browser that never answers is bounded by the session timeout. */
+    browser_stats_t st;
+    browser_get_stats(s->browser, &st);
+    if (st.first_message_us >= 0) session_browser_answered(s);
     uv_timer_start(&s->save_timer, on_save_timer, cfg->save_interval_ms, cfg->save_interval_ms);
 }
 
+void session_browser_answered(session_t *s) {
+    if (s->browser_answered || !s->timers_open) return;
+    s->browser_answered = true;
+    uv_timer_start(&s->idle_timer, on_idle_timeout, s->gw->cfg.idle_timeout_ms, s->gw->cfg.idle_timeout_ms);
+}
+
 void session_touch(session_t *s) {
-    if (s->timers_open) uv_timer_again(&s->idle_timer);
+    if (s->timers_open && s->browser_answered) uv_timer_again(&s->idle_timer);
 }
 
 /* ---------------------------------------------------------------- the end ---- */
