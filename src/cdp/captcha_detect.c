@@ -171,7 +171,6 @@ const char *captcha_task_type(captcha_kind_t k) {
     switch (k) {
     case CAPTCHA_KIND_RECAPTCHA:
     case CAPTCHA_KIND_RECAPTCHA_INVISIBLE: return "RecaptchaV2TaskProxyless";
-    case CAPTCHA_KIND_RECAPTCHA_V3: return "RecaptchaV3TaskProxyless";
     case CAPTCHA_KIND_RECAPTCHA_ENTERPRISE: return "RecaptchaV2EnterpriseTaskProxyless";
     case CAPTCHA_KIND_HCAPTCHA: return "HCaptchaTaskProxyless";
     case CAPTCHA_KIND_TURNSTILE: return "TurnstileTaskProxyless";
@@ -200,12 +199,7 @@ char *captcha_create_task_body(const char *client_key, const captcha_found_t *f)
     cJSON_AddItemToObject(task, "websiteURL", cJSON_CreateString(f->url ? f->url : ""));
     cJSON_AddItemToObject(task, "websiteKey", cJSON_CreateString(f->sitekey ? f->sitekey : ""));
     if (f->kind == CAPTCHA_KIND_RECAPTCHA_INVISIBLE) cJSON_AddItemToObject(task, "isInvisible", cJSON_CreateTrue());
-    if (f->kind == CAPTCHA_KIND_RECAPTCHA_V3) {
-        cJSON_AddItemToObject(task, "pageAction", cJSON_CreateString(f->action ? f->action : "verify"));
-        cJSON_AddItemToObject(task, "minScore", cJSON_CreateNumber(0.7));
-    } else if (f->action) {
-        cJSON_AddItemToObject(task, "action", cJSON_CreateString(f->action));
-    }
+    if (f->action) cJSON_AddItemToObject(task, "action", cJSON_CreateString(f->action));
     return print_and_free(o);
 }
 

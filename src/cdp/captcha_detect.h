@@ -60,8 +60,9 @@ void captcha_found_free(captcha_found_t *f);
  * callback that is not a plain token are skipped (a page controls what is in its DOM). */
 int captcha_parse_detection(const char *result_json, size_t len, captcha_found_t *out, int cap);
 
-/* The solver's task type for a kind, or NULL when the kind is not solved (challenge page,
- * GeeTest: see docs/captcha.md). */
+/* The solver's task type for a kind, or NULL when the kind is not solved: reCAPTCHA v3 (it
+ * scores the browser and hands its token to the page's own grecaptcha.execute call, which
+ * browserd cannot answer), the challenge page, GeeTest (docs/captcha.md). */
 const char *captcha_task_type(captcha_kind_t k);
 
 /* The bodies the solver is sent (malloc'ed JSON text; NULL when out of memory). */
