@@ -356,7 +356,7 @@ int captcha_solver_url_parse(const char *url, char *host, size_t host_cap, int *
         return -EINVAL;
     }
     const char *h = url + 7, *end = h + strcspn(h, "/?#");
-    if (*end == '?' || *end == '#' || strchr(h, '@')) {
+    if (strpbrk(h, "?#@")) {
         snprintf(err, err_cap, "no query, fragment or user info in the solver URL (the key comes from the environment)");
         return -EINVAL;
     }

@@ -4,7 +4,7 @@
 // solver service (captcha_site.js: its stand-ins for the vendors' scripts and what they stand
 // in for), and the Captcha CDP domain on the client's own connection.
 const assert = require('node:assert/strict');
-const { e2e, waitFor, requireClient, checkRecord } = require('./harness');
+const { e2e, waitFor, requireClient, checkRecord, wsConnect, cdpCall } = require('./harness');
 const { CaptchaSite, Solver, KINDS } = require('./captcha_site');
 
 const puppeteer = requireClient('puppeteer-core');
@@ -185,6 +185,22 @@ e2e('captcha: the Captcha domain answers errors with CDP codes, with the session
   await assert.rejects(s.cdp.send('Captcha.setAutoSolve', { autoSolve: true, options: [{ type: 'nope' }] }), /options\[\]\.type/);
   await assert.rejects(s.cdp.send('Captcha.solve', { detectTimeout: 'soon' }), /detectTimeout/);
   await assert.rejects(s.cdp.send('Captcha.solve', { detectTimeout: -1 }), /detectTimeout/);
+  // the codes and the sessionId, as a raw client sees them
+  const { ws } = await wsConnect(d.wsEndpoint());
+  ctx.defer(() => ws.close());
+  const targets = await cdpCall(ws, 1, 'Target.getTargets');
+  const pageTarget = targets.result.targetInfos.find((t) => t.type === 'page');
+  const attached = await cdpCall(ws, 2, 'Target.attachToTarget', { targetId: pageTarget.targetId, flatten: true });
+  const sid = attached.result.sessionId;
+  const unknown = await cdpCall(ws, 3, 'Captcha.nope', {}, sid);
+  assert.equal(unknown.error.code, -32601);
+  assert.equal(unknown.sessionId, sid);
+  const bad = await cdpCall(ws, 4, 'Captcha.waitForSolve', { detectTimeout: 1e9 }, sid);
+  assert.equal(bad.error.code, -32602);
+  assert.equal(bad.sessionId, sid);
+  const ok = await cdpCall(ws, 5, 'Captcha.waitForSolve', { detectTimeout: 0 }, sid);
+  assert.deepEqual(ok, { id: 5, result: { status: 'not_detected' }, sessionId: sid });
+  ws.close();
   // the browser-level session (no sessionId) is answered too
   const bcdp = await s.browser.target().createCDPSession();
   assert.deepEqual(await bcdp.send('Captcha.solve', { detectTimeout: 0 }), { status: 'not_detected' });
