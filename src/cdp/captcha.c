@@ -692,5 +692,5 @@ const char *captcha_usage(void) {
            "                                 capsolver); its key from BROWSERD_CAPTCHA_SOLVER_KEY\n"
            "        --captcha-timeout SEC    the longest a solve may take, then the captcha failed (default 120)\n"
            "                                 (environment: BROWSERD_CAPTCHA_DETECT, BROWSERD_CAPTCHA_SOLVER,\n"
-           "                                 BROWSERD_CAPTCHA_TIMEOUT)\n";
+           "                                 BROWSERD_CAPTCHA_TIMEOUT; the key: BROWSERD_CAPTCHA_SOLVER_KEY)\n";
 }
