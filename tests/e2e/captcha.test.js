@@ -210,3 +210,30 @@ e2e('captcha: the Captcha domain answers errors with CDP codes, with the session
   assert.equal(rec.captcha, 'none');
   assert.deepEqual(s.events, []);
 });
+
+e2e('captcha: Playwright (connectOverCDP, newCDPSession): Captcha.solve gets the token to the page, the form accepts it, solved', { timeout: 90000 }, async (ctx) => {
+  const { chromium } = requireClient('playwright-core');
+  const web = await site(ctx);
+  const sol = await solver(ctx);
+  web.accept = (t) => sol.issued.has(t);
+  const d = await daemon(ctx, { solverUrl: sol.url });
+  const browser = await chromium.connectOverCDP(d.httpEndpoint(), { timeout: 20000 });
+  ctx.defer(() => browser.close());
+  const context = browser.contexts()[0];
+  const page = await context.newPage();
+  const cdp = await context.newCDPSession(page);
+  const events = [];
+  cdp.on('Captcha.solveFinished', (e) => events.push(e));
+  const { sessionId } = await cdp.send('Browser.getSessionId');
+  await page.goto(web.url(KINDS.turnstile.path));
+  assert.deepEqual(await cdp.send('Captcha.solve', { detectTimeout: 15000 }), { status: 'solve_finished' });
+  assert.equal(events.length, 1);
+  assert.equal(events[0].type, 'turnstile');
+  const token = await page.evaluate(() => window.solvedToken);
+  assert.ok(sol.issued.has(token));
+  await Promise.all([page.waitForNavigation(), page.click('#send')]);
+  assert.equal(await page.title(), 'accepted');
+  await browser.close();
+  const rec = await d.ended(sessionId);
+  assert.equal(rec.captcha, 'solved');
+});
