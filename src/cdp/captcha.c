@@ -211,7 +211,18 @@ static void look(captcha_engine_t *c, captcha_page_t *p) {
 static void on_request(void *ctx, const char *session, const char *target, const char *params, size_t len) {
     captcha_engine_t *c = ctx;
     if (!c->cfg->detect || c->stopped) return;
-    cdp_value_t req, url;
+    cdp_value_t req, url, frame;
+    /* A new document in the page's main frame: what is seen from now on is new (Chromium's
+     * JSON writer never escapes letters, so a request without the word is no document). */
+    if (memmem(params, len, "\"Document\"", 10) && cdp_object_get(params, len, "frameId", 7, &frame) == 0 &&
+        frame.type == CDP_T_STRING && cdp_string_equals(frame.str, target, strlen(target))) {
+        captcha_page_t *p = page_of(c, session, target);
+        if (p) {
+            p->doc++;
+            p->looks = 0; /* the bound on looks is per document */
+        }
+        return;
+    }
     if (cdp_object_get(params, len, "request", 7, &req) != 0 || req.type != CDP_T_OBJECT ||
         cdp_object_get(req.raw.ptr, req.raw.len, "url", 3, &url) != 0 || url.type != CDP_T_STRING ||
         !captcha_trigger_url(url.str.ptr, url.str.len))
@@ -222,16 +233,17 @@ static void on_request(void *ctx, const char *session, const char *target, const
     else look(c, p);
 }
 
-static void found(captcha_engine_t *c, const char *target, captcha_found_t *f) {
+static void found(captcha_engine_t *c, const captcha_page_t *p, captcha_found_t *f) {
+    const char *target = p->target;
     if (c->stopped) {
         captcha_found_free(f);
         return;
     }
     for (size_t i = 0; i < c->nitems; i++) {
         captcha_item_t *it = &c->items[i];
-        if (it->f.kind == f->kind && strcmp(it->target, target) == 0 && strcmp(it->f.sitekey, f->sitekey) == 0 &&
-            it->state != CAPTCHA_ITEM_SOLVED) {
-            captcha_found_free(f); /* already known (and not solved: a solved one seen again is a new one) */
+        if (it->f.kind == f->kind && it->doc == p->doc && strcmp(it->target, target) == 0 &&
+            strcmp(it->f.sitekey, f->sitekey) == 0) {
+            captcha_found_free(f); /* the same widget of the same document: known (and never solved twice) */
             return;
         }
     }
@@ -242,6 +254,7 @@ static void found(captcha_engine_t *c, const char *target, captcha_found_t *f) {
     captcha_t before = captcha_record(c);
     captcha_item_t *it = &c->items[c->nitems++];
     copy_id(it->target, target);
+    it->doc = p->doc;
     it->f = *f;
     memset(f, 0, sizeof *f);
     it->state = CAPTCHA_ITEM_DETECTED;
@@ -380,7 +393,7 @@ static void on_look_reply(captcha_engine_t *c, captcha_cmd_t *cmd, const cdp_msg
     }
     captcha_found_t f[8];
     int n = scan->result.ptr && !scan->error.ptr ? captcha_parse_detection(scan->result.ptr, scan->result.len, f, 8) : -EINVAL;
-    for (int i = 0; i < n; i++) found(c, p->target, &f[i]);
+    for (int i = 0; i < n; i++) found(c, p, &f[i]);
     look_done(c, p);
 }
 

@@ -54,6 +54,7 @@ typedef struct {
     captcha_item_state_t state;
     captcha_solve_t *job;
     char *token; /* between the solver's answer and the page having it */
+    unsigned doc; /* its page's captcha_page_t.doc when it was seen */
 } captcha_item_t;
 
 typedef struct {
@@ -61,6 +62,8 @@ typedef struct {
     char target[CAPTCHA_ID_MAX + 1];
     bool busy, again;
     unsigned looks;
+    unsigned doc; /* main-frame documents requested so far: a widget seen again in the same
+                     document is the same captcha (vendors' frames keep triggering looks) */
 } captcha_page_t;
 
 typedef struct {

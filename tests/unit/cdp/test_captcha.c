@@ -185,6 +185,18 @@ static void test_detected_event_and_record(void **state) {
     /* at the browser level: every page */
     client(f, "{\"id\":9,\"method\":\"Captcha.waitForSolve\",\"params\":{\"detectTimeout\":0}}");
     assert_string_equal(last_client(), "{\"id\":9,\"result\":{\"status\":\"invalid\"}}");
+    /* a new document of the page's main frame (a subframe's is not): the widget there is a
+     * new captcha */
+    const char *sub = "{\"requestId\":\"9\",\"frameId\":\"F2\",\"type\":\"Document\",\"request\":{\"url\":\"https://s/f\"}}";
+    f->obs.hooks.request(f->obs.hooks.ctx, "S1", "T1", sub, strlen(sub));
+    detect_recaptcha(f);
+    assert_int_equal(f->c.nitems, 1);
+    const char *doc = "{\"requestId\":\"9\",\"frameId\":\"T1\",\"type\":\"Document\",\"request\":{\"url\":\"https://s/p\"}}";
+    size_t sent = to_browser.n;
+    f->obs.hooks.request(f->obs.hooks.ctx, "S1", "T1", doc, strlen(doc));
+    assert_int_equal(to_browser.n, sent); /* a document is no trigger */
+    detect_recaptcha(f);
+    assert_int_equal(f->c.nitems, 2);
     /* the end keeps the record */
     captcha_stop(&f->c);
     assert_int_equal(captcha_record(&f->c), CAPTCHA_DETECTED);
