@@ -345,6 +345,27 @@ int captcha_http_response(char *resp, size_t len, int *status, char **body, size
     return 0;
 }
 
+bool captcha_http_complete(const char *resp, size_t len) {
+    const char *end = memmem(resp, len, "\r\n\r\n", 4);
+    if (!end) return false;
+    size_t head = (size_t)(end - resp) + 4;
+    long long cl = -1;
+    for (size_t i = 0; i < head;) {
+        const char *nl = memchr(resp + i, '\n', head - i);
+        size_t n = nl ? (size_t)(nl - (resp + i)) : head - i;
+        if (n > 18 && strncasecmp(resp + i, "transfer-encoding:", 18) == 0) return false;
+        if (n > 15 && strncasecmp(resp + i, "content-length:", 15) == 0) {
+            size_t k = i + 15, digits = 0;
+            cl = 0;
+            while (k < i + n && resp[k] == ' ') k++;
+            while (k < i + n && isdigit((unsigned char)resp[k]) && digits < 12) cl = cl * 10 + (resp[k++] - '0'), digits++;
+            if (!digits) return false;
+        }
+        i += n + 1;
+    }
+    return cl >= 0 && len - head >= (unsigned long long)cl;
+}
+
 int captcha_solver_url_parse(const char *url, char *host, size_t host_cap, int *port, char *base, size_t base_cap,
                              char *err, size_t err_cap) {
     if (strncmp(url, "https://", 8) == 0) {

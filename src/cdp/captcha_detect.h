@@ -92,6 +92,11 @@ void captcha_parse_reply(const char *body, size_t len, bool want_task, captcha_r
  * a chunked body is decoded in place). 0, or -EINVAL (not a complete response). */
 int captcha_http_response(char *resp, size_t len, int *status, char **body, size_t *body_len);
 
+/* Whether resp is already a complete response with a Content-Length body (a server that keeps
+ * the connection open despite Connection: close need not be waited for); chunked bodies and
+ * bodies without a length end with the connection. */
+bool captcha_http_complete(const char *resp, size_t len);
+
 /* A solver URL "http://host[:port][/base]": host (IPv6 in brackets), port (default 80), base
  * path without a trailing '/'. 0 or -EINVAL (err says why; https is not supported yet). */
 int captcha_solver_url_parse(const char *url, char *host, size_t host_cap, int *port, char *base, size_t base_cap,

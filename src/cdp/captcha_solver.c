@@ -169,6 +169,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
         if (c->resp_len == c->resp_cap && c->resp_cap >= RESPONSE_MAX) {
             conn_close(c);
             finish(c->job, false, NULL, "the solver's answer is too large");
+        } else if (captcha_http_complete(c->resp, c->resp_len)) {
+            uv_read_stop(s); /* all there: the connection's end need not be waited for */
+            conn_close(c);
+            if (!c->job->finished) on_response(c);
         }
         return;
     }

@@ -29,6 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!copy) return 0;
     memcpy(copy, data, size);
     copy[size] = '\0';
+    (void)captcha_http_complete(copy, size);
     int status;
     char *body;
     size_t body_len;

@@ -189,6 +189,19 @@ static void test_http_responses(void **state) {
     assert_int_equal(http("HTTP/1.1 2x0 OK\r\n\r\n", &status, body, sizeof body), -EINVAL);
 }
 
+static void test_http_complete(void **state) {
+    (void)state;
+    const char *full = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n{}{}";
+    assert_true(captcha_http_complete(full, strlen(full)));
+    assert_false(captcha_http_complete(full, strlen(full) - 1));
+    const char *head = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n";
+    assert_false(captcha_http_complete(head, strlen(head)));
+    const char *chunked = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n1\r\nx\r\n0\r\n\r\n";
+    assert_false(captcha_http_complete(chunked, strlen(chunked))); /* until the close */
+    const char *none = "HTTP/1.0 200 OK\r\n\r\n{}";
+    assert_false(captcha_http_complete(none, strlen(none)));
+}
+
 static int url(const char *u, char *host, int *port, char *base) {
     char err[160] = "";
     int rc = captcha_solver_url_parse(u, host, 64, port, base, 64, err, sizeof err);
@@ -221,7 +234,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_triggers),        cmocka_unit_test(test_kind_names), cmocka_unit_test(test_parse_detection),
         cmocka_unit_test(test_task_bodies),     cmocka_unit_test(test_replies),    cmocka_unit_test(test_http_responses),
-        cmocka_unit_test(test_solver_urls),
+        cmocka_unit_test(test_solver_urls),     cmocka_unit_test(test_http_complete),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
