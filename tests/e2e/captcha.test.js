@@ -74,6 +74,10 @@ e2e('captcha: each kind without a solver is detected (record and Captcha.detecte
   for (const p of ['/p/none', '/p/spoof']) {
     const from = Date.now();
     const s = await open(ctx, d);
+    // no look happens: not even the isolated world of one appears (docs/captcha.md)
+    const worlds = [];
+    s.cdp.on('Runtime.executionContextCreated', (e) => worlds.push(e.context.name));
+    await s.cdp.send('Runtime.enable');
     await s.page.goto(web.url(p));
     // the spoofing page's markers are all in place before it is asked
     if (p === '/p/spoof') await s.page.waitForFunction(() => document.querySelector('.g-recaptcha') && window.grecaptcha);
@@ -81,6 +85,7 @@ e2e('captcha: each kind without a solver is detected (record and Captcha.detecte
     const rec = await finish(d, s);
     checkRecord(rec, { from, to: Date.now() }); // captcha none, with every other check
     assert.deepEqual(s.events, []);
+    assert.ok(worlds.length > 0 && !worlds.includes('browserd-captcha'), JSON.stringify(worlds));
   }
 });
 
