@@ -242,3 +242,28 @@ e2e('captcha: Playwright (connectOverCDP, newCDPSession): Captcha.solve gets the
   const rec = await d.ended(sessionId);
   assert.equal(rec.captcha, 'solved');
 });
+
+e2e('captcha: bad --captcha-* options stop browserd at start with exit 2 and the reason', async (ctx) => {
+  const { spawnSync } = require('node:child_process');
+  const fs = require('node:fs');
+  const os = require('node:os');
+  const path = require('node:path');
+  const { BIN } = require('./harness');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'browserd-e2e-captcha-'));
+  ctx.finally(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const run = (args, env = {}) => {
+    const clean = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('BROWSERD_')));
+    return spawnSync(BIN, ['--db', path.join(dir, 'x.db'), 'serve', '--cdp-listen', 'off', '--api-listen', '127.0.0.1:0', ...args],
+      { env: { ...clean, ...env }, encoding: 'utf8', timeout: 10000 });
+  };
+  for (const [args, env, why] of [
+    [['--captcha-solver', 'https://api.capsolver.com'], {}, /--captcha-solver: https solvers are not supported yet/],
+    [['--captcha-solver', 'solver:80'], {}, /--captcha-solver: expected http:/],
+    [['--captcha-timeout', '0'], {}, /--captcha-timeout: expected a number of seconds/],
+    [[], { BROWSERD_CAPTCHA_DETECT: 'maybe' }, /--captcha-detect: expected on or off/],
+  ]) {
+    const r = run(args, env);
+    assert.equal(r.status, 2, `${args} ${JSON.stringify(env)}: ${r.stderr}`);
+    assert.match(r.stderr, why);
+  }
+});
