@@ -61,7 +61,6 @@ static void default_spool_path(const char *db, const char *node_id, char *out, s
     snprintf(out, cap, "./browserd-%s.spool", name);
 }
 
-
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: browserd [--db PATH|URI] COMMAND [ARGS]\n"
@@ -128,7 +127,7 @@ static void usage(FILE *out) {
             "                                 doubling, with jitter, up to 1 h; retried for 24 h)\n"
             "        --webhook-ca-file PATH   verify https:// receivers against these CA certificates (PEM)\n"
             "                                 instead of the system's\n"
-            "%s%s%s"
+            "%s%s%s%s"
             "\n"
             "Options:\n"
             "  --db PATH|URI    SQLite database file (default " DEFAULT_DB "; created if absent), or a\n"
@@ -158,7 +157,7 @@ static void usage(FILE *out) {
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
-            cli_admin_usage(), cli_webhook_usage(), cli_db_copy_usage());
+            captcha_usage(), cli_admin_usage(), cli_webhook_usage(), cli_db_copy_usage());
 }
 
 /* "HOST:PORT", "[v6]:PORT". Returns 0, or -1 when malformed. */
@@ -400,6 +399,7 @@ static int serve(const char *db, int argc, char **argv) {
     const char *auth_fail_limit = env_or("BROWSERD_AUTH_FAIL_LIMIT", NULL);
     const char *auth_fail_refill = env_or("BROWSERD_AUTH_FAIL_REFILL", NULL);
     const char *browser_user_s = env_or("BROWSERD_BROWSER_USER", NULL);
+    const char *csolver = env_or("BROWSERD_CAPTCHA_SOLVER", NULL), *ctimeout = env_or("BROWSERD_CAPTCHA_TIMEOUT", NULL), *cdetect = env_or("BROWSERD_CAPTCHA_DETECT", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -426,7 +426,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--webhook-connect-timeout", &wh_connect}, {"--webhook-timeout", &wh_timeout},
         {"--webhook-retry-base-ms", &wh_retry}, {"--webhook-ca-file", &wh_ca},
         {"--auth-fail-limit", &auth_fail_limit}, {"--auth-fail-refill", &auth_fail_refill},
-        {"--browser-user", &browser_user_s},
+        {"--browser-user", &browser_user_s}, {"--captcha-solver", &csolver}, {"--captcha-timeout", &ctimeout}, {"--captcha-detect", &cdetect},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -566,6 +566,7 @@ static int serve(const char *db, int argc, char **argv) {
         return 2;
     }
     gcfg.upstream_proxy = upstream;
+    if (captcha_config_parse(&gcfg.captcha, csolver, ctimeout, cdetect, getenv("BROWSERD_CAPTCHA_SOLVER_KEY"), perr, sizeof perr) < 0) return fprintf(stderr, "browserd: %s\n", perr), 2;
     if (chromium && access(chromium, X_OK) != 0) {
         fprintf(stderr, "browserd: --chromium: %s is not an executable file\n", chromium);
         return 2;

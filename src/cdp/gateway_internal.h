@@ -136,6 +136,8 @@ struct session {
     bool browser_paused;
     observer_t observer;
     bool observer_live;
+    captcha_engine_t captcha; /* when captcha_live: set up with the observer */
+    bool captcha_live;
     browser_net_t *net;
     traffic_counts_t net_base; /* the proxy's counts when the session began: earlier bytes
                                   (a pooled browser's own start) are not the session's */
@@ -209,6 +211,8 @@ void session_end(session_t *s, session_status_t status, const char *code, const 
 /* The client ended the session itself (close frame, EOF, Browser.close): finished, or failed
  * with page_navigated_error when its last navigation failed. */
 void session_end_by_client(session_t *s, uint16_t close_code, const char *reason);
+/* The session's captcha engine, hooked into its observer (once the observer is set up). */
+void session_captcha_start(session_t *s);
 /* A record of a client that never got a session (client_timeout), saved and forgotten. */
 void session_save_unstarted(gateway_t *gw, const char *customer, const session_record_t *rec);
 
@@ -222,6 +226,8 @@ void relay_start(session_t *s, char *rest, size_t rest_len);
 void relay_close_client_with(session_t *s, uint16_t code, const char *reason);
 /* Closes the client handle now. */
 void relay_close_client(session_t *s);
+/* A text message (malloc'ed, ownership moves) to the client, if it is still there. */
+void relay_send_text(session_t *s, char *msg, size_t len);
 /* Answers the Browser.getSessionId requests held until the first save. */
 void relay_answer_held_id_requests(session_t *s);
 

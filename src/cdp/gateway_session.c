@@ -29,7 +29,7 @@ static void record_of(const session_t *s, session_record_t *r) {
     r->navigations = nav.navigations;
     r->timestamp_ms = s->start_ms;
     r->duration_ms = s->ended ? s->end_ms - s->start_ms : SESSION_DURATION_NULL;
-    r->captcha = CAPTCHA_NONE;
+    r->captcha = s->captcha_live ? captcha_record(&s->captcha) : CAPTCHA_NONE;
     r->bandwidth = 0;
     if (s->net) {
         traffic_counts_t c;
@@ -188,6 +188,7 @@ static void session_release(net_lifetime_t *life) {
     ws_reader_free(&s->reader);
     free(s->pending);
     for (size_t i = 0; i < s->nsid_requests; i++) free(s->sid_requests[i]);
+    if (s->captcha_live) captcha_free(&s->captcha);
     if (s->observer_live) observer_free(&s->observer);
     free(s->error_message);
     if (s->browser) browser_free(s->browser);
@@ -274,6 +275,19 @@ void session_touch(session_t *s) {
 
 /* ---------------------------------------------------------------- the end ---- */
 
+static void captcha_to_client(void *ctx, char *msg, size_t len) { relay_send_text(ctx, msg, len); }
+
+static void captcha_changed(void *ctx) {
+    session_t *s = ctx;
+    if (!s->ended) session_save(s);
+}
+
+void session_captcha_start(session_t *s) {
+    captcha_init(&s->captcha, s->gw->cfg.loop, &s->gw->cfg.captcha, &s->observer, captcha_to_client, captcha_changed, s,
+                 s->id_text);
+    s->captcha_live = true;
+}
+
 void session_end(session_t *s, session_status_t status, const char *code, const char *message, uint16_t close_code,
                  const char *close_reason) {
     if (s->ended) return;
@@ -283,6 +297,7 @@ void session_end(session_t *s, session_status_t status, const char *code, const 
     s->error_code = code;
     /* Out of memory, the record keeps its error code without a message. */
     s->error_message = message ? strdup(message) : NULL;
+    if (s->captcha_live) captcha_stop(&s->captcha); /* the record's captcha is final from here */
     gateway_metrics_ended(s->gw, status, code);
     if (log_enabled(LOG_INFO)) { /* the record as it is saved, one line */
         session_record_t r;
