@@ -19,6 +19,7 @@
 #include "cdp/supervisor.h"
 #include "cdp/gateway.h"
 #include "cli/admin.h"
+#include "cli/serve_args.h"
 #include "cluster/cluster.h"
 #include "cli/db_copy.h"
 #include "cli/webhook_cli.h"
@@ -44,22 +45,6 @@
 #define DEFAULT_POOL_MAX 8
 #define BROWSERD_VERSION "0.1.0"
 #define HOUSEKEEPING_MS 5000 /* log repeats folded */
-
-/* The spool beside an SQLite file (<db>.spool); for a database server, in the working
- * directory, named after the node (nodes of one machine need one each). */
-static void default_spool_path(const char *db, const char *node_id, char *out, size_t cap) {
-    if (!strstr(db, "://")) {
-        snprintf(out, cap, "%s.spool", db);
-        return;
-    }
-    char name[STORE_NODE_ID_MAX + 1] = "";
-    if (node_id) snprintf(name, sizeof name, "%s", node_id);
-    else gethostname(name, sizeof name - 1);
-    for (char *p = name; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
-            *p = '_';
-    snprintf(out, cap, "./browserd-%s.spool", name);
-}
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -158,28 +143,6 @@ static void usage(FILE *out) {
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
             captcha_usage(), cli_admin_usage(), cli_webhook_usage(), cli_db_copy_usage());
-}
-
-/* "HOST:PORT", "[v6]:PORT". Returns 0, or -1 when malformed. */
-static int parse_listen(const char *s, char *host, size_t host_cap, int *port) {
-    const char *colon = strrchr(s, ':');
-    if (!colon || colon == s) return -1;
-    const char *h = s, *h_end = colon;
-    if (*h == '[') {
-        if (h_end[-1] != ']') return -1;
-        h++;
-        h_end--;
-    }
-    size_t hl = (size_t)(h_end - h);
-    if (hl == 0 || hl >= host_cap) return -1;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    char *end;
-    errno = 0;
-    long p = strtol(colon + 1, &end, 10);
-    if (errno || *end || end == colon + 1 || p < 0 || p > 65535) return -1;
-    *port = (int)p;
-    return 0;
 }
 
 typedef struct {
@@ -319,25 +282,6 @@ static void node_status(void *ctx, api_node_status_t *out) {
     out->memory = system_load_memory();
 }
 
-/* "SEC" as a number of seconds (fractions allowed, for tests) into milliseconds. */
-static int parse_seconds(const char *s, uint64_t *ms) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !(v > 0) || v > 31536000) return -1;
-    *ms = (uint64_t)(v * 1000.0 + 0.5);
-    return 0;
-}
-
-static int parse_count(const char *s, unsigned min, unsigned max, unsigned *out) {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || *s == '-' || v < min || v > max) return -1;
-    *out = (unsigned)v;
-    return 0;
-}
-
 /* On a fresh database: the default customer, zone and key, printed once. */
 static int bootstrap(store_t *store) {
     int64_t customers = 0;
@@ -370,42 +314,37 @@ static void end_session_anywhere(void *cluster, const char *customer_id, const u
     cluster_end_session(cluster, customer_id, id, done, done_arg);
 }
 
-static const char *env_or(const char *name, const char *fallback) {
-    const char *v = getenv(name);
-    return v && *v ? v : fallback;
-}
-
 static int serve(const char *db, int argc, char **argv) {
-    const char *listen = env_or("BROWSERD_API_LISTEN", DEFAULT_API_LISTEN);
-    const char *cdp_listen = env_or("BROWSERD_CDP_LISTEN", DEFAULT_CDP_LISTEN);
-    const char *chromium = env_or("BROWSERD_CHROMIUM", NULL);
-    const char *pool = env_or("BROWSERD_POOL", NULL), *max_sessions = env_or("BROWSERD_MAX_SESSIONS", NULL);
-    const char *pool_max = env_or("BROWSERD_POOL_MAX", NULL);
-    const char *queue_timeout = env_or("BROWSERD_QUEUE_TIMEOUT", NULL);
-    const char *session_timeout = env_or("BROWSERD_SESSION_TIMEOUT", NULL);
-    const char *idle_timeout = env_or("BROWSERD_IDLE_TIMEOUT", NULL);
-    const char *upstream = env_or("BROWSERD_UPSTREAM_PROXY", NULL);
-    const char *node_id = env_or("BROWSERD_NODE_ID", NULL), *lease = env_or("BROWSERD_LEASE_TIMEOUT", NULL);
-    const char *spool_path = env_or("BROWSERD_SPOOL", NULL);
-    const char *drain = env_or("BROWSERD_DRAIN_TIMEOUT", NULL), *max_queue = env_or("BROWSERD_MAX_QUEUE", NULL);
-    const char *log_format_s = env_or("BROWSERD_LOG_FORMAT", "text"), *log_level_s = env_or("BROWSERD_LOG_LEVEL", "info");
-    const char *log_file = env_or("BROWSERD_LOG_FILE", NULL);
-    const char *metrics_listen = env_or("BROWSERD_METRICS_LISTEN", "api");
-    const char *metrics_token = env_or("BROWSERD_METRICS_TOKEN", NULL);
-    const char *wh_connect = env_or("BROWSERD_WEBHOOK_CONNECT_TIMEOUT", NULL);
-    const char *wh_timeout = env_or("BROWSERD_WEBHOOK_TIMEOUT", NULL);
-    const char *wh_retry = env_or("BROWSERD_WEBHOOK_RETRY_BASE_MS", NULL);
-    const char *wh_ca = env_or("BROWSERD_WEBHOOK_CA_FILE", NULL);
-    const char *auth_fail_limit = env_or("BROWSERD_AUTH_FAIL_LIMIT", NULL);
-    const char *auth_fail_refill = env_or("BROWSERD_AUTH_FAIL_REFILL", NULL);
-    const char *browser_user_s = env_or("BROWSERD_BROWSER_USER", NULL);
-    const char *csolver = env_or("BROWSERD_CAPTCHA_SOLVER", NULL), *ctimeout = env_or("BROWSERD_CAPTCHA_TIMEOUT", NULL), *cdetect = env_or("BROWSERD_CAPTCHA_DETECT", NULL);
+    const char *listen = serve_env_or("BROWSERD_API_LISTEN", DEFAULT_API_LISTEN);
+    const char *cdp_listen = serve_env_or("BROWSERD_CDP_LISTEN", DEFAULT_CDP_LISTEN);
+    const char *chromium = serve_env_or("BROWSERD_CHROMIUM", NULL);
+    const char *pool = serve_env_or("BROWSERD_POOL", NULL), *max_sessions = serve_env_or("BROWSERD_MAX_SESSIONS", NULL);
+    const char *pool_max = serve_env_or("BROWSERD_POOL_MAX", NULL);
+    const char *queue_timeout = serve_env_or("BROWSERD_QUEUE_TIMEOUT", NULL);
+    const char *session_timeout = serve_env_or("BROWSERD_SESSION_TIMEOUT", NULL);
+    const char *idle_timeout = serve_env_or("BROWSERD_IDLE_TIMEOUT", NULL);
+    const char *upstream = serve_env_or("BROWSERD_UPSTREAM_PROXY", NULL);
+    const char *node_id = serve_env_or("BROWSERD_NODE_ID", NULL), *lease = serve_env_or("BROWSERD_LEASE_TIMEOUT", NULL);
+    const char *spool_path = serve_env_or("BROWSERD_SPOOL", NULL);
+    const char *drain = serve_env_or("BROWSERD_DRAIN_TIMEOUT", NULL), *max_queue = serve_env_or("BROWSERD_MAX_QUEUE", NULL);
+    const char *log_format_s = serve_env_or("BROWSERD_LOG_FORMAT", "text"), *log_level_s = serve_env_or("BROWSERD_LOG_LEVEL", "info");
+    const char *log_file = serve_env_or("BROWSERD_LOG_FILE", NULL);
+    const char *metrics_listen = serve_env_or("BROWSERD_METRICS_LISTEN", "api");
+    const char *metrics_token = serve_env_or("BROWSERD_METRICS_TOKEN", NULL);
+    const char *wh_connect = serve_env_or("BROWSERD_WEBHOOK_CONNECT_TIMEOUT", NULL);
+    const char *wh_timeout = serve_env_or("BROWSERD_WEBHOOK_TIMEOUT", NULL);
+    const char *wh_retry = serve_env_or("BROWSERD_WEBHOOK_RETRY_BASE_MS", NULL);
+    const char *wh_ca = serve_env_or("BROWSERD_WEBHOOK_CA_FILE", NULL);
+    const char *auth_fail_limit = serve_env_or("BROWSERD_AUTH_FAIL_LIMIT", NULL);
+    const char *auth_fail_refill = serve_env_or("BROWSERD_AUTH_FAIL_REFILL", NULL);
+    const char *browser_user_s = serve_env_or("BROWSERD_BROWSER_USER", NULL);
+    const char *csolver = serve_env_or("BROWSERD_CAPTCHA_SOLVER", NULL), *ctimeout = serve_env_or("BROWSERD_CAPTCHA_TIMEOUT", NULL), *cdetect = serve_env_or("BROWSERD_CAPTCHA_DETECT", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
     size_t nallow = 0;
     char allow_env[1024] = "";
-    const char *ae = env_or("BROWSERD_ALLOW_PRIVATE", NULL);
+    const char *ae = serve_env_or("BROWSERD_ALLOW_PRIVATE", NULL);
     if (ae) {
         snprintf(allow_env, sizeof allow_env, "%s", ae);
         for (char *save = NULL, *tok = strtok_r(allow_env, ",", &save); tok && nallow < MAX_ALLOW;
@@ -455,14 +394,14 @@ static int serve(const char *db, int argc, char **argv) {
     }
     char host[256], cdp_host[256];
     int port, cdp_port = 0;
-    if (parse_listen(listen, host, sizeof host, &port) < 0) {
+    if (serve_parse_listen(listen, host, sizeof host, &port) < 0) {
         fprintf(stderr, "browserd: --api-listen: expected HOST:PORT, got '%s'\n", listen);
         return 2;
     }
     char metrics_host[256];
     int metrics_port = 0;
     bool metrics_on = strcmp(metrics_listen, "off") != 0, metrics_own = metrics_on && strcmp(metrics_listen, "api") != 0;
-    if (metrics_own && parse_listen(metrics_listen, metrics_host, sizeof metrics_host, &metrics_port) < 0) {
+    if (metrics_own && serve_parse_listen(metrics_listen, metrics_host, sizeof metrics_host, &metrics_port) < 0) {
         fprintf(stderr, "browserd: --metrics-listen: expected api, HOST:PORT or off, got '%s'\n", metrics_listen);
         return 2;
     }
@@ -471,7 +410,7 @@ static int serve(const char *db, int argc, char **argv) {
         return 2;
     }
     bool cdp_on = strcmp(cdp_listen, "off") != 0;
-    if (cdp_on && parse_listen(cdp_listen, cdp_host, sizeof cdp_host, &cdp_port) < 0) {
+    if (cdp_on && serve_parse_listen(cdp_listen, cdp_host, sizeof cdp_host, &cdp_port) < 0) {
         fprintf(stderr, "browserd: --cdp-listen: expected HOST:PORT or off, got '%s'\n", cdp_listen);
         return 2;
     }
@@ -490,21 +429,21 @@ static int serve(const char *db, int argc, char **argv) {
         gcfg.browser_uid = browser_user.uid;
         gcfg.browser_gid = browser_user.gid;
     }
-    if ((pool && parse_count(pool, 0, 64, &gcfg.pool_size) < 0) || (pool_max && parse_count(pool_max, 0, 64, &gcfg.pool_max) < 0) ||
-        (max_sessions && parse_count(max_sessions, 1, 100000, &gcfg.max_sessions) < 0) ||
-        (max_queue && parse_count(max_queue, 1, 100000, &gcfg.max_queue) < 0) ||
-        (queue_timeout && parse_seconds(queue_timeout, &gcfg.queue_timeout_ms) < 0) ||
-        (session_timeout && parse_seconds(session_timeout, &gcfg.session_timeout_ms) < 0) ||
-        (idle_timeout && parse_seconds(idle_timeout, &gcfg.idle_timeout_ms) < 0) ||
-        (lease && parse_seconds(lease, &lease_ms) < 0)) {
+    if ((pool && serve_parse_count(pool, 0, 64, &gcfg.pool_size) < 0) || (pool_max && serve_parse_count(pool_max, 0, 64, &gcfg.pool_max) < 0) ||
+        (max_sessions && serve_parse_count(max_sessions, 1, 100000, &gcfg.max_sessions) < 0) ||
+        (max_queue && serve_parse_count(max_queue, 1, 100000, &gcfg.max_queue) < 0) ||
+        (queue_timeout && serve_parse_seconds(queue_timeout, &gcfg.queue_timeout_ms) < 0) ||
+        (session_timeout && serve_parse_seconds(session_timeout, &gcfg.session_timeout_ms) < 0) ||
+        (idle_timeout && serve_parse_seconds(idle_timeout, &gcfg.idle_timeout_ms) < 0) ||
+        (lease && serve_parse_seconds(lease, &lease_ms) < 0)) {
         fprintf(stderr, "browserd: serve: --pool and --pool-max take 0..64, --max-sessions and --max-queue 1..100000, timeouts a number of "
                         "seconds > 0\n");
         return 2;
     }
     unsigned auth_burst = FAILURE_LIMIT_DEFAULT_BURST;
     uint64_t auth_refill_ms = FAILURE_LIMIT_DEFAULT_REFILL_MS;
-    if ((auth_fail_limit && parse_count(auth_fail_limit, 0, 1000000, &auth_burst) < 0) ||
-        (auth_fail_refill && parse_seconds(auth_fail_refill, &auth_refill_ms) < 0)) {
+    if ((auth_fail_limit && serve_parse_count(auth_fail_limit, 0, 1000000, &auth_burst) < 0) ||
+        (auth_fail_refill && serve_parse_seconds(auth_fail_refill, &auth_refill_ms) < 0)) {
         fprintf(stderr, "browserd: --auth-fail-limit takes a count 0..1000000, --auth-fail-refill a number of seconds > 0\n");
         return 2;
     }
@@ -517,7 +456,7 @@ static int serve(const char *db, int argc, char **argv) {
     gcfg.memory_in_use = system_load_memory;
     uint64_t drain_ms = DEFAULT_DRAIN_MS;
     if (drain && strcmp(drain, "0") == 0) drain_ms = 0;
-    else if (drain && parse_seconds(drain, &drain_ms) < 0) {
+    else if (drain && serve_parse_seconds(drain, &drain_ms) < 0) {
         fprintf(stderr, "browserd: --drain-timeout: expected a number of seconds >= 0, got '%s'\n", drain);
         return 2;
     }
@@ -550,9 +489,9 @@ static int serve(const char *db, int argc, char **argv) {
     webhook_dispatch_config_t wcfg = {0};
     unsigned retry_base_ms = 0;
     uint64_t wh_connect_ms = 0, wh_timeout_ms = 0;
-    if ((wh_connect && parse_seconds(wh_connect, &wh_connect_ms) < 0) ||
-        (wh_timeout && parse_seconds(wh_timeout, &wh_timeout_ms) < 0) ||
-        (wh_retry && parse_count(wh_retry, 1, 3600000, &retry_base_ms) < 0)) {
+    if ((wh_connect && serve_parse_seconds(wh_connect, &wh_connect_ms) < 0) ||
+        (wh_timeout && serve_parse_seconds(wh_timeout, &wh_timeout_ms) < 0) ||
+        (wh_retry && serve_parse_count(wh_retry, 1, 3600000, &retry_base_ms) < 0)) {
         fprintf(stderr, "browserd: serve: the webhook timeouts take a number of seconds > 0, "
                         "--webhook-retry-base-ms 1..3600000\n");
         return 2;
@@ -603,7 +542,7 @@ static int serve(const char *db, int argc, char **argv) {
     if (bootstrap(store) < 0) goto cleanup;
     char spool_default[600];
     if (!spool_path) {
-        default_spool_path(db, node_id, spool_default, sizeof spool_default);
+        serve_default_spool_path(db, node_id, spool_default, sizeof spool_default);
         spool_path = spool_default;
     }
     if (store_spool_open(spool_path, &spool, err, sizeof err) < 0) {
