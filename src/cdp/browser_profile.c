@@ -159,7 +159,22 @@ int browser_profile_remove(const char *dir) {
     return remove_err ? remove_err : -ENOTEMPTY;
 }
 
+static int remove_one_when_unlocked(const char *dir, int timeout_ms);
+
 int browser_profile_remove_when_unlocked(const char *dir, int timeout_ms) {
+    /* A supervisor killed while it set the profile up leaves it under its in-progress name:
+     * that one goes too, or it would wait for the next start's stale cleanup. */
+    char parent[4096], pending[4096 + 64];
+    const char *name;
+    int rc_new = 0;
+    if (split_dir(dir, parent, sizeof parent, &name) == 0 &&
+        snprintf(pending, sizeof pending, "%s/" BROWSER_PROFILE_NEW_PREFIX "%s", parent, name) < (int)sizeof pending)
+        rc_new = remove_one_when_unlocked(pending, timeout_ms);
+    int rc = remove_one_when_unlocked(dir, timeout_ms);
+    return rc < 0 ? rc : rc_new;
+}
+
+static int remove_one_when_unlocked(const char *dir, int timeout_ms) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) return errno == ENOENT ? 0 : -errno;
     for (int waited = 0; flock(fd, LOCK_EX | LOCK_NB) < 0 && waited < timeout_ms; waited += 10) {

@@ -52,7 +52,8 @@ int browser_profile_create(const char *dir, int *lock_fd);
 int browser_profile_remove(const char *dir);
 
 /* For browserd's own cleanup after a lost supervisor: waits up to timeout_ms for the lock
- * (Chromium's main process may still be dying), then removes dir. */
+ * (Chromium's main process may still be dying), then removes dir, and its in-progress twin
+ * (BROWSER_PROFILE_NEW_PREFIX + its name) when the supervisor died while setting it up. */
 int browser_profile_remove_when_unlocked(const char *dir, int timeout_ms);
 
 /* Removes the profile directories under root left by dead supervisors (a profile is in use
