@@ -440,7 +440,7 @@ e2e('traffic 6b: wrong upstream credentials give the 502 page naming the reason;
   }
 });
 
-e2e('traffic 6c: a pooled browser with --upstream-proxy sends nothing before its session, directly or not; a zone\'s own proxy takes over at its start', { timeout: 90000 }, async (ctx) => {
+e2e('traffic 6c: a pooled browser with --upstream-proxy sends nothing before its session, directly or not; a zone\'s own proxy takes over at its start', { timeout: 180000 }, async (ctx) => {
   // Chromium's own requests are switched off at launch (docs/browser.md, "Billing"): a warm
   // browser must send nothing at all before its session, and once taken, only through the
   // proxy its session's zone names.
@@ -458,7 +458,7 @@ e2e('traffic 6c: a pooled browser with --upstream-proxy sends nothing before its
 
   // the pooled browser is up before any session; its first seconds are when Chromium would
   // fetch updates, hints and network time
-  await waitFor(async () => (await d.poolWarm()) === 1, { timeout: 20000, what: 'a warm browser' });
+  await waitFor(async () => (await d.poolWarm()) === 1, { timeout: 60000, what: 'a warm browser' });
   await sleep(3000);
   assert.deepEqual(direct(), [], 'no request of the pooled browser went direct');
   assert.deepEqual(upA.heads.map((h) => h.target), [], 'the pooled browser sent nothing before its session');
@@ -477,7 +477,7 @@ e2e('traffic 6c: a pooled browser with --upstream-proxy sends nothing before its
   const password = H.cli(BIN, d.db, 'zone', 'add', 'default', 'proxied').trim();
   H.cli(BIN, d.db, 'zone', 'set-proxy', 'default', 'proxied', upB.url('zoned', 'zpass'));
   const nA = upA.heads.length;
-  await waitFor(async () => (await d.poolWarm()) === 1, { timeout: 20000, what: 'the refilled pool\'s browser' });
+  await waitFor(async () => (await d.poolWarm()) === 1, { timeout: 60000, what: 'the refilled pool\'s browser' });
   await sleep(1000);
   assert.equal(upA.heads.length, nA, 'the refilled pool\'s browser sent nothing before its session');
   {
