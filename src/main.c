@@ -101,18 +101,15 @@ static void usage(FILE *out) {
             "                                 by default private, loopback and link-local addresses are refused)\n"
             "        --node-id ID             this node's name in a cluster (default: the host name); nodes on\n"
             "                                 one machine need one each\n"
-            "        --lease-timeout SEC      a node silent this long is dead: its running sessions fail\n"
-            "                                 (default 30)\n"
+            "        --lease-timeout SEC      a node silent this long is dead: its sessions fail (default 30)\n"
             "        --spool PATH             where session records wait while the database is away\n"
             "                                 (default DB.spool for a file, ./browserd-NODE.spool for PostgreSQL)\n"
-            "        --drain-timeout SEC      how long running sessions may go on after SIGTERM (default 60;\n"
-            "                                 0 ends them at once)\n"
+            "        --drain-timeout SEC      how long sessions may go on after SIGTERM (default 60; 0: none)\n"
             "        --log-format text|json   one line per event: logfmt key=value pairs, or a JSON object\n"
             "                                 (default text)\n"
             "        --log-level LEVEL        debug, info, warn or error: the least level written (default info;\n"
             "                                 info has a line per session end and per HTTP request)\n"
-            "        --log-file PATH          append the log to this file instead of standard error (reopened\n"
-            "                                 on SIGHUP)\n"
+            "        --log-file PATH          append the log to this file, not stderr (reopened on SIGHUP)\n"
             "        --metrics-listen WHERE   GET /metrics (Prometheus): 'api' on the API listener (default),\n"
             "                                 HOST:PORT on a listener of its own, or 'off'\n"
             "        --auth-fail-limit N      failed authentications (API key or zone password) a source\n"
@@ -126,8 +123,8 @@ static void usage(FILE *out) {
             "                                 and to answer (default 10); --allow-private also covers receivers\n"
             "        --webhook-retry-base-ms MS  the first retry's delay after a failed delivery (default 10000;\n"
             "                                 doubling, with jitter, up to 1 h; retried for 24 h)\n"
-            "        --webhook-ca-file PATH   verify https:// receivers against these CA certificates (PEM)\n"
-            "                                 instead of the system's\n"
+            "        --webhook-ca-file PATH   verify https:// receivers with these CA certificates (PEM)\n"
+            "        --live-view on|off       Page.inspect's live view of a session's page (default on)\n"
             "%s%s%s"
             "\n"
             "Options:\n"
@@ -152,7 +149,7 @@ static void usage(FILE *out) {
             "  BROWSERD_ALLOW_PRIVATE   --allow-private (comma-separated)\n"
             "  BROWSERD_NODE_ID, BROWSERD_LEASE_TIMEOUT, BROWSERD_SPOOL, BROWSERD_DRAIN_TIMEOUT\n"
             "  BROWSERD_LOG_FORMAT, BROWSERD_LOG_LEVEL, BROWSERD_LOG_FILE\n"
-            "  BROWSERD_METRICS_LISTEN, BROWSERD_METRICS_TOKEN\n"
+            "  BROWSERD_METRICS_LISTEN, BROWSERD_METRICS_TOKEN, BROWSERD_LIVE_VIEW\n"
             "  BROWSERD_WEBHOOK_CONNECT_TIMEOUT, BROWSERD_WEBHOOK_TIMEOUT, BROWSERD_WEBHOOK_RETRY_BASE_MS,\n"
             "  BROWSERD_WEBHOOK_CA_FILE, BROWSERD_AUTH_FAIL_LIMIT, BROWSERD_AUTH_FAIL_REFILL\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
@@ -399,7 +396,7 @@ static int serve(const char *db, int argc, char **argv) {
     const char *wh_ca = env_or("BROWSERD_WEBHOOK_CA_FILE", NULL);
     const char *auth_fail_limit = env_or("BROWSERD_AUTH_FAIL_LIMIT", NULL);
     const char *auth_fail_refill = env_or("BROWSERD_AUTH_FAIL_REFILL", NULL);
-    const char *browser_user_s = env_or("BROWSERD_BROWSER_USER", NULL);
+    const char *browser_user_s = env_or("BROWSERD_BROWSER_USER", NULL), *live_view = env_or("BROWSERD_LIVE_VIEW", "on");
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -426,7 +423,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--webhook-connect-timeout", &wh_connect}, {"--webhook-timeout", &wh_timeout},
         {"--webhook-retry-base-ms", &wh_retry}, {"--webhook-ca-file", &wh_ca},
         {"--auth-fail-limit", &auth_fail_limit}, {"--auth-fail-refill", &auth_fail_refill},
-        {"--browser-user", &browser_user_s},
+        {"--browser-user", &browser_user_s}, {"--live-view", &live_view},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -515,6 +512,11 @@ static int serve(const char *db, int argc, char **argv) {
         return 2;
     }
     gcfg.memory_in_use = system_load_memory;
+    gcfg.live_view = strcmp(live_view, "on") == 0;
+    if (!gcfg.live_view && strcmp(live_view, "off") != 0) {
+        fprintf(stderr, "browserd: --live-view: expected on or off, got '%s'\n", live_view);
+        return 2;
+    }
     uint64_t drain_ms = DEFAULT_DRAIN_MS;
     if (drain && strcmp(drain, "0") == 0) drain_ms = 0;
     else if (drain && parse_seconds(drain, &drain_ms) < 0) {

@@ -26,6 +26,7 @@ void gateway_config_defaults(gateway_config_t *cfg) {
     cfg->idle_timeout_ms = 5 * 60 * 1000;
     cfg->save_interval_ms = 2000;
     cfg->guard_private = true;
+    cfg->live_view = true;
 }
 
 /* ---------------------------------------------------------------- a browser's network ---- */
@@ -113,6 +114,7 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);
     hcfg.name = "cdp";
+    hcfg.secret_path_prefix = "/live/"; /* the live view's tokens (liveview.h) */
     hcfg.host = gw->host;
     hcfg.port = cfg->port;
     int rc = http_server_start(cfg->loop, &hcfg, admission_handle, gw, &gw->http);

@@ -54,6 +54,7 @@ typedef struct {
     /* Failed zone checks per source address (NULL: no limit); borrowed, shared with the API.
      * An address over it gets 429 with Retry-After before its credentials are looked at. */
     failure_limit_t *auth_limit;
+    bool live_view;                     /* Page.inspect and /live (default true: --live-view) */
 } gateway_config_t;
 
 void gateway_config_defaults(gateway_config_t *cfg);

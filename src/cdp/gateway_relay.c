@@ -82,6 +82,8 @@ static int send_frame(session_t *s, ws_opcode_t op, char *payload, size_t len) {
     return 0;
 }
 
+int relay_send_text(session_t *s, char *payload, size_t len) { return send_frame(s, WS_OP_TEXT, payload, len); }
+
 static int send_control(session_t *s, const uint8_t *frame, size_t len) {
     if (!s->client_open) return -EPIPE;
     return queue_frame(s, frame, len, NULL, 0);
@@ -247,6 +249,10 @@ static void on_client_message(session_t *s, char *data, size_t len) {
         free(data);
         return;
     }
+    if (liveview_client_command(s, &m)) {
+        free(data);
+        return;
+    }
     if (cdp_string_equals(m.method, "Browser.close", 13)) s->browser_close_requested = true;
     int64_t queued = browser_send(s->browser, data, len);
     if (queued < 0) return; /* the browser is going away; its exit ends the session */
@@ -387,6 +393,10 @@ static void on_browser_message(void *ctx, char *msg, size_t len) {
     session_t *s = ctx;
     cdp_msg_t m;
     bool scanned = cdp_scan(msg, len, &m) == 0;
+    if (scanned && liveview_browser_message(s, &m)) {
+        free(msg);
+        return;
+    }
     if (scanned && s->observer_live && observer_consume(&s->observer, msg, len, &m)) {
         free(msg);
         if (!s->ended && observer_take_changed(&s->observer)) session_save(s);
