@@ -363,7 +363,8 @@ bool liveview_http(gateway_t *gw, http_conn_t *conn, const http_request_t *req) 
         return true;
     }
     session_t *s = NULL;
-    if (rest[n] || req->upgrade || !lv_find_token(gw, rest, &s)) {
+    lv_token_t *t = rest[n] || req->upgrade ? NULL : lv_find_token(gw, rest, &s);
+    if (!t || !lv_page_session_of(&s->observer, t->target)) {
         respond_not_found(conn);
         return true;
     }

@@ -108,8 +108,8 @@ void http_server_config_defaults(http_server_config_t *cfg) {
     cfg->request_timeout_ms = 10 * 1000;
     cfg->max_connections = 10000;
     cfg->name = "http";
-    cfg->on_answered = NULL;
-    cfg->on_answered_ctx = NULL;
+    cfg->on_answered = NULL, cfg->on_answered_ctx = NULL;
+    cfg->secret_path_prefix = NULL;
 }
 
 const char *http_status_reason(int status) {
