@@ -681,7 +681,7 @@ static int serve(const char *db, int argc, char **argv) {
     api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .end_session = end_session_anywhere,
                          .end_session_ctx = d.cluster, .status = node_status, .status_ctx = &d,
                          .metrics = metrics_on && !metrics_own ? node_metrics_handle : NULL, .metrics_ctx = d.metrics,
-                         .auth_limit = auth_limit};
+                         .auth_limit = auth_limit, .live_url = gateway_live_url, .live_url_ctx = d.gateway};
     if (api_new(&acfg, &api) < 0) goto cleanup;
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);

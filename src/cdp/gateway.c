@@ -150,6 +150,14 @@ int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t i
     return -ENOENT;
 }
 
+int gateway_live_url(void *ctx, const char *customer_id, const uint8_t id[16], bool input, char *url, size_t cap) {
+    gateway_t *gw = ctx;
+    for (session_t *s = gw ? gw->sessions : NULL; s; s = s->next)
+        if (!s->ended && memcmp(s->id, id, 16) == 0 && strcmp(s->customer, customer_id) == 0)
+            return liveview_url(s, input, url, cap);
+    return -ENOENT;
+}
+
 void gateway_maybe_stopped(gateway_t *gw) {
     if (gw->draining && !gw->stopping && !gw->sessions && gw->on_drained) {
         void (*drained)(void *) = gw->on_drained;

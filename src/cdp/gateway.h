@@ -65,6 +65,9 @@ int gateway_port(const gateway_t *gw);
 /* Ends a running session of this customer with job_killed (the DELETE of the API): 0, or
  * -ENOENT when no such session runs in this process. */
 int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t id[16]);
+/* A live view URL of the running session `id` of this customer (an api_live_url_fn: ctx is the
+ * gateway, NULL when there is none): 0, -ENOENT (not running here), or liveview_url's errors. */
+int gateway_live_url(void *ctx, const char *customer_id, const uint8_t id[16], bool input, char *url, size_t cap);
 
 /* What a load balancer or an orchestrator asks of the node (GET /ready, /pressure). */
 typedef struct {

@@ -208,26 +208,26 @@ static void answer(session_t *s, int64_t id, const char *session, size_t session
 }
 
 /* A token for the page `target` (NULL: the session's first page), answered as the URL. */
-static void grant(session_t *s, int64_t id, const char *session, size_t session_len, const char *target, bool input) {
+/* A new token for the page `target` (NULL: the session's first page) and its URL into url.
+ * 0, or -EINVAL/-ENOSPC/-ENOMEM with *why set. */
+static int make_url(session_t *s, const char *target, bool input, char *url, size_t cap, const char **why) {
     liveview_session_t *lv = lv_of(s);
-    if (!target) {
-        for (size_t i = 0; i < s->observer.npages && !target; i++)
-            if (s->observer.enable_id[i]) target = s->observer.frame_id[i];
-    }
+    for (size_t i = 0; !target && i < s->observer.npages; i++)
+        if (s->observer.enable_id[i]) target = s->observer.frame_id[i];
     if (!lv || !target || !target[0]) {
-        answer(s, id, session, session_len, NULL, -32000, "Page.inspect: the session has no page to show");
-        return;
+        *why = "Page.inspect: the session has no page to show";
+        return -EINVAL;
     }
     if (lv->ntokens >= LIVEVIEW_MAX_TOKENS) {
-        answer(s, id, session, session_len, NULL, -32000, "Page.inspect: too many live views for this session");
-        return;
+        *why = "Page.inspect: too many live views for this session";
+        return -ENOSPC;
     }
     unsigned char raw[LIVEVIEW_TOKEN_HEX / 2];
     lv_token_t *t = calloc(1, sizeof *t);
     if (!t || RAND_bytes(raw, sizeof raw) != 1) {
         free(t);
-        answer(s, id, session, session_len, NULL, -32000, "Page.inspect: no token could be made");
-        return;
+        *why = "Page.inspect: no token could be made";
+        return -ENOMEM;
     }
     for (size_t i = 0; i < sizeof raw; i++) sprintf(t->hex + 2 * i, "%02x", raw[i]);
     OPENSSL_cleanse(raw, sizeof raw);
@@ -236,11 +236,26 @@ static void grant(session_t *s, int64_t id, const char *session, size_t session_
     t->next = lv->tokens;
     lv->tokens = t;
     lv->ntokens++;
+    snprintf(url, cap, "http://%s/live/%s", s->live_host, t->hex);
+    log_event(LOG_INFO, "gateway", "live_view_granted", "session=%s input=%s", s->id_text, input ? "true" : "false");
+    return 0;
+}
+
+int liveview_url(session_t *s, bool input, char *url, size_t cap) {
+    const char *why = NULL;
+    if (!s->gw->cfg.live_view) return -ENOTSUP;
+    return make_url(s, NULL, input, url, cap, &why);
+}
+
+static void grant(session_t *s, int64_t id, const char *session, size_t session_len, const char *target, bool input) {
     char url[400];
-    snprintf(url, sizeof url, "http://%s/live/%s", s->live_host, t->hex);
+    const char *why = NULL;
+    if (make_url(s, target, input, url, sizeof url, &why) < 0) {
+        answer(s, id, session, session_len, NULL, -32000, why);
+        return;
+    }
     answer(s, id, session, session_len, url, 0, NULL);
     OPENSSL_cleanse(url, sizeof url);
-    log_event(LOG_INFO, "gateway", "live_view_granted", "session=%s input=%s", s->id_text, input ? "true" : "false");
 }
 
 bool liveview_client_command(session_t *s, const cdp_msg_t *m) {

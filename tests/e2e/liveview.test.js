@@ -175,6 +175,15 @@ function e2e_liveview() {
     assert.ok(sent >= 3, `frames sent ${sent}`);
     assert.equal((await cdp.send('Browser.getBandwidth')).bandwidth.total, bw0, 'watching costs the session nothing');
 
+    // the dashboard's way in: POST /browser_sessions/{id}/live with the API key
+    const viaApi = await d.api('POST', `/browser_sessions/${sessionId}/live?input=true`);
+    assert.equal(viaApi.status, 200, viaApi.text);
+    assert.match(viaApi.json.url, re);
+    assert.equal((await get(d, new URL(viaApi.json.url).pathname)).status, 200);
+    assert.equal((await d.api('GET', `/browser_sessions/${sessionId}/live`)).status, 405);
+    assert.equal((await d.api('POST', `/browser_sessions/${sessionId}/live`, { key: null })).status, 401);
+    assert.equal((await d.api('POST', '/browser_sessions/0192f5e8-7b3c-7def-8a12-000000000001/live')).status, 404);
+
     // the last viewer that leaves stops the screencast
     await ro.page.close();
     await h.waitFor(async () => (await d.gauges('browserd_liveview_viewers'))[0] === 1, { what: 'one viewer left' });
@@ -186,6 +195,8 @@ function e2e_liveview() {
     assert.equal(await rw.page.evaluate(() => document.body.dataset.closeReason), 'session ended');
     assert.equal((await get(d, `/live/${tok}`)).status, 404, 'the token died with the session');
     assert.deepEqual(await d.gauges('browserd_liveview_viewers', 'browserd_liveview_screencasts'), [0, 0]);
+    const after = await d.api('POST', `/browser_sessions/${sessionId}/live`);
+    assert.equal(after.status, 409, 'no live view of an ended session');
     const rec = await d.ended(sessionId);
     assert.equal(rec.status, 'finished');
     assert.equal(rec.bandwidth, bw0, 'the record is billed the page, not its live view');
@@ -199,6 +210,10 @@ function e2e_liveview() {
     const page = await browser.newPage();
     const cdp = await page.createCDPSession();
     await assert.rejects(cdp.send('Page.inspect'), /live view is off/);
+    const { sessionId } = await cdp.send('Browser.getSessionId');
+    const r = await d.api('POST', `/browser_sessions/${sessionId}/live`);
+    assert.equal(r.status, 409);
+    assert.equal(r.json.error, 'Live view is off');
     assert.equal((await get(d, '/live/viewer.js')).status, 404);
     await browser.close();
   });
