@@ -88,8 +88,12 @@ static int viewer_write(lv_viewer_t *v, lv_frame_t *f, const void *bytes, size_t
     return rc;
 }
 
+/* Small answers are dropped while a viewer does not read what it was sent: a peer that only
+ * writes must not grow browserd's memory. */
+#define VIEWER_TEXT_QUEUE_MAX (64u << 10)
+
 static void viewer_send_text(lv_viewer_t *v, const char *text) {
-    if (!v->open) return;
+    if (!v->open || uv_stream_get_write_queue_size((uv_stream_t *)&v->tcp) > VIEWER_TEXT_QUEUE_MAX) return;
     size_t len = strlen(text);
     uint8_t hdr[WS_MAX_HEADER];
     size_t hl = ws_frame_header(hdr, WS_OP_TEXT, true, len, NULL);
@@ -107,9 +111,12 @@ void lv_viewer_close(lv_viewer_t *v, uint16_t code, const char *reason) {
     lv_viewer_detach(v);
     v->open = false;
     uv_read_stop((uv_stream_t *)&v->tcp);
+    /* a viewer that has not taken what it was sent would keep its close frame (and the
+     * daemon's exit) waiting: it is cut off at once */
     uint8_t frame[WS_MAX_CONTROL_FRAME];
     size_t n = ws_close_frame(frame, code, reason, strlen(reason), NULL);
-    if (!n || viewer_write(v, NULL, frame, n, true) < 0) viewer_close_now(v);
+    if (!n || uv_stream_get_write_queue_size((uv_stream_t *)&v->tcp) > 0 || viewer_write(v, NULL, frame, n, true) < 0)
+        viewer_close_now(v);
 }
 
 /* The newest frame wins: one written at a time, and while it is, only the latest waits. A
@@ -173,6 +180,9 @@ static void on_viewer_input(lv_viewer_t *v, const char *msg, size_t len) {
     size_t lens[LIVEVIEW_MAX_COMMANDS];
     int n = 0;
     lv_stream_t *st = v->stream;
+    session_t *s = v->lv->s;
+    if (!s->browser || s->browser_gone || browser_write_queue_size(s->browser) > s->gw->browser_cfg.write_high_watermark)
+        return; /* the browser is behind: input waits for nobody (the viewer sends more) */
     if (liveview_input_commands(&in, st->width, st->height, st->session, lv_next_id(v->lv), cmds, lens, &n) < 0)
         return; /* no frame yet: the viewer has nothing it could have aimed at */
     for (int i = 0; i < n; i++) lv_send_browser(v->lv->s, cmds[i], lens[i]);
@@ -194,7 +204,8 @@ static void on_viewer_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf) 
         } else if (ev.type == WS_EV_PING) {
             uint8_t frame[WS_MAX_CONTROL_FRAME];
             size_t fl = ws_control_frame(frame, WS_OP_PONG, ev.data, ev.len, NULL);
-            if (fl) viewer_write(v, NULL, frame, fl, false);
+            if (fl && uv_stream_get_write_queue_size((uv_stream_t *)&v->tcp) <= VIEWER_TEXT_QUEUE_MAX)
+                viewer_write(v, NULL, frame, fl, false);
         } else if (ev.type == WS_EV_CLOSE) {
             lv_viewer_close(v, WS_CLOSE_NORMAL, "");
         } else if (ev.type == WS_EV_ERROR) {
