@@ -207,12 +207,14 @@ static void answer(session_t *s, int64_t id, const char *session, size_t session
     relay_send_text(s, p, len);
 }
 
-/* A token for the page `target` (NULL: the session's first page), answered as the URL. */
-/* A new token for the page `target` (NULL: the session's first page) and its URL into url.
+/* A token for the page `target` (NULL: the session's newest page), answered as the URL. */
+/* A new token for the page `target` (NULL: the session's newest page) and its URL into url.
  * 0, or -EINVAL/-ENOSPC/-ENOMEM with *why set. */
 static int make_url(session_t *s, const char *target, bool input, char *url, size_t cap, const char **why) {
     liveview_session_t *lv = lv_of(s);
-    for (size_t i = 0; !target && i < s->observer.npages; i++)
+    /* the newest page (pages are appended as they attach): the tab a client opened last is
+     * the one it works in, and a background tab may paint no frames at all */
+    for (size_t i = s->observer.npages; !target && i-- > 0;)
         if (s->observer.enable_id[i]) target = s->observer.frame_id[i];
     if (!lv || !target || !target[0]) {
         *why = "Page.inspect: the session has no page to show";
@@ -313,7 +315,7 @@ static void on_target_info(session_t *s, lv_pending_t *p, const cdp_msg_t *m) {
                 cdp_string_equals(type.str, "page", 4) &&
                 cdp_object_get(info.raw.ptr, info.raw.len, "targetId", 8, &id) == 0 &&
                 cdp_string_copy(&id, target, sizeof target) == 0;
-    /* the browser's own session (or one Chromium does not know): the session's first page */
+    /* the browser's own session (or one Chromium does not know): the session's newest page */
     grant(s, p->client_id, p->client_session, strlen(p->client_session), page ? target : NULL, p->input);
 }
 

@@ -43,7 +43,7 @@ bool liveview_client_command(session_t *s, const cdp_msg_t *m);
  * its commands), then it has been handled and must not go further. */
 bool liveview_browser_message(session_t *s, const cdp_msg_t *m);
 
-/* A live view URL of the session's first page (the dashboard's link, through the API): 0,
+/* A live view URL of the session's newest page (the dashboard's link, through the API): 0,
  * -ENOTSUP (--live-view off), -EINVAL (no page), -ENOSPC (too many views), -ENOMEM. */
 int liveview_url(session_t *s, bool input, char *url, size_t cap);
 
