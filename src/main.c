@@ -61,7 +61,6 @@ static void default_spool_path(const char *db, const char *node_id, char *out, s
     snprintf(out, cap, "./browserd-%s.spool", name);
 }
 
-
 static void usage(FILE *out) {
     fprintf(out,
             "Usage: browserd [--db PATH|URI] COMMAND [ARGS]\n"
@@ -125,7 +124,7 @@ static void usage(FILE *out) {
             "                                 doubling, with jitter, up to 1 h; retried for 24 h)\n"
             "        --webhook-ca-file PATH   verify https:// receivers with these CA certificates (PEM)\n"
             "        --live-view on|off       Page.inspect's live view of a session's page (default on)\n"
-            "%s%s%s"
+            "%s%s%s%s"
             "\n"
             "Options:\n"
             "  --db PATH|URI    SQLite database file (default " DEFAULT_DB "; created if absent), or a\n"
@@ -155,7 +154,7 @@ static void usage(FILE *out) {
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
             "\n"
             "Exit status: 0 ok, 1 failure, 2 usage error.\n",
-            cli_admin_usage(), cli_webhook_usage(), cli_db_copy_usage());
+            captcha_usage(), cli_admin_usage(), cli_webhook_usage(), cli_db_copy_usage());
 }
 
 /* "HOST:PORT", "[v6]:PORT". Returns 0, or -1 when malformed. */
@@ -397,6 +396,7 @@ static int serve(const char *db, int argc, char **argv) {
     const char *auth_fail_limit = env_or("BROWSERD_AUTH_FAIL_LIMIT", NULL);
     const char *auth_fail_refill = env_or("BROWSERD_AUTH_FAIL_REFILL", NULL);
     const char *browser_user_s = env_or("BROWSERD_BROWSER_USER", NULL), *live_view = env_or("BROWSERD_LIVE_VIEW", "on");
+    const char *csolver = env_or("BROWSERD_CAPTCHA_SOLVER", NULL), *ctimeout = env_or("BROWSERD_CAPTCHA_TIMEOUT", NULL), *cdetect = env_or("BROWSERD_CAPTCHA_DETECT", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
     const char *allow[MAX_ALLOW];
@@ -423,7 +423,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--webhook-connect-timeout", &wh_connect}, {"--webhook-timeout", &wh_timeout},
         {"--webhook-retry-base-ms", &wh_retry}, {"--webhook-ca-file", &wh_ca},
         {"--auth-fail-limit", &auth_fail_limit}, {"--auth-fail-refill", &auth_fail_refill},
-        {"--browser-user", &browser_user_s}, {"--live-view", &live_view},
+        {"--browser-user", &browser_user_s}, {"--live-view", &live_view}, {"--captcha-solver", &csolver}, {"--captcha-timeout", &ctimeout}, {"--captcha-detect", &cdetect},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -513,10 +513,8 @@ static int serve(const char *db, int argc, char **argv) {
     }
     gcfg.memory_in_use = system_load_memory;
     gcfg.live_view = strcmp(live_view, "on") == 0;
-    if (!gcfg.live_view && strcmp(live_view, "off") != 0) {
-        fprintf(stderr, "browserd: --live-view: expected on or off, got '%s'\n", live_view);
-        return 2;
-    }
+    if (!gcfg.live_view && strcmp(live_view, "off") != 0)
+        return fprintf(stderr, "browserd: --live-view: expected on or off, got '%s'\n", live_view), 2;
     uint64_t drain_ms = DEFAULT_DRAIN_MS;
     if (drain && strcmp(drain, "0") == 0) drain_ms = 0;
     else if (drain && parse_seconds(drain, &drain_ms) < 0) {
@@ -568,6 +566,7 @@ static int serve(const char *db, int argc, char **argv) {
         return 2;
     }
     gcfg.upstream_proxy = upstream;
+    if (captcha_config_parse(&gcfg.captcha, csolver, ctimeout, cdetect, getenv("BROWSERD_CAPTCHA_SOLVER_KEY"), perr, sizeof perr) < 0) return fprintf(stderr, "browserd: %s\n", perr), 2;
     if (chromium && access(chromium, X_OK) != 0) {
         fprintf(stderr, "browserd: --chromium: %s is not an executable file\n", chromium);
         return 2;

@@ -27,6 +27,9 @@ void gateway_config_defaults(gateway_config_t *cfg) {
     cfg->save_interval_ms = 2000;
     cfg->guard_private = true;
     cfg->live_view = true;
+    cfg->captcha.detect = true;
+    cfg->captcha.solver.timeout_ms = 120 * 1000;
+    cfg->captcha.solver.poll_ms = 1000;
 }
 
 /* ---------------------------------------------------------------- a browser's network ---- */

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "catalog/catalog.h"
+#include "cdp/captcha.h"
 #include "net/failure_limit.h"
 #include "store/store.h"
 #include "store/store_spool.h"
@@ -55,6 +56,9 @@ typedef struct {
      * An address over it gets 429 with Retry-After before its credentials are looked at. */
     failure_limit_t *auth_limit;
     bool live_view;                     /* Page.inspect and /live (default true: --live-view) */
+    /* Captchas: detection on by default, solving when solver.url is set (docs/captcha.md).
+     * The strings are borrowed. */
+    captcha_config_t captcha;
 } gateway_config_t;
 
 void gateway_config_defaults(gateway_config_t *cfg);

@@ -94,6 +94,7 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *a
     session_ref(s); /* until on_browser_exit */
     observer_init(&s->observer, send_to_browser, b);
     s->observer_live = true;
+    session_captcha_start(s);
     observer_start(&s->observer);
     session_start_timers(s);
     log_event(LOG_INFO, "gateway", "session_start", "session=%s customer=%s zone=%s browser=%s", s->id_text, s->customer, s->zone,

@@ -142,12 +142,15 @@ struct session {
     bool browser_paused;
     observer_t observer;
     bool observer_live;
+    captcha_engine_t captcha; /* when captcha_live: set up with the observer */
+    bool captcha_live;
     browser_net_t *net;
     traffic_counts_t net_base; /* the proxy's counts when the session began: earlier bytes
                                   (a pooled browser's own start) are not the session's */
 
     uv_timer_t session_timer, idle_timer, save_timer;
     bool timers_open;
+    bool browser_answered; /* a first message came from the browser: the idle timer runs */
 
     /* the end */
     bool ended;
@@ -205,6 +208,8 @@ void session_ref(session_t *s);
 void session_unref(session_t *s);
 /* The session timers (maximum duration, idle, periodic save) start now. */
 void session_start_timers(session_t *s);
+/* The browser's first message (it is up): the idle timer starts. Idempotent. */
+void session_browser_answered(session_t *s);
 /* A CDP message went one way or the other: the idle timer starts over. */
 void session_touch(session_t *s);
 /* Saves the current record (worker thread; coalesced: one save in flight at a time). */
@@ -216,6 +221,8 @@ void session_end(session_t *s, session_status_t status, const char *code, const 
 /* The client ended the session itself (close frame, EOF, Browser.close): finished, or failed
  * with page_navigated_error when its last navigation failed. */
 void session_end_by_client(session_t *s, uint16_t close_code, const char *reason);
+/* The session's captcha engine, hooked into its observer (once the observer is set up). */
+void session_captcha_start(session_t *s);
 /* A record of a client that never got a session (client_timeout), saved and forgotten. */
 void session_save_unstarted(gateway_t *gw, const char *customer, const session_record_t *rec);
 
@@ -225,12 +232,12 @@ extern const browser_callbacks_t relay_browser_callbacks;
 /* The client socket is the session's from now on: relays `rest` (bytes read after the
  * upgrade request; ownership moves here) and starts reading. */
 void relay_start(session_t *s, char *rest, size_t rest_len);
-/* A text message to the client (payload: malloc'ed, ownership moves here). 0 or an error. */
-int relay_send_text(session_t *s, char *payload, size_t len);
 /* Sends a close frame, then closes the connection once it is written. */
 void relay_close_client_with(session_t *s, uint16_t code, const char *reason);
 /* Closes the client handle now. */
 void relay_close_client(session_t *s);
+/* A text message (malloc'ed, ownership moves) to the client, if it is still there. */
+void relay_send_text(session_t *s, char *msg, size_t len);
 /* Answers the Browser.getSessionId requests held until the first save. */
 void relay_answer_held_id_requests(session_t *s);
 

@@ -82,7 +82,10 @@ static int send_frame(session_t *s, ws_opcode_t op, char *payload, size_t len) {
     return 0;
 }
 
-int relay_send_text(session_t *s, char *payload, size_t len) { return send_frame(s, WS_OP_TEXT, payload, len); }
+void relay_send_text(session_t *s, char *msg, size_t len) {
+    if (s->ended) free(msg);
+    else send_frame(s, WS_OP_TEXT, msg, len);
+}
 
 static int send_control(session_t *s, const uint8_t *frame, size_t len) {
     if (!s->client_open) return -EPIPE;
@@ -232,6 +235,10 @@ static void on_client_message(session_t *s, char *data, size_t len) {
     }
     if (m.session_id.ptr && observer_owns_session(&s->observer, m.session_id.ptr, m.session_id.len)) {
         free(data); /* the observer's sessions are not the client's to use */
+        return;
+    }
+    if (s->captcha_live && captcha_client_command(&s->captcha, &m)) {
+        free(data); /* the Captcha domain is browserd's (captcha.h) */
         return;
     }
     if (cdp_string_equals(m.method, "Browser.getSessionId", 20)) {
@@ -393,6 +400,7 @@ static void on_browser_message(void *ctx, char *msg, size_t len) {
     session_t *s = ctx;
     cdp_msg_t m;
     bool scanned = cdp_scan(msg, len, &m) == 0;
+    session_browser_answered(s);
     if (scanned && liveview_browser_message(s, &m)) {
         free(msg);
         return;
@@ -413,6 +421,7 @@ static void on_browser_message(void *ctx, char *msg, size_t len) {
         free(msg);
         return;
     }
+    if (scanned && s->captcha_live) captcha_watch_client_message(&s->captcha, &m);
     session_touch(s);
     s->gw->metrics.messages_to_client++;
     s->gw->metrics.bytes_to_client += len;

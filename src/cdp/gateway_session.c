@@ -29,7 +29,7 @@ static void record_of(const session_t *s, session_record_t *r) {
     r->navigations = nav.navigations;
     r->timestamp_ms = s->start_ms;
     r->duration_ms = s->ended ? s->end_ms - s->start_ms : SESSION_DURATION_NULL;
-    r->captcha = CAPTCHA_NONE;
+    r->captcha = s->captcha_live ? captcha_record(&s->captcha) : CAPTCHA_NONE;
     r->bandwidth = 0;
     if (s->net) {
         traffic_counts_t c;
@@ -188,6 +188,7 @@ static void session_release(net_lifetime_t *life) {
     ws_reader_free(&s->reader);
     free(s->pending);
     for (size_t i = 0; i < s->nsid_requests; i++) free(s->sid_requests[i]);
+    if (s->captcha_live) captcha_free(&s->captcha);
     liveview_session_ended(s);
     if (s->observer_live) observer_free(&s->observer);
     free(s->error_message);
@@ -253,15 +254,40 @@ void session_start_timers(session_t *s) {
     }
     s->timers_open = true;
     uv_timer_start(&s->session_timer, on_session_timeout, cfg->session_timeout_ms, 0);
-    uv_timer_start(&s->idle_timer, on_idle_timeout, cfg->idle_timeout_ms, cfg->idle_timeout_ms);
+    /* A browser still starting has not seen the client's first commands yet: the idle limit
+     * is about a quiet client and browser, not about Chromium's launch (seconds on a loaded
+     * machine), so it runs from the browser's first message (session_browser_answered). A
+     * browser that never answers is bounded by the session timeout. */
+    browser_stats_t st;
+    browser_get_stats(s->browser, &st);
+    if (st.first_message_us >= 0) session_browser_answered(s);
     uv_timer_start(&s->save_timer, on_save_timer, cfg->save_interval_ms, cfg->save_interval_ms);
 }
 
+void session_browser_answered(session_t *s) {
+    if (s->browser_answered || !s->timers_open) return;
+    s->browser_answered = true;
+    uv_timer_start(&s->idle_timer, on_idle_timeout, s->gw->cfg.idle_timeout_ms, s->gw->cfg.idle_timeout_ms);
+}
+
 void session_touch(session_t *s) {
-    if (s->timers_open) uv_timer_again(&s->idle_timer);
+    if (s->timers_open && s->browser_answered) uv_timer_again(&s->idle_timer);
 }
 
 /* ---------------------------------------------------------------- the end ---- */
+
+static void captcha_to_client(void *ctx, char *msg, size_t len) { relay_send_text(ctx, msg, len); }
+
+static void captcha_changed(void *ctx) {
+    session_t *s = ctx;
+    if (!s->ended) session_save(s);
+}
+
+void session_captcha_start(session_t *s) {
+    captcha_init(&s->captcha, s->gw->cfg.loop, &s->gw->cfg.captcha, &s->observer, captcha_to_client, captcha_changed, s,
+                 s->id_text);
+    s->captcha_live = true;
+}
 
 void session_end(session_t *s, session_status_t status, const char *code, const char *message, uint16_t close_code,
                  const char *close_reason) {
@@ -272,6 +298,7 @@ void session_end(session_t *s, session_status_t status, const char *code, const 
     s->error_code = code;
     /* Out of memory, the record keeps its error code without a message. */
     s->error_message = message ? strdup(message) : NULL;
+    if (s->captcha_live) captcha_stop(&s->captcha); /* the record's captcha is final from here */
     gateway_metrics_ended(s->gw, status, code);
     if (log_enabled(LOG_INFO)) { /* the record as it is saved, one line */
         session_record_t r;

@@ -37,6 +37,37 @@ static int send_command(observer_t *o, int64_t id, const char *session, const ch
     return o->send(o->send_ctx, msg, (size_t)n) < 0 ? -1 : 0;
 }
 
+void observer_set_hooks(observer_t *o, const observer_hooks_t *hooks) { o->hooks = *hooks; }
+
+int64_t observer_send(observer_t *o, const char *session, const char *method, const char *params) {
+    if (!params) params = "{}";
+    size_t cap = strlen(params) + strlen(method) + (session ? strlen(session) : 0) + 80;
+    char *msg = malloc(cap);
+    if (!msg) return 0;
+    int64_t id = o->next_id--;
+    int n = session && *session
+                ? snprintf(msg, cap, "{\"id\":%lld,\"sessionId\":\"%s\",\"method\":\"%s\",\"params\":%s}", (long long)id,
+                           session, method, params)
+                : snprintf(msg, cap, "{\"id\":%lld,\"method\":\"%s\",\"params\":%s}", (long long)id, method, params);
+    if (n < 0 || (size_t)n >= cap) {
+        free(msg);
+        return 0;
+    }
+    return o->send(o->send_ctx, msg, (size_t)n) < 0 ? 0 : id;
+}
+
+const char *observer_session_target(const observer_t *o, const char *session) {
+    for (size_t i = 0; i < o->npages; i++)
+        if (strcmp(o->pages[i], session) == 0) return o->frame_id[i];
+    return "";
+}
+
+const char *observer_target_session(const observer_t *o, const char *target) {
+    for (size_t i = o->npages; i-- > 0;)
+        if (o->enable_id[i] && strcmp(o->frame_id[i], target) == 0) return o->pages[i];
+    return NULL;
+}
+
 int observer_start(observer_t *o) {
     return send_command(o, CDP_ID_OBSERVER_ATTACH, NULL, "Target.attachToBrowserTarget", NULL);
 }
@@ -207,6 +238,14 @@ static void on_event(observer_t *o, const cdp_msg_t *scan, bool in_root) {
     }
     /* The recorder picks what it needs: frame commits and document requests. */
     recorder_page_event(&o->recorder, method, params, len);
+    if (o->hooks.request && strcmp(method, "Network.requestWillBeSent") == 0) {
+        char sid[OBSERVER_SESSION_ID_MAX + 1];
+        if (scan->session_id.len <= OBSERVER_SESSION_ID_MAX && !scan->session_id_escaped) {
+            memcpy(sid, scan->session_id.ptr, scan->session_id.len);
+            sid[scan->session_id.len] = '\0';
+            o->hooks.request(o->hooks.ctx, sid, observer_session_target(o, sid), params, len);
+        }
+    }
 }
 
 /* Chromium announces the observer's attach to the browser target with a Target.attachedToTarget
@@ -242,7 +281,7 @@ bool observer_consume(observer_t *o, const char *msg, size_t len, const cdp_msg_
             send_command(o, o->history_id[i], o->pages[i], "Page.getNavigationHistory", NULL);
         } else if (i >= 0 && o->history_id[i] == scan->id) {
             catch_up(o, (size_t)i, scan);
-        } else {
+        } else if (!o->hooks.reply || !o->hooks.reply(o->hooks.ctx, scan->id, msg, len, scan)) {
             on_reply(o, scan->id, msg, len, scan);
         }
         return true;

@@ -30,6 +30,16 @@
  * every case). Returns 0, or a negative errno when the browser is gone. */
 typedef int (*observer_send_fn)(void *ctx, char *msg, size_t len);
 
+/* What another part of browserd (the captcha engine, captcha.h) sees of the observer's page
+ * sessions: each Network.requestWillBeSent of a page (its page session and target id; params
+ * borrowed), and the replies to the commands it sent with observer_send (return true to take
+ * one; the message is borrowed). Both optional. */
+typedef struct {
+    void (*request)(void *ctx, const char *session, const char *target, const char *params, size_t len);
+    bool (*reply)(void *ctx, int64_t id, const char *msg, size_t len, const cdp_msg_t *scan);
+    void *ctx;
+} observer_hooks_t;
+
 typedef struct {
     observer_send_fn send;
     void *send_ctx;
@@ -47,6 +57,7 @@ typedef struct {
     bool own_attach_seen; /* Chromium's announcement of the observer's attach was taken */
     bool failed;    /* a setup command failed: navigations cannot be seen */
     recorder_t recorder;
+    observer_hooks_t hooks;
 } observer_t;
 
 /* What the gateway records of a session's navigations (borrowed from the observer: valid until
@@ -61,6 +72,17 @@ typedef struct {
 
 void observer_init(observer_t *o, observer_send_fn send, void *send_ctx);
 void observer_free(observer_t *o);
+/* Hooks (copied) for the observer's page events and replies; see observer_hooks_t. */
+void observer_set_hooks(observer_t *o, const observer_hooks_t *hooks);
+/* Sends method with params (a JSON object's text, borrowed; NULL for {}) in one of the
+ * observer's sessions, under a new id of the observer's: the id (< 0), or 0 when it could not
+ * be sent. Its reply goes to hooks.reply. */
+int64_t observer_send(observer_t *o, const char *session, const char *method, const char *params);
+/* The target id of one of the observer's page sessions ("" when unknown). */
+const char *observer_session_target(const observer_t *o, const char *session);
+/* One of the observer's page sessions of a target (NULL when it has none now). */
+const char *observer_target_session(const observer_t *o, const char *target);
+
 /* Sends the first setup command. 0 or the send function's error. */
 int observer_start(observer_t *o);
 

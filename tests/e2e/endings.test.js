@@ -3,7 +3,10 @@
 // and session limits, a crashed browser, DELETE through the API, and protocol errors.
 const assert = require('node:assert/strict');
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const net = require('node:net');
+const os = require('node:os');
+const path = require('node:path');
 const { e2e, checkRecord, waitFor, sleep, requireClient, wsConnect, wsClosed, cdpCall } = require('./harness');
 
 const puppeteer = requireClient('puppeteer-core');
@@ -100,6 +103,26 @@ e2e('idle timeout: --idle-timeout 1 keeps a busy session and ends a quiet one wi
   assert.equal(rec.navigations, 1);
   assert.equal(rec.target_url, site.url('/p/1'));
   assert.equal(rec.end_url, site.url('/p/1'));
+});
+
+e2e('idle timeout: a browser slower to start than --idle-timeout does not end the session (the idle limit runs from the browser\'s first message)', { timeout: 60000 }, async (ctx) => {
+  // Chromium behind a wrapper that waits 2.5 s before starting it: a launch slower than the idle
+  // limit of 1 s, as on a loaded machine. The client's first commands wait for the browser.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'browserd-e2e-slow-'));
+  ctx.defer(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const wrapper = path.join(dir, 'slow-chromium');
+  fs.writeFileSync(wrapper, '#!/bin/sh\nsleep 2.5\nexec /usr/bin/chromium "$@"\n', { mode: 0o755 });
+  const d = await ctx.daemon({ site: true, pool: 0, args: ['--idle-timeout', '1', '--chromium', wrapper] });
+  const from = Date.now();
+  const s = await connect(ctx, d);
+  assert.ok(Date.now() - from >= 2500, 'the session waited for the slow launch');
+  assert.equal(s.state.disconnected, false, 'the launch is not idleness');
+  assert.equal(await s.page.evaluate(() => 6 * 7), 42);
+  // once the browser is up, the idle limit applies as usual
+  await waitFor(() => s.state.disconnected, { timeout: 8000, what: 'the idle session to be closed' });
+  const rec = await d.ended(s.sessionId);
+  assert.equal(rec.status, 'failed');
+  assert.equal(rec.error.code, 'inactivity_timeout');
 });
 
 e2e('session timeout: --session-timeout 2 ends a busy session at ~2 s with session_timeout and a close frame (1001)', { timeout: 60000 }, async (ctx) => {

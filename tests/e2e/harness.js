@@ -332,8 +332,10 @@ class Daemon {
       ...(this.opts.site ? ['--allow-private', '127.0.0.1/32'] : []),
       ...(this.opts.args || []),
     ];
-    const env = { ...process.env, ...(this.opts.env || {}), TMPDIR: this.tmpdir, BROWSERD_E2E_TAG: this.tag };
-    for (const k of Object.keys(env)) if (k.startsWith('BROWSERD_') && k !== 'BROWSERD_E2E_TAG') delete env[k];
+    // the test's own BROWSERD_* (opts.env) are kept, those of the caller's environment are not
+    const env = { ...process.env };
+    for (const k of Object.keys(env)) if (k.startsWith('BROWSERD_')) delete env[k];
+    Object.assign(env, this.opts.env || {}, { TMPDIR: this.tmpdir, BROWSERD_E2E_TAG: this.tag });
     let cmd = BIN;
     let argv = args;
     if (canIsolateDns()) {
