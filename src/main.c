@@ -85,18 +85,15 @@ static void usage(FILE *out) {
             "                                 by default private, loopback and link-local addresses are refused)\n"
             "        --node-id ID             this node's name in a cluster (default: the host name); nodes on\n"
             "                                 one machine need one each\n"
-            "        --lease-timeout SEC      a node silent this long is dead: its running sessions fail\n"
-            "                                 (default 30)\n"
+            "        --lease-timeout SEC      a node silent this long is dead: its sessions fail (default 30)\n"
             "        --spool PATH             where session records wait while the database is away\n"
             "                                 (default DB.spool for a file, ./browserd-NODE.spool for PostgreSQL)\n"
-            "        --drain-timeout SEC      how long running sessions may go on after SIGTERM (default 60;\n"
-            "                                 0 ends them at once)\n"
+            "        --drain-timeout SEC      how long sessions may go on after SIGTERM (default 60; 0: none)\n"
             "        --log-format text|json   one line per event: logfmt key=value pairs, or a JSON object\n"
             "                                 (default text)\n"
             "        --log-level LEVEL        debug, info, warn or error: the least level written (default info;\n"
             "                                 info has a line per session end and per HTTP request)\n"
-            "        --log-file PATH          append the log to this file instead of standard error (reopened\n"
-            "                                 on SIGHUP)\n"
+            "        --log-file PATH          append the log to this file, not stderr (reopened on SIGHUP)\n"
             "        --metrics-listen WHERE   GET /metrics (Prometheus): 'api' on the API listener (default),\n"
             "                                 HOST:PORT on a listener of its own, or 'off'\n"
             "        --auth-fail-limit N      failed authentications (API key or zone password) a source\n"
@@ -110,8 +107,8 @@ static void usage(FILE *out) {
             "                                 and to answer (default 10); --allow-private also covers receivers\n"
             "        --webhook-retry-base-ms MS  the first retry's delay after a failed delivery (default 10000;\n"
             "                                 doubling, with jitter, up to 1 h; retried for 24 h)\n"
-            "        --webhook-ca-file PATH   verify https:// receivers against these CA certificates (PEM)\n"
-            "                                 instead of the system's\n"
+            "        --webhook-ca-file PATH   verify https:// receivers with these CA certificates (PEM)\n"
+            "        --live-view on|off       Page.inspect's live view of a session's page (default on)\n"
             "%s%s%s%s"
             "\n"
             "Options:\n"
@@ -136,7 +133,7 @@ static void usage(FILE *out) {
             "  BROWSERD_ALLOW_PRIVATE   --allow-private (comma-separated)\n"
             "  BROWSERD_NODE_ID, BROWSERD_LEASE_TIMEOUT, BROWSERD_SPOOL, BROWSERD_DRAIN_TIMEOUT\n"
             "  BROWSERD_LOG_FORMAT, BROWSERD_LOG_LEVEL, BROWSERD_LOG_FILE\n"
-            "  BROWSERD_METRICS_LISTEN, BROWSERD_METRICS_TOKEN\n"
+            "  BROWSERD_METRICS_LISTEN, BROWSERD_METRICS_TOKEN, BROWSERD_LIVE_VIEW\n"
             "  BROWSERD_WEBHOOK_CONNECT_TIMEOUT, BROWSERD_WEBHOOK_TIMEOUT, BROWSERD_WEBHOOK_RETRY_BASE_MS,\n"
             "  BROWSERD_WEBHOOK_CA_FILE, BROWSERD_AUTH_FAIL_LIMIT, BROWSERD_AUTH_FAIL_REFILL\n"
             "  UV_THREADPOOL_SIZE   worker threads for database work (default 4)\n"
@@ -337,7 +334,7 @@ static int serve(const char *db, int argc, char **argv) {
     const char *wh_ca = serve_env_or("BROWSERD_WEBHOOK_CA_FILE", NULL);
     const char *auth_fail_limit = serve_env_or("BROWSERD_AUTH_FAIL_LIMIT", NULL);
     const char *auth_fail_refill = serve_env_or("BROWSERD_AUTH_FAIL_REFILL", NULL);
-    const char *browser_user_s = serve_env_or("BROWSERD_BROWSER_USER", NULL);
+    const char *browser_user_s = serve_env_or("BROWSERD_BROWSER_USER", NULL), *live_view = serve_env_or("BROWSERD_LIVE_VIEW", "on");
     const char *csolver = serve_env_or("BROWSERD_CAPTCHA_SOLVER", NULL), *ctimeout = serve_env_or("BROWSERD_CAPTCHA_TIMEOUT", NULL), *cdetect = serve_env_or("BROWSERD_CAPTCHA_DETECT", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
@@ -365,7 +362,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--webhook-connect-timeout", &wh_connect}, {"--webhook-timeout", &wh_timeout},
         {"--webhook-retry-base-ms", &wh_retry}, {"--webhook-ca-file", &wh_ca},
         {"--auth-fail-limit", &auth_fail_limit}, {"--auth-fail-refill", &auth_fail_refill},
-        {"--browser-user", &browser_user_s}, {"--captcha-solver", &csolver}, {"--captcha-timeout", &ctimeout}, {"--captcha-detect", &cdetect},
+        {"--browser-user", &browser_user_s}, {"--live-view", &live_view}, {"--captcha-solver", &csolver}, {"--captcha-timeout", &ctimeout}, {"--captcha-detect", &cdetect},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -454,6 +451,9 @@ static int serve(const char *db, int argc, char **argv) {
         return 2;
     }
     gcfg.memory_in_use = system_load_memory;
+    gcfg.live_view = strcmp(live_view, "on") == 0;
+    if (!gcfg.live_view && strcmp(live_view, "off") != 0)
+        return fprintf(stderr, "browserd: --live-view: expected on or off, got '%s'\n", live_view), 2;
     uint64_t drain_ms = DEFAULT_DRAIN_MS;
     if (drain && strcmp(drain, "0") == 0) drain_ms = 0;
     else if (drain && serve_parse_seconds(drain, &drain_ms) < 0) {
@@ -619,7 +619,7 @@ static int serve(const char *db, int argc, char **argv) {
     api_config_t acfg = {.loop = loop, .store = store, .catalog = catalog, .end_session = end_session_anywhere,
                          .end_session_ctx = d.cluster, .status = node_status, .status_ctx = &d,
                          .metrics = metrics_on && !metrics_own ? node_metrics_handle : NULL, .metrics_ctx = d.metrics,
-                         .auth_limit = auth_limit};
+                         .auth_limit = auth_limit, .live_url = gateway_live_url, .live_url_ctx = d.gateway};
     if (api_new(&acfg, &api) < 0) goto cleanup;
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);

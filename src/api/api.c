@@ -27,6 +27,8 @@ struct api {
     http_handler_fn metrics;
     void *metrics_ctx;
     failure_limit_t *auth_limit;
+    api_live_url_fn live_url;
+    void *live_url_ctx;
     api_request_metrics_t request_metrics;
 };
 
@@ -49,6 +51,8 @@ typedef struct {
     buf_t body;
     /* DELETE of an existing session: ended on the loop thread, where sessions live */
     bool kill;
+    /* POST .../live of an existing session: its URL made on the loop thread (0, 1 with input) */
+    int live;
     bool bad_key;                 /* the key was unknown or revoked: one failure of peer */
     bool have_peer;
     struct sockaddr_storage peer;
@@ -69,6 +73,8 @@ int api_new(const api_config_t *cfg, api_t **out) {
     api->metrics = cfg->metrics;
     api->metrics_ctx = cfg->metrics_ctx;
     api->auth_limit = cfg->auth_limit;
+    api->live_url = cfg->live_url;
+    api->live_url_ctx = cfg->live_url_ctx;
     api_request_metrics_init(&api->request_metrics);
     *out = api;
     return 0;
@@ -185,10 +191,18 @@ static void handle_stats(api_job_t *job, const char *customer) {
     job->status = 200;
 }
 
+/* id_text may end in "/live": POST .../live asks for a live view URL of a running session. */
 static void handle_one(api_job_t *job, const char *customer, const char *id_text, size_t id_len) {
     const http_request_t *req = job->req;
     bool is_delete = req->method == HTTP_M_DELETE;
-    if (!method_is_read(req->method) && !is_delete) {
+    bool live = id_len > 5 && memcmp(id_text + id_len - 5, "/live", 5) == 0;
+    if (live) id_len -= 5;
+    if (live && req->method != HTTP_M_POST) {
+        job->extra_headers = "Allow: POST\r\n";
+        set_error(job, 405, "Method not allowed", NULL, NULL, 0);
+        return;
+    }
+    if (!live && !method_is_read(req->method) && !is_delete) {
         job->extra_headers = "Allow: GET, HEAD, DELETE\r\n";
         set_error(job, 405, "Method not allowed", NULL, NULL, 0);
         return;
@@ -207,6 +221,14 @@ static void handle_one(api_job_t *job, const char *customer, const char *id_text
     if (rc < 0) {
         log_event(LOG_ERROR, "api", "get_failed", "customer=%s error=%s", customer, strerror(-rc));
         set_failure(job, rc);
+        return;
+    }
+    if (live) { /* like DELETE: whether it runs here is the loop thread's to know */
+        job->live = 1 + (req->query && strstr(req->query, "input=true") != NULL);
+        memcpy(job->session, id, 16);
+        snprintf(job->customer, sizeof job->customer, "%s", customer);
+        buf_reset(&job->body);
+        set_error(job, 409, "Session is not running on this node", "session_id", id_text, id_len);
         return;
     }
     if (is_delete) {
@@ -244,7 +266,9 @@ static void job_work(uv_work_t *work) {
     } else if (plen == sizeof STATS_PATH - 1 && memcmp(path, STATS_PATH, plen) == 0) {
         handle_stats(job, customer);
     } else if (plen >= base + 1 && memcmp(path, SESSIONS_PATH "/", base + 1) == 0 &&
-               !memchr(path + base + 1, '/', plen - base - 1)) {
+               (!memchr(path + base + 1, '/', plen - base - 1) ||
+                (plen > base + 6 && memcmp(path + plen - 5, "/live", 5) == 0 &&
+                 !memchr(path + base + 1, '/', plen - base - 6)))) {
         handle_one(job, customer, path + base + 1, plen - base - 1);
     } else {
         set_error(job, 404, "Not found", NULL, NULL, 0);
@@ -275,12 +299,39 @@ static void on_session_ended(void *arg, int rc) {
     respond(job);
 }
 
+/* {"url": ...} of a new live view, or the 409 made ready on the worker thread. */
+static void answer_live(api_job_t *job) {
+    api_t *api = job->api;
+    char url[512];
+    int rc = api->live_url ? api->live_url(api->live_url_ctx, job->customer, job->session, job->live == 2, url,
+                                           sizeof url)
+                           : -ENOENT;
+    if (rc == -ENOTSUP || (rc < 0 && rc != -ENOENT)) {
+        buf_reset(&job->body);
+        (void)http_error_body(&job->body, rc == -ENOTSUP ? "Live view is off" : "No live view could be made", NULL,
+                              NULL, 0);
+    } else if (rc == 0) {
+        buf_reset(&job->body);
+        int w = buf_append_str(&job->body, "{\"url\":\"");
+        if (w == 0) w = buf_append_str(&job->body, url); /* hex and a checked host: nothing to escape */
+        if (w == 0) w = buf_append_str(&job->body, "\"}");
+        job->status = w == 0 ? 200 : 500;
+        job->extra_headers = "Cache-Control: no-store\r\n";
+        explicit_bzero(url, sizeof url);
+    }
+    respond(job);
+}
+
 static void job_done(uv_work_t *work, int status) {
     api_job_t *job = work->data;
     if (status != 0) set_error(job, 500, "Internal error", NULL, NULL, 0);
     api_t *api = job->api;
     if (job->bad_key && job->have_peer)
         failure_limit_fail(api->auth_limit, (const struct sockaddr *)&job->peer, uv_now(api->loop));
+    if (status == 0 && job->live) {
+        answer_live(job);
+        return;
+    }
     if (status == 0 && job->kill && api->end_session) {
         api->end_session(api->end_session_ctx, job->customer, job->session, on_session_ended, job);
         return;

@@ -34,6 +34,13 @@ typedef void (*api_end_done_fn)(void *done_arg, int rc);
 typedef void (*api_end_session_fn)(void *ctx, const char *customer_id, const uint8_t id[16], api_end_done_fn done,
                                    void *done_arg);
 
+/* A live view URL (Page.inspect's, docs/liveview.md) of the running session `id` of this
+ * customer, when it runs in this process: 0 with url filled, -ENOENT (not running here),
+ * -ENOTSUP (--live-view off), or another negative errno (no page, too many views). Loop thread;
+ * the strings are borrowed for the call. */
+typedef int (*api_live_url_fn)(void *ctx, const char *customer_id, const uint8_t id[16], bool input, char *url,
+                               size_t cap);
+
 typedef struct {
     uv_loop_t *loop;
     store_t *store;
@@ -52,6 +59,9 @@ typedef struct {
     /* Failed key checks per source address (NULL: no limit); borrowed, shared with the CDP
      * listener. An address over it gets 429 with Retry-After before its key is looked at. */
     failure_limit_t *auth_limit;
+    /* POST /browser_sessions/{id}/live (the dashboard's link); NULL: every such POST is a 409. */
+    api_live_url_fn live_url;
+    void *live_url_ctx;
 } api_config_t;
 
 /* The config is copied (the pointers in it stay borrowed). 0 or -ENOMEM. */

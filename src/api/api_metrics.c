@@ -11,6 +11,7 @@ static const char *const route_names[API_ROUTE_COUNT] = {
     [API_ROUTE_HEALTH] = "/health",          [API_ROUTE_READY] = "/ready",
     [API_ROUTE_PRESSURE] = "/pressure",      [API_ROUTE_HEALTHZ] = "/healthz",
     [API_ROUTE_OPENAPI] = "/openapi.json",   [API_ROUTE_METRICS] = "/metrics",
+    [API_ROUTE_LIVE] = "/browser_sessions/{session_id}/live",
     [API_ROUTE_OTHER] = "other",
 };
 
@@ -31,8 +32,11 @@ api_route_t api_route_of(const char *path, size_t len) {
         return API_ROUTE_STATS;
     /* one segment after the prefix, whatever it holds: a malformed id is still this route */
     if (len > sl && memcmp(path, sessions, sl) == 0 && !memchr(path + sl, '/', len - sl)) return API_ROUTE_SESSION;
+    if (len > sl + 5 && memcmp(path, sessions, sl) == 0 && memcmp(path + len - 5, "/live", 5) == 0 &&
+        !memchr(path + sl, '/', len - sl - 5))
+        return API_ROUTE_LIVE;
     for (int r = 0; r < API_ROUTE_OTHER; r++) {
-        if (r == API_ROUTE_SESSION || r == API_ROUTE_DASHBOARD) continue;
+        if (r == API_ROUTE_SESSION || r == API_ROUTE_DASHBOARD || r == API_ROUTE_LIVE) continue;
         size_t n = strlen(route_names[r]);
         if (len == n && memcmp(path, route_names[r], n) == 0) return (api_route_t)r;
     }

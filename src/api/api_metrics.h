@@ -27,6 +27,7 @@ typedef enum {
     API_ROUTE_HEALTHZ,
     API_ROUTE_OPENAPI,
     API_ROUTE_METRICS,
+    API_ROUTE_LIVE,
     API_ROUTE_OTHER,
     API_ROUTE_COUNT
 } api_route_t;

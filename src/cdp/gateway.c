@@ -26,6 +26,7 @@ void gateway_config_defaults(gateway_config_t *cfg) {
     cfg->idle_timeout_ms = 5 * 60 * 1000;
     cfg->save_interval_ms = 2000;
     cfg->guard_private = true;
+    cfg->live_view = true;
     cfg->captcha.detect = true;
     cfg->captcha.solver.timeout_ms = 120 * 1000;
     cfg->captcha.solver.poll_ms = 1000;
@@ -116,6 +117,7 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     http_server_config_t hcfg;
     http_server_config_defaults(&hcfg);
     hcfg.name = "cdp";
+    hcfg.secret_path_prefix = "/live/"; /* the live view's tokens (liveview.h) */
     hcfg.host = gw->host;
     hcfg.port = cfg->port;
     int rc = http_server_start(cfg->loop, &hcfg, admission_handle, gw, &gw->http);
@@ -148,6 +150,14 @@ int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t i
                         WS_CLOSE_GOING_AWAY, "job_killed: ended through the API");
             return 0;
         }
+    return -ENOENT;
+}
+
+int gateway_live_url(void *ctx, const char *customer_id, const uint8_t id[16], bool input, char *url, size_t cap) {
+    gateway_t *gw = ctx;
+    for (session_t *s = gw ? gw->sessions : NULL; s; s = s->next)
+        if (!s->ended && memcmp(s->id, id, 16) == 0 && strcmp(s->customer, customer_id) == 0)
+            return liveview_url(s, input, url, cap);
     return -ENOENT;
 }
 

@@ -55,6 +55,7 @@ typedef struct {
     /* Failed zone checks per source address (NULL: no limit); borrowed, shared with the API.
      * An address over it gets 429 with Retry-After before its credentials are looked at. */
     failure_limit_t *auth_limit;
+    bool live_view;                     /* Page.inspect and /live (default true: --live-view) */
     /* Captchas: detection on by default, solving when solver.url is set (docs/captcha.md).
      * The strings are borrowed. */
     captcha_config_t captcha;
@@ -68,6 +69,9 @@ int gateway_port(const gateway_t *gw);
 /* Ends a running session of this customer with job_killed (the DELETE of the API): 0, or
  * -ENOENT when no such session runs in this process. */
 int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t id[16]);
+/* A live view URL of the running session `id` of this customer (an api_live_url_fn: ctx is the
+ * gateway, NULL when there is none): 0, -ENOENT (not running here), or liveview_url's errors. */
+int gateway_live_url(void *ctx, const char *customer_id, const uint8_t id[16], bool input, char *url, size_t cap);
 
 /* What a load balancer or an orchestrator asks of the node (GET /ready, /pressure). */
 typedef struct {

@@ -90,6 +90,7 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *a
     if (traffic_proxy_set_upstream(s->net->proxy, up, perr, sizeof perr) < 0)
         log_event(LOG_WARN, "gateway", "upstream_proxy_invalid", "session=%s zone=%s detail=\"%s\"", s->id_text, s->zone, perr);
     s->browser = b;
+    snprintf(s->live_host, sizeof s->live_host, "%s", adm->host);
     session_ref(s); /* until on_browser_exit */
     observer_init(&s->observer, send_to_browser, b);
     s->observer_live = true;
@@ -320,8 +321,21 @@ static void respond_version(gateway_t *gw, http_conn_t *conn, const http_request
     http_respond(conn, 200, NULL, body, len, false);
 }
 
+/* Where the client reached browserd (its Host header, when it is a plain host[:port]), for the
+ * live view's URLs; else the listen address. */
+static void live_host_of(const gateway_t *gw, const http_request_t *req, char *out, size_t cap) {
+    size_t len;
+    const char *host = header_value(req, "host", &len);
+    bool plain = host && len && len < cap;
+    for (size_t i = 0; plain && i < len; i++)
+        plain = strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]", host[i]) && host[i];
+    if (plain) snprintf(out, cap, "%.*s", (int)len, host);
+    else snprintf(out, cap, "%s:%d", gw->host, gateway_port(gw));
+}
+
 void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     gateway_t *gw = ctx;
+    if (liveview_http(gw, conn, req)) return;
     if (!req->upgrade) {
         if (req->method == HTTP_M_GET &&
             (strcmp(req->path, "/json/version") == 0 || strcmp(req->path, "/json/version/") == 0)) {
@@ -387,6 +401,7 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
         http_respond_error(conn, 500, NULL, "Internal error", true);
         return;
     }
+    live_host_of(gw, req, j->adm.host, sizeof j->adm.host);
     j->gw = gw;
     j->conn = conn;
     j->have_peer = have_peer;

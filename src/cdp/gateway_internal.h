@@ -28,6 +28,8 @@
 #include "cdp/cdp_scan.h"
 #include "cdp/credentials.h"
 #include "cdp/gateway.h"
+#include "cdp/liveview.h"
+#include "cdp/liveview_viewer.h"
 #include "cdp/observer.h"
 #include "core/buf.h"
 #include "core/metrics.h"
@@ -66,6 +68,9 @@ typedef struct {
     uint64_t messages_from_client, bytes_from_client; /* CDP messages (and their bytes) */
     uint64_t messages_to_client, bytes_to_client;     /* from the browsers, relayed */
     traffic_totals_t traffic;     /* every session's traffic proxy, added up */
+    unsigned live_viewers;        /* live view WebSockets open (liveview.c) */
+    unsigned live_screencasts;    /* pages being encoded for them */
+    uint64_t live_frames_sent, live_frames_dropped, live_input_dropped;
 } gateway_metrics_t;
 
 struct gateway {
@@ -99,6 +104,7 @@ typedef struct {
     char upstream[1024];            /* the zone's upstream proxy, "" for none */
     uint64_t arrived_ns;            /* the upgrade request came (uv_hrtime) */
     uint64_t queued_ns;             /* it joined the queue; 0 when it did not wait */
+    char host[256];                 /* its Host header (checked), for the live view's URLs */
 } admission_t;
 
 /* A client in the admission queue: the HTTP request stays open until it is admitted. */
@@ -160,6 +166,10 @@ struct session {
     char *sid_requests[GATEWAY_MAX_HELD_ID_REQUESTS];
     size_t sid_request_lens[GATEWAY_MAX_HELD_ID_REQUESTS];
     size_t nsid_requests;
+
+    /* the live view (liveview.c): NULL until the first Page.inspect, freed at the end */
+    liveview_session_t *live;
+    char live_host[256]; /* host[:port] the client reached browserd at */
 };
 
 /* ---- gateway.c ---- */

@@ -103,6 +103,7 @@ int gateway_metrics_write(const gateway_t *gw, buf_t *out) {
                            (double)t->from_upstream_bytes));
     W(metrics_write_sample(out, "browserd_proxy_bytes_total", "side=\"upstream\",direction=\"out\"",
                            (double)t->to_upstream_bytes));
+    W(liveview_metrics_write(gw, out));
 #undef W
     return rc;
 }

@@ -256,6 +256,10 @@ static void on_client_message(session_t *s, char *data, size_t len) {
         free(data);
         return;
     }
+    if (liveview_client_command(s, &m)) {
+        free(data);
+        return;
+    }
     if (cdp_string_equals(m.method, "Browser.close", 13)) s->browser_close_requested = true;
     int64_t queued = browser_send(s->browser, data, len);
     if (queued < 0) return; /* the browser is going away; its exit ends the session */
@@ -397,6 +401,10 @@ static void on_browser_message(void *ctx, char *msg, size_t len) {
     cdp_msg_t m;
     bool scanned = cdp_scan(msg, len, &m) == 0;
     session_browser_answered(s);
+    if (scanned && liveview_browser_message(s, &m)) {
+        free(msg);
+        return;
+    }
     if (scanned && s->observer_live && observer_consume(&s->observer, msg, len, &m)) {
         free(msg);
         if (!s->ended && observer_take_changed(&s->observer)) session_save(s);

@@ -189,6 +189,7 @@ static void session_release(net_lifetime_t *life) {
     free(s->pending);
     for (size_t i = 0; i < s->nsid_requests; i++) free(s->sid_requests[i]);
     if (s->captcha_live) captcha_free(&s->captcha);
+    liveview_session_ended(s);
     if (s->observer_live) observer_free(&s->observer);
     free(s->error_message);
     if (s->browser) browser_free(s->browser);
@@ -315,6 +316,7 @@ void session_end(session_t *s, session_status_t status, const char *code, const 
         net_lifetime_close((uv_handle_t *)&s->idle_timer);
         net_lifetime_close((uv_handle_t *)&s->save_timer);
     }
+    liveview_session_ended(s);
     relay_close_client_with(s, close_code, close_reason);
     if (s->browser && !s->browser_gone) browser_kill(s->browser);
     session_save(s);

@@ -108,8 +108,8 @@ void http_server_config_defaults(http_server_config_t *cfg) {
     cfg->request_timeout_ms = 10 * 1000;
     cfg->max_connections = 10000;
     cfg->name = "http";
-    cfg->on_answered = NULL;
-    cfg->on_answered_ctx = NULL;
+    cfg->on_answered = NULL, cfg->on_answered_ctx = NULL;
+    cfg->secret_path_prefix = NULL;
 }
 
 const char *http_status_reason(int status) {
@@ -118,18 +118,23 @@ const char *http_status_reason(int status) {
     return reason;
 }
 
-static void http_log(const char *event, const char *detail) {
-    log_event(LOG_WARN, "http", event, "detail=\"%s\"", detail);
-}
+static void http_log(const char *event, const char *detail) { log_event(LOG_WARN, "http", event, "detail=\"%s\"", detail); }
 
 /* One line per answered request (level info): what was asked, the status, the body's size and
  * the time from the request's arrival to its response being queued. Keys travel in headers,
- * never in the target, so the target is logged as it came (cut at 512 bytes). */
+ * never in the target, so it is logged as it came (cut at 512 bytes), but for a secret in it. */
 static void log_request(const http_conn_t *c, const http_request_t *req, int status, size_t len, uint64_t took_ns) {
     if (!log_enabled(LOG_INFO)) return;
     double ms = (double)took_ns / 1e6;
+    const char *prefix = c->srv->cfg.secret_path_prefix, *path = req->path;
+    char redacted[600];
+    if (prefix && strncmp(path, prefix, strlen(prefix)) == 0 && path[strlen(prefix)]) {
+        path += strlen(prefix);
+        snprintf(redacted, sizeof redacted, "%s[redacted]%.400s", prefix, path + strcspn(path, "/"));
+        path = redacted;
+    }
     log_event(LOG_INFO, "http", "request", "server=%s method=%s path=\"%.512s%s%.*s\" status=%d bytes=%zu ms=%.3f",
-              c->srv->cfg.name, req->method_name, req->path, req->query ? "?" : "",
+              c->srv->cfg.name, req->method_name, path, req->query ? "?" : "",
               req->query ? (int)(req->query_len > 512 ? 512 : req->query_len) : 0, req->query ? req->query : "",
               status, len, ms);
 }
@@ -717,8 +722,8 @@ int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg, http_han
     if (cfg->request_timeout_ms) srv->cfg.request_timeout_ms = cfg->request_timeout_ms;
     if (cfg->max_connections) srv->cfg.max_connections = cfg->max_connections;
     if (cfg->name) srv->cfg.name = cfg->name; /* a string literal of the caller's */
-    srv->cfg.on_answered = cfg->on_answered;
-    srv->cfg.on_answered_ctx = cfg->on_answered_ctx;
+    srv->cfg.on_answered = cfg->on_answered, srv->cfg.on_answered_ctx = cfg->on_answered_ctx;
+    srv->cfg.secret_path_prefix = cfg->secret_path_prefix; /* a string literal of the caller's */
     srv->cfg.host = NULL; /* borrowed; not needed after bind */
     srv->cfg.port = cfg->port;
     srv->loop = loop;

@@ -73,6 +73,9 @@ typedef struct {
     unsigned max_connections;    /* default 10000; at the limit a new connection takes the place
                                     of the longest-idle one, or is closed at accept when none is */
     const char *name;            /* in the log line of each request (server=NAME); default "http" */
+    /* Optional: a path prefix (such as "/live/") whose next segment is a secret (a capability
+     * token): the log shows "[redacted]" in its place. NULL: none. */
+    const char *secret_path_prefix;
     /* Optional: called for every request the handler answered, as its response is queued:
      * the request (valid during the call), the status, and the time since the request was
      * handed to the handler. Loop thread. For metrics. */

@@ -6,6 +6,7 @@ tests and the crosscheck.
 
     modules: test_contract   every rule of shared/spec/browser-sessions-api.md over HTTP
              test_live       sessions browserd runs itself (CDP endpoint, Chromium)
+             test_liveview   the live view's routes: one 404 for every wrong token, the API route's rules
              test_crosscheck random sessions and queries against model.py
              test_stats      GET /browser_sessions/stats against the pages of the list
              test_dbcopy     `browserd db copy` from SQLite into PostgreSQL (with the
@@ -29,7 +30,7 @@ import unittest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-MODULES = ['test_contract', 'test_live', 'test_crosscheck', 'test_stats']
+MODULES = ['test_contract', 'test_live', 'test_liveview', 'test_crosscheck', 'test_stats']
 # `db copy` moves a SQLite store into PostgreSQL: it runs with the PostgreSQL suite
 if os.environ.get('BROWSERD_TEST_STORE') == 'postgres':
     MODULES.append('test_dbcopy')

@@ -69,7 +69,9 @@ test('the document is browserd\'s version and lists every route browserd serves'
   assert.equal(v.stdout.trim(), `browserd ${DOC.info.version}`);
   assert.deepEqual(Object.keys(DOC.paths).sort(),
     ['/', '/browser_sessions', '/browser_sessions/stats', '/browser_sessions/{session_id}', '/dashboard', '/dashboard/',
-      '/dashboard/app.css', '/dashboard/app.js', '/health', '/healthz', '/metrics', '/openapi.json', '/pressure', '/ready']);
+      '/dashboard/app.css', '/dashboard/app.js', '/health', '/healthz', '/metrics', '/openapi.json', '/pressure', '/ready',
+      // the live view: POST on the API; the rest on the CDP listener (their own `servers`)
+      '/browser_sessions/{session_id}/live', '/live/viewer.css', '/live/viewer.js', '/live/{token}', '/live/{token}/ws'].sort());
   assert.deepEqual(DOC.security, [{ bearerAuth: [] }]);
   assert.equal(DOC.components.securitySchemes.bearerAuth.scheme, 'bearer');
   // the list's parameters: the contract's ten
@@ -228,6 +230,7 @@ h.e2e('a running browserd answers as the document says, on every route', { timeo
   await t.test('401 of both kinds on every secured operation, and none on the others', async () => {
     const secured = [];
     for (const [p, item] of Object.entries(DOC.paths)) {
+      if (item.servers) continue; // not the API listener's (the live view's, checked below)
       for (const m of ['get', 'head', 'delete']) {
         if (!item[m]) continue;
         const concrete = p.replace('{session_id}', uid(1));
@@ -386,6 +389,47 @@ h.e2e('a running browserd answers as the document says, on every route', { timeo
       socket.on('data', (b) => (b[0] & 0x0f) === 8 && resolve());
       socket.on('close', resolve);
     });
+    // the live view of the running session: its URL from the API, its routes on the CDP listener
+    const livePath = `/browser_sessions/${running.session_id}/live`;
+    const granted = await h.waitFor(async () => {
+      const r = await exchange(port, 'POST', `${livePath}?input=true`, bearer);
+      return r.status === 200 && r;
+    }, { timeout: 15000, what: 'a live view URL (the session\'s first page)' });
+    const liveUrl = c.check(granted).url;
+    const token = new URL(liveUrl).pathname.split('/')[2];
+    const cdp = (method, p, hdrs = {}) => exchange(d.cdpPort, method, p, hdrs).then((ex) => c.check(ex));
+    await cdp('GET', `/live/${token}`);
+    await cdp('GET', '/live/viewer.js');
+    await cdp('GET', '/live/viewer.css');
+    await cdp('GET', `/live/${'0'.repeat(64)}`);
+    const upgradeTo = (p, key = true) => new Promise((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port: d.cdpPort, path: p, agent: false,
+        headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13',
+          ...(key ? { 'Sec-WebSocket-Key': Buffer.from('openapi-live-key').toString('base64') } : {}) } });
+      req.on('upgrade', (res, sock) => {
+        sock.destroy();
+        resolve({ method: 'GET', path: p, status: res.statusCode, headers: res.headers, body: Buffer.alloc(0) });
+      });
+      req.on('response', (res) => {
+        const chunks = [];
+        res.on('data', (b) => chunks.push(b));
+        res.on('end', () => resolve({ method: 'GET', path: p, status: res.statusCode, headers: res.headers, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    const viewer = await upgradeTo(`/live/${token}/ws`);
+    assert.equal(viewer.status, 101);
+    c.check(viewer);
+    assert.equal((await upgradeTo(`/live/${token}/ws`, false)).status, 400);
+    c.check(await upgradeTo(`/live/${token}/ws`, false));
+    assert.equal((await upgradeTo(`/live/${'0'.repeat(64)}/ws`)).status, 404);
+    c.check(await upgradeTo(`/live/${'0'.repeat(64)}/ws`));
+    await go('POST', livePath); // 401
+    await go('POST', '/browser_sessions/not-a-uuid/live', bearer); // 400
+    await go('POST', `/browser_sessions/${uid(99)}/live`, bearer); // 404
+    await go('POST', `/browser_sessions/${uid(3)}/live`, otherBearer); // 409: runs nowhere
+
     const ex = await exchange(port, 'DELETE', `/browser_sessions/${running.session_id}`, bearer);
     assert.equal(ex.status, 204, `DELETE of a running session: ${ex.status} ${ex.body}`);
     c.check(ex);

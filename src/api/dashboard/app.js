@@ -491,7 +491,22 @@
     $('detail').dataset.status = s.status;
     const running = s.status === 'running';
     $('end-box').hidden = !running;
+    $('live-box').hidden = !running;
     if (!running) $('end-confirm').hidden = true;
+  }
+
+  // A live view of the running session (docs/liveview.md): a token made on demand, opened in a
+  // new tab; 409 when it is off or the session runs on another node.
+  async function openLive(input) {
+    const id = detailId;
+    try {
+      const { body } = await api('POST', `/browser_sessions/${encodeURIComponent(id)}/live${input ? '?input=true' : ''}`);
+      $('live-box').dataset.url = body.url;
+      window.open(body.url, '_blank', 'noopener');
+    } catch (e) {
+      if (e.status === 409) $('detail-message').textContent = (e.body && e.body.error) || 'No live view of this session.';
+      else handleError(e, $('detail-message'));
+    }
   }
 
   async function loadDetail() {
@@ -512,6 +527,7 @@
     $('detail-message').textContent = '';
     $('end-confirm').hidden = true;
     $('end-box').hidden = true;
+    $('live-box').hidden = true;
     $('detail').showModal();
     loadDetail();
   }
@@ -661,6 +677,8 @@
       $('end-session').focus();
     });
     $('end-yes').addEventListener('click', endSession);
+    $('live-view').addEventListener('click', () => openLive(false));
+    $('live-input').addEventListener('click', () => openLive(true));
   }
 
   wire();
