@@ -263,6 +263,14 @@ static const char *header_value(const http_request_t *req, const char *name, siz
     return h ? h->value : NULL;
 }
 
+void gateway_ws_handshake_of(const http_request_t *req, ws_handshake_req_t *hs) {
+    *hs = (ws_handshake_req_t){0};
+    hs->upgrade = header_value(req, "upgrade", &hs->upgrade_len);
+    hs->connection = header_value(req, "connection", &hs->connection_len);
+    hs->version = header_value(req, "sec-websocket-version", &hs->version_len);
+    hs->key = header_value(req, "sec-websocket-key", &hs->key_len);
+}
+
 /* /json/version: what Chromium answers there, with webSocketDebuggerUrl pointing back at
  * browserd (with the caller's own credentials, when it sent some, so that clients that
  * discover the endpoint over HTTP keep them for the WebSocket). */
@@ -350,11 +358,8 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
         http_respond_error(conn, 503, NULL, admission_refusal(gw), true);
         return;
     }
-    ws_handshake_req_t hs = {0};
-    hs.upgrade = header_value(req, "upgrade", &hs.upgrade_len);
-    hs.connection = header_value(req, "connection", &hs.connection_len);
-    hs.version = header_value(req, "sec-websocket-version", &hs.version_len);
-    hs.key = header_value(req, "sec-websocket-key", &hs.key_len);
+    ws_handshake_req_t hs;
+    gateway_ws_handshake_of(req, &hs);
     int status = 400;
     const char *reason = NULL;
     if (ws_handshake_validate(&hs, &status, &reason) != 0) {

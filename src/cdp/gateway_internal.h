@@ -35,6 +35,7 @@
 #include "core/metrics.h"
 #include "core/uuid.h"
 #include "http/http_server.h"
+#include "json/jsonw.h"
 #include "net/lifetime.h"
 #include "proxy/traffic_proxy.h"
 #include "ws/ws_codec.h"
@@ -238,6 +239,15 @@ void relay_close_client_with(session_t *s, uint16_t code, const char *reason);
 void relay_close_client(session_t *s);
 /* A text message (malloc'ed, ownership moves) to the client, if it is still there. */
 void relay_send_text(session_t *s, char *msg, size_t len);
+/* The WebSocket handshake's headers of req (borrowed from it), for ws_handshake_validate: the
+ * CDP endpoint's and the live viewer's upgrade read them the same way. */
+void gateway_ws_handshake_of(const http_request_t *req, ws_handshake_req_t *hs);
+/* Writes the members of an answer after its "id" (e.g. "result": {...} or "error": {...}). */
+typedef void (*relay_fill_fn)(session_t *s, jsonw_t *w, const void *ctx);
+/* Sends browserd's own answer {"id": id, <what fill writes>, "sessionId": session_id (when not
+ * NULL; the string's contents as the client sent them)} to the client. */
+void relay_reply(session_t *s, int64_t id, const char *session_id, size_t session_id_len, relay_fill_fn fill,
+                 const void *ctx);
 /* Answers the Browser.getSessionId requests held until the first save. */
 void relay_answer_held_id_requests(session_t *s);
 

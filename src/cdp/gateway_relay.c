@@ -137,19 +137,19 @@ void relay_close_client_with(session_t *s, uint16_t code, const char *reason) {
 
 /* ---------------------------------------------------------------- browserd's own answers ---- */
 
-/* Writes {"id":<id>, <what fill writes>, "sessionId":<the message's>} to the client. */
-static void reply_to_client(session_t *s, const cdp_msg_t *m, void (*fill)(session_t *, jsonw_t *)) {
+void relay_reply(session_t *s, int64_t id, const char *session_id, size_t session_id_len, relay_fill_fn fill,
+                 const void *ctx) {
     buf_t b;
     buf_init(&b);
     jsonw_t w;
     jsonw_init(&w, &b);
     jsonw_object_begin(&w);
     jsonw_key(&w, "id");
-    jsonw_int(&w, m->id);
-    fill(s, &w);
-    if (m->session_id.ptr) {
+    jsonw_int(&w, id);
+    fill(s, &w, ctx);
+    if (session_id) {
         jsonw_key(&w, "sessionId");
-        jsonw_string_n(&w, m->session_id.ptr, m->session_id.len);
+        jsonw_string_n(&w, session_id, session_id_len);
     }
     jsonw_object_end(&w);
     size_t len;
@@ -158,7 +158,13 @@ static void reply_to_client(session_t *s, const cdp_msg_t *m, void (*fill)(sessi
     else buf_free(&b);
 }
 
-static void fill_session_id(session_t *s, jsonw_t *w) {
+/* The answer to the client's message m, under its id and sessionId. */
+static void reply_to_client(session_t *s, const cdp_msg_t *m, relay_fill_fn fill) {
+    relay_reply(s, m->id, m->session_id.ptr, m->session_id.len, fill, NULL);
+}
+
+static void fill_session_id(session_t *s, jsonw_t *w, const void *ctx) {
+    (void)ctx;
     jsonw_key(w, "result");
     jsonw_object_begin(w);
     jsonw_key(w, "sessionId");
@@ -176,7 +182,8 @@ void relay_answer_held_id_requests(session_t *s) {
     s->nsid_requests = 0;
 }
 
-static void fill_bandwidth(session_t *s, jsonw_t *w) {
+static void fill_bandwidth(session_t *s, jsonw_t *w, const void *ctx) {
+    (void)ctx;
     traffic_counts_t c = {0};
     if (s->net) {
         traffic_proxy_counts(s->net->proxy, &c);
@@ -198,7 +205,8 @@ static void fill_bandwidth(session_t *s, jsonw_t *w) {
     jsonw_object_end(w);
 }
 
-static void fill_reserved_id_error(session_t *s, jsonw_t *w) {
+static void fill_reserved_id_error(session_t *s, jsonw_t *w, const void *ctx) {
+    (void)ctx;
     (void)s;
     jsonw_key(w, "error");
     jsonw_object_begin(w);

@@ -165,46 +165,34 @@ static liveview_session_t *lv_of(session_t *s) {
     return lv;
 }
 
+typedef struct {
+    const char *url; /* the result's, or NULL for an error */
+    int code;
+    const char *message;
+} inspect_answer_t;
+
+static void fill_inspect_answer(session_t *s, jsonw_t *w, const void *ctx) {
+    (void)s;
+    const inspect_answer_t *a = ctx;
+    jsonw_key(w, a->url ? "result" : "error");
+    jsonw_object_begin(w);
+    if (a->url) {
+        jsonw_key(w, "url");
+        jsonw_string(w, a->url);
+    } else {
+        jsonw_key(w, "code");
+        jsonw_int(w, a->code);
+        jsonw_key(w, "message");
+        jsonw_string(w, a->message);
+    }
+    jsonw_object_end(w);
+}
+
 /* {"id":id,("result":{"url":...}|"error":{...}),"sessionId":...} to the client. */
 static void answer(session_t *s, int64_t id, const char *session, size_t session_len, const char *url, int code,
                    const char *message) {
-    buf_t b;
-    buf_init(&b);
-    jsonw_t w;
-    jsonw_init(&w, &b);
-    jsonw_object_begin(&w);
-    jsonw_key(&w, "id");
-    jsonw_int(&w, id);
-    jsonw_key(&w, url ? "result" : "error");
-    jsonw_object_begin(&w);
-    if (url) {
-        jsonw_key(&w, "url");
-        jsonw_string(&w, url);
-    } else {
-        jsonw_key(&w, "code");
-        jsonw_int(&w, code);
-        jsonw_key(&w, "message");
-        jsonw_string(&w, message);
-    }
-    jsonw_object_end(&w);
-    jsonw_object_end(&w);
-    size_t len;
-    char *p = jsonw_failed(&w) ? NULL : buf_steal(&b, &len);
-    if (!p) {
-        buf_free(&b);
-        return;
-    }
-    if (session) { /* the client's session id, as it came (valid JSON string contents) */
-        char *q = realloc(p, len + session_len + 16);
-        if (!q) {
-            free(p);
-            return;
-        }
-        p = q;
-        len--; /* before the closing brace */
-        len += (size_t)sprintf(p + len, ",\"sessionId\":\"%.*s\"}", (int)session_len, session);
-    }
-    relay_send_text(s, p, len);
+    inspect_answer_t a = {url, code, message};
+    relay_reply(s, id, session, session_len, fill_inspect_answer, &a);
 }
 
 /* A token for the page `target` (NULL: the session's newest page), answered as the URL. */

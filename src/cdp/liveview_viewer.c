@@ -221,18 +221,9 @@ static void respond_not_found(http_conn_t *conn) {
     http_respond_error(conn, 404, "Cache-Control: no-store\r\n", "Not found", true);
 }
 
-static const char *header(const http_request_t *req, const char *name, size_t *len) {
-    const http_header_t *h = http_request_header(req, name);
-    *len = h ? h->value_len : 0;
-    return h ? h->value : NULL;
-}
-
 static void viewer_start(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const char *hex) {
-    ws_handshake_req_t hs = {0};
-    hs.upgrade = header(req, "upgrade", &hs.upgrade_len);
-    hs.connection = header(req, "connection", &hs.connection_len);
-    hs.version = header(req, "sec-websocket-version", &hs.version_len);
-    hs.key = header(req, "sec-websocket-key", &hs.key_len);
+    ws_handshake_req_t hs;
+    gateway_ws_handshake_of(req, &hs);
     int status = 400;
     const char *reason = NULL;
     char accept[WS_ACCEPT_LEN + 1];
