@@ -17,6 +17,8 @@
 #include "cdp/browser_profile.h"
 #include "cdp/browser_user.h"
 #include "cdp/supervisor.h"
+#include "webdriver/driver_netns.h"
+#include "webdriver/webdriver.h"
 #include "cdp/gateway.h"
 #include "cli/admin.h"
 #include "cli/serve_args.h"
@@ -109,6 +111,10 @@ static void usage(FILE *out) {
             "                                 doubling, with jitter, up to 1 h; retried for 24 h)\n"
             "        --webhook-ca-file PATH   verify https:// receivers with these CA certificates (PEM)\n"
             "        --live-view on|off       Page.inspect's live view of a session's page (default on)\n"
+            "        --webdriver-listen HOST:PORT  WebDriver endpoint for Selenium (default the CDP host, port\n"
+            "                                 9515; when that default is taken browserd warns and runs without;\n"
+            "                                 'off' disables it). Needs chromedriver and network namespaces\n"
+            "        --webdriver-driver PATH  chromedriver (default " WEBDRIVER_DEFAULT_DRIVER ")\n"
             "%s%s%s%s"
             "\n"
             "Options:\n"
@@ -124,6 +130,7 @@ static void usage(FILE *out) {
             "  BROWSERD_DB          --db\n"
             "  BROWSERD_API_LISTEN  --api-listen\n"
             "  BROWSERD_CDP_LISTEN  --cdp-listen\n"
+            "  BROWSERD_WEBDRIVER_LISTEN, BROWSERD_WEBDRIVER_DRIVER  --webdriver-listen, --webdriver-driver\n"
             "  BROWSERD_CHROMIUM    --chromium\n"
             "  BROWSERD_BROWSER_USER  --browser-user\n"
             "  BROWSERD_POOL        --pool\n"
@@ -149,6 +156,7 @@ typedef struct {
     http_server_t *metrics_server; /* --metrics-listen HOST:PORT */
     node_metrics_t *metrics;
     gateway_t *gateway;
+    webdriver_t *webdriver;
     cluster_t *cluster;
     uint64_t drain_ms;
     int running; /* parts still stopping */
@@ -213,7 +221,8 @@ static void stop_now(daemon_t *d, const char *why) {
     uv_timer_stop(&d->drain_timer);
     log_event(LOG_INFO, "daemon", "stopping", "reason=%s", why);
     /* Sessions end first (their records are saved through the store, which stays open). */
-    d->running = 1 + (d->gateway ? 1 : 0) + (d->metrics_server ? 1 : 0);
+    d->running = 1 + (d->gateway ? 1 : 0) + (d->metrics_server ? 1 : 0) + (d->webdriver ? 1 : 0);
+    if (d->webdriver) webdriver_stop(d->webdriver, on_part_stopped, d);
     if (d->gateway) gateway_stop(d->gateway, on_part_stopped, d);
     if (d->metrics_server) http_server_stop(d->metrics_server, on_part_stopped, d);
     http_server_stop(d->api_server, on_part_stopped, d);
@@ -335,6 +344,7 @@ static int serve(const char *db, int argc, char **argv) {
     const char *auth_fail_limit = serve_env_or("BROWSERD_AUTH_FAIL_LIMIT", NULL);
     const char *auth_fail_refill = serve_env_or("BROWSERD_AUTH_FAIL_REFILL", NULL);
     const char *browser_user_s = serve_env_or("BROWSERD_BROWSER_USER", NULL), *live_view = serve_env_or("BROWSERD_LIVE_VIEW", "on");
+    const char *wd_listen = serve_env_or("BROWSERD_WEBDRIVER_LISTEN", NULL), *wd_driver = serve_env_or("BROWSERD_WEBDRIVER_DRIVER", NULL);
     const char *csolver = serve_env_or("BROWSERD_CAPTCHA_SOLVER", NULL), *ctimeout = serve_env_or("BROWSERD_CAPTCHA_TIMEOUT", NULL), *cdetect = serve_env_or("BROWSERD_CAPTCHA_DETECT", NULL);
     /* --allow-private repeats; the environment twin is a comma-separated list */
     enum { MAX_ALLOW = 64 };
@@ -363,6 +373,7 @@ static int serve(const char *db, int argc, char **argv) {
         {"--webhook-retry-base-ms", &wh_retry}, {"--webhook-ca-file", &wh_ca},
         {"--auth-fail-limit", &auth_fail_limit}, {"--auth-fail-refill", &auth_fail_refill},
         {"--browser-user", &browser_user_s}, {"--live-view", &live_view}, {"--captcha-solver", &csolver}, {"--captcha-timeout", &ctimeout}, {"--captcha-detect", &cdetect},
+        {"--webdriver-listen", &wd_listen}, {"--webdriver-driver", &wd_driver},
     };
     for (int i = 1; i < argc; i++) {
         bool known = false;
@@ -411,6 +422,14 @@ static int serve(const char *db, int argc, char **argv) {
         fprintf(stderr, "browserd: --cdp-listen: expected HOST:PORT or off, got '%s'\n", cdp_listen);
         return 2;
     }
+    char wd_host[256];
+    int wd_port = 9515;
+    bool wd_on = cdp_on && !(wd_listen && strcmp(wd_listen, "off") == 0);
+    if (wd_listen && wd_on && serve_parse_listen(wd_listen, wd_host, sizeof wd_host, &wd_port) < 0)
+        return fprintf(stderr, "browserd: --webdriver-listen: expected HOST:PORT or off, got '%s'\n", wd_listen), 2;
+    if (wd_listen && strcmp(wd_listen, "off") != 0 && !cdp_on)
+        return fprintf(stderr, "browserd: --webdriver-listen: WebDriver sessions go through the CDP gateway (--cdp-listen is off)\n"), 2;
+    if (!wd_listen) snprintf(wd_host, sizeof wd_host, "%s", cdp_host);
     gateway_config_t gcfg;
     gateway_config_defaults(&gcfg);
     uint64_t lease_ms = DEFAULT_LEASE_MS;
@@ -609,6 +628,17 @@ static int serve(const char *db, int argc, char **argv) {
             goto cleanup;
         }
     }
+    if (wd_on) {
+        webdriver_config_t wcfg = {.loop = loop, .gateway = d.gateway, .host = wd_host, .port = wd_port, .driver_path = wd_driver,
+                                   .driver_run_as = gcfg.browser_run_as, .driver_uid = gcfg.browser_uid, .driver_gid = gcfg.browser_gid};
+        rc = webdriver_start(&wcfg, &d.webdriver);
+        if (rc < 0 && !wd_listen && rc == UV_EADDRINUSE) /* the default address: no reason to refuse to start */
+            log_event(LOG_WARN, "daemon", "webdriver_off", "detail=\"%s:%d is taken: no WebDriver endpoint (--webdriver-listen)\"", wd_host, wd_port);
+        else if (rc < 0) {
+            fprintf(stderr, "browserd: cannot listen on %s:%d (WebDriver): %s\n", wd_host, wd_port, uv_strerror(rc));
+            goto cleanup;
+        }
+    }
     cluster_set_end_local(d.cluster, end_gateway_session, d.gateway);
     if (metrics_on) {
         node_metrics_config_t mcfg = {.loop = loop, .token = metrics_token, .version = BROWSERD_VERSION,
@@ -655,6 +685,7 @@ static int serve(const char *db, int argc, char **argv) {
     if (d.gateway)
         log_event(LOG_INFO, "daemon", "listening", "cdp=ws://%s:%d pool=%u max_sessions=%u", cdp_host, gateway_port(d.gateway),
                 gcfg.pool_size, gcfg.max_sessions);
+    if (d.webdriver) log_event(LOG_INFO, "daemon", "listening", "webdriver=http://%s:%d", wd_host, webdriver_port(d.webdriver));
     if (d.metrics_server)
         log_event(LOG_INFO, "daemon", "listening", "metrics=http://%s%s%s:%d/metrics", strchr(metrics_host, ':') ? "[" : "",
                   metrics_host, strchr(metrics_host, ':') ? "]" : "", http_server_port(d.metrics_server));
@@ -668,14 +699,16 @@ static int serve(const char *db, int argc, char **argv) {
 
 cleanup:
     if (!d.stopping && (d.gateway || d.cluster)) { /* started, but what came after could not: stop again */
-        d.running = 1 + (d.gateway ? 1 : 0) + (d.api_server ? 1 : 0);
+        d.running = 1 + (d.gateway ? 1 : 0) + (d.api_server ? 1 : 0) + (d.webdriver ? 1 : 0);
         d.stopping = true;
         open_handles(&d, loop);
+        if (d.webdriver) webdriver_stop(d.webdriver, on_part_stopped, &d);
         if (d.gateway) gateway_stop(d.gateway, on_part_stopped, &d);
         if (d.api_server) http_server_stop(d.api_server, on_part_stopped, &d);
         on_part_stopped(&d);
         uv_run(loop, UV_RUN_DEFAULT);
     }
+    webdriver_free(d.webdriver);
     gateway_free(d.gateway);
     node_metrics_free(d.metrics);
     webhook_dispatch_stop(webhooks); /* the loop is done: waiting for the thread blocks nothing */
@@ -696,6 +729,7 @@ int main(int argc, char **argv) {
     /* Hidden mode: browserd re-executes itself as the supervisor of one Chromium (see
      * src/cdp/supervisor.h); not a user command, so it bypasses the option parsing below. */
     if (argc > 1 && strcmp(argv[1], BROWSER_SUPERVISOR_COMMAND) == 0) return supervisor_main(argc, argv);
+    if (argc > 1 && strcmp(argv[1], DRIVER_NETNS_COMMAND) == 0) return driver_netns_main(argc, argv); /* webdriver/driver_netns.h */
     signal(SIGPIPE, SIG_IGN); /* a client that goes away must not kill the daemon */
     const char *db = getenv("BROWSERD_DB");
     if (!db || !*db) db = DEFAULT_DB;

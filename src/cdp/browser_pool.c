@@ -142,6 +142,7 @@ static void on_pooled_message(void *ctx, char *msg, size_t len) {
         cdp_msg_t m;
         if (cdp_scan(msg, len, &m) == 0 && m.id_is_int && m.id == CDP_ID_POOL_PROBE) {
             bool ok = (m.present & CDP_KEY_RESULT) != 0;
+            if (ok && p->cfg.on_version) p->cfg.on_version(p->cfg.ctx, msg, len);
             free(msg);
             if (!ok) {
                 log_event(LOG_WARN, "browser", "browser_pool_probe_failed", "chromium_pid=%d", browser_pid(e->b));

@@ -81,6 +81,9 @@ typedef struct {
     int (*prepare_launch)(void *ctx, browser_config_t *cfg, void **data);
     /* Optional. Releases the data of a browser that leaves the pool without being taken. */
     void (*release_launch)(void *ctx, void *data);
+    /* Optional: the answer of the launch probe (Browser.getVersion: product, revision,
+     * userAgent, jsVersion), borrowed for the call. */
+    void (*on_version)(void *ctx, const char *msg, size_t len);
     void *ctx;
 } browser_pool_config_t;
 

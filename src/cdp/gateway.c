@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "cdp/gateway_internal.h"
+#include "cdp/browser_version.h"
+
+#include <cjson/cJSON.h>
 
 void gateway_config_defaults(gateway_config_t *cfg) {
     memset(cfg, 0, sizeof *cfg);
@@ -82,6 +85,32 @@ static unsigned pool_room(void *ctx) {
 
 /* ---------------------------------------------------------------- lifecycle ---- */
 
+static void on_pool_version(void *ctx, const char *msg, size_t len) {
+    gateway_t *gw = ctx;
+    cJSON *doc = cJSON_ParseWithLength(msg, len); /* once per launch, a few hundred bytes */
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(doc, "result");
+    const struct {
+        const char *key;
+        char *out;
+        size_t cap;
+    } fields[] = {{"product", gw->product, sizeof gw->product},
+                  {"revision", gw->revision, sizeof gw->revision},
+                  {"userAgent", gw->user_agent, sizeof gw->user_agent},
+                  {"jsVersion", gw->js_version, sizeof gw->js_version}};
+    for (size_t i = 0; i < sizeof fields / sizeof *fields; i++) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, fields[i].key);
+        if (cJSON_IsString(v)) snprintf(fields[i].out, fields[i].cap, "%s", v->valuestring);
+    }
+    cJSON_Delete(doc);
+}
+
+static void on_browser_version(void *arg, const char *product) {
+    gateway_t *gw = arg;
+    if (!gw->product[0]) snprintf(gw->product, sizeof gw->product, "%s", product);
+    gw->stop_pending--;
+    gateway_maybe_stopped(gw);
+}
+
 int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
     gateway_t *gw = calloc(1, sizeof *gw);
     if (!gw) return -ENOMEM;
@@ -126,6 +155,7 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
         return rc;
     }
     gateway_metrics_init(&gw->metrics);
+    if (browser_version_probe(cfg->loop, gw->browser_cfg.chromium_path, on_browser_version, gw) == 0) gw->stop_pending++;
     if (cfg->pool_size > 0) {
         browser_pool_config_t pcfg = {.size = cfg->pool_size,
                                       .max_size = cfg->pool_max,
@@ -133,6 +163,7 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
                                       .browser = &gw->browser_cfg,
                                       .prepare_launch = pool_prepare_launch,
                                       .release_launch = pool_release_launch,
+                                      .on_version = on_pool_version,
                                       .ctx = gw};
         rc = browser_pool_new(cfg->loop, &pcfg, &gw->pool);
         if (rc < 0) gw->pool = NULL; /* sessions then launch their own browser */

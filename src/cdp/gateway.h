@@ -15,6 +15,8 @@
 
 #include "catalog/catalog.h"
 #include "cdp/captcha.h"
+#include "cdp/credentials.h"
+#include "http/http_server.h"
 #include "net/failure_limit.h"
 #include "store/store.h"
 #include "store/store_spool.h"
@@ -72,6 +74,31 @@ int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t i
 /* A live view URL of the running session `id` of this customer (an api_live_url_fn: ctx is the
  * gateway, NULL when there is none): 0, -ENOENT (not running here), or liveview_url's errors. */
 int gateway_live_url(void *ctx, const char *customer_id, const uint8_t id[16], bool input, char *url, size_t cap);
+
+/* ---- another front's clients (the WebDriver endpoint, src/webdriver/) ----
+ * A front that checked a zone's credentials itself hands the gateway the CDP client that acts
+ * for its user (chromedriver): that client's session is the user's, with the same pool, queue,
+ * timeouts and record as any CDP client's. */
+typedef struct {
+    /* The session began (its id, the record's, borrowed for the call). */
+    void (*started)(void *arg, const char *session_id);
+    /* It ended, whatever the reason (error_code NULL when it finished without one): called
+     * once, and only after started. arg must stay valid until then. */
+    void (*ended)(void *arg, const char *error_code);
+    void *arg;
+} gateway_session_hooks_t;
+
+/* Answers GET /json/version the way the CDP endpoint does (webSocketDebuggerUrl on the
+ * request's Host). */
+void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req);
+/* A WebSocket upgrade request whose zone was checked already: the handshake is checked, then
+ * the client is admitted at once, queued, or refused exactly as a CDP client would be (the
+ * answer goes on conn). cred and upstream ("" for none; the zone's, else the default one) are
+ * copied. hooks: called as above when a session begins (NULL: none). */
+void gateway_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
+                           const char *upstream, const gateway_session_hooks_t *hooks);
+/* The loop, store and failure limit the gateway was started with (for another front). */
+const gateway_config_t *gateway_config(const gateway_t *gw);
 
 /* What a load balancer or an orchestrator asks of the node (GET /ready, /pressure). */
 typedef struct {

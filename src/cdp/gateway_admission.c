@@ -44,6 +44,8 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *a
         admission_admit_waiters(gw);
         return;
     }
+    s->hooks = adm->hooks; /* from here every way out goes through session_end */
+    if (s->hooks.started) s->hooks.started(s->hooks.arg, s->id_text);
     if (uv_tcp_open(&s->client, fd) < 0) {
         close(fd);
         free(rest);
@@ -91,6 +93,7 @@ static void session_start(gateway_t *gw, http_conn_t *conn, const admission_t *a
         log_event(LOG_WARN, "gateway", "upstream_proxy_invalid", "session=%s zone=%s detail=\"%s\"", s->id_text, s->zone, perr);
     s->browser = b;
     snprintf(s->live_host, sizeof s->live_host, "%s", adm->host);
+
     session_ref(s); /* until on_browser_exit */
     observer_init(&s->observer, send_to_browser, b);
     s->observer_live = true;
@@ -207,6 +210,18 @@ static void enqueue(gateway_t *gw, http_conn_t *conn, const admission_t *adm) {
     gw->queue_tail = wt;
 }
 
+/* A client whose zone is known good: a session now, a place in the queue, or 503. */
+static void admit_or_queue(gateway_t *gw, http_conn_t *conn, const admission_t *adm) {
+    if (gw->active < gw->cfg.max_sessions && !gw->queue_head) {
+        session_start(gw, conn, adm);
+    } else if (admission_queue_length(gw) >= gw->cfg.max_queue) {
+        gateway_metrics_refused(gw, "full");
+        http_respond_error(conn, 503, "Retry-After: 1\r\n", "Every session slot and the whole queue are taken", true);
+    } else {
+        enqueue(gw, conn, adm);
+    }
+}
+
 /* ---------------------------------------------------------------- the zone check ---- */
 
 /* After the zone check (worker thread): admit, queue, or refuse. */
@@ -243,13 +258,8 @@ static void auth_done(uv_work_t *w, int status) {
     } else if (j->rc < 0) {
         gateway_metrics_refused(gw, "store_unreachable");
         http_respond_error(j->conn, 503, NULL, "Credentials could not be checked", true);
-    } else if (gw->active < gw->cfg.max_sessions && !gw->queue_head) {
-        session_start(gw, j->conn, &j->adm);
-    } else if (admission_queue_length(gw) >= gw->cfg.max_queue) {
-        gateway_metrics_refused(gw, "full");
-        http_respond_error(j->conn, 503, "Retry-After: 1\r\n", "Every session slot and the whole queue are taken", true);
     } else {
-        enqueue(gw, j->conn, &j->adm);
+        admit_or_queue(gw, j->conn, &j->adm);
     }
     explicit_bzero(&j->adm, sizeof j->adm); /* the password and the upstream's credentials */
     free(j);
@@ -274,7 +284,7 @@ void gateway_ws_handshake_of(const http_request_t *req, ws_handshake_req_t *hs) 
 /* /json/version: what Chromium answers there, with webSocketDebuggerUrl pointing back at
  * browserd (with the caller's own credentials, when it sent some, so that clients that
  * discover the endpoint over HTTP keep them for the WebSocket). */
-static void respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req) {
+void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req) {
     size_t host_len;
     const char *host = header_value(req, "host", &host_len);
     char fallback[96];
@@ -309,11 +319,18 @@ static void respond_version(gateway_t *gw, http_conn_t *conn, const http_request
     jsonw_init(&w, &b);
     jsonw_object_begin(&w);
     jsonw_key(&w, "Browser");
-    jsonw_string(&w, "HeadlessChrome (browserd)");
+    jsonw_string(&w, gw->product[0] ? gw->product : "HeadlessChrome (browserd)");
     jsonw_key(&w, "Protocol-Version");
     jsonw_string(&w, "1.3");
     jsonw_key(&w, "User-Agent");
-    jsonw_string(&w, "browserd");
+    jsonw_string(&w, gw->user_agent[0] ? gw->user_agent : "browserd");
+    jsonw_key(&w, "V8-Version");
+    jsonw_string(&w, gw->js_version[0] ? gw->js_version : "0.0.0.0");
+    /* chromedriver reads the Blink revision from here ("537.36 (@<revision>)") */
+    char webkit[128];
+    snprintf(webkit, sizeof webkit, "537.36 (%s)", gw->revision[0] ? gw->revision : "@0");
+    jsonw_key(&w, "WebKit-Version");
+    jsonw_string(&w, webkit);
     jsonw_key(&w, "webSocketDebuggerUrl");
     jsonw_string_n(&w, url.data, url.len);
     jsonw_object_end(&w);
@@ -341,13 +358,54 @@ static void live_host_of(const gateway_t *gw, const http_request_t *req, char *o
     else snprintf(out, cap, "%s:%d", gw->host, gateway_port(gw));
 }
 
+/* The WebSocket handshake of an upgrade request: true, or false once answered with its error. */
+static bool handshake_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, ws_handshake_req_t *hs) {
+    gateway_ws_handshake_of(req, hs);
+    int status = 400;
+    const char *reason = NULL;
+    if (ws_handshake_validate(hs, &status, &reason) == 0) return true;
+    gateway_metrics_refused(gw, "bad_handshake");
+    http_respond_error(conn, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, reason, true);
+    return false;
+}
+
+void gateway_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
+                           const char *upstream, const gateway_session_hooks_t *hooks) {
+    if (gw->stopping || gw->draining) {
+        gateway_metrics_refused(gw, gw->stopping ? "stopping" : "draining");
+        http_respond_error(conn, 503, NULL, admission_refusal(gw), true);
+        return;
+    }
+    ws_handshake_req_t hs;
+    if (!req->upgrade || !handshake_checked(gw, conn, req, &hs)) {
+        if (!req->upgrade) http_respond_error(conn, 404, NULL, "Not found: connect with a WebSocket", true);
+        return;
+    }
+    admission_t *adm = calloc(1, sizeof *adm); /* 1.4 KB: not on the stack of every caller */
+    if (!adm || ws_handshake_accept(hs.key, hs.key_len, adm->accept) != 0) {
+        free(adm);
+        http_respond_error(conn, 500, NULL, "Internal error", true);
+        return;
+    }
+    adm->cred = *cred;
+    snprintf(adm->upstream, sizeof adm->upstream, "%s", upstream ? upstream : "");
+    live_host_of(gw, req, adm->host, sizeof adm->host);
+    if (hooks) adm->hooks = *hooks;
+    adm->arrived_ns = uv_hrtime();
+    admit_or_queue(gw, conn, adm);
+    explicit_bzero(adm, sizeof *adm);
+    free(adm);
+}
+
+const gateway_config_t *gateway_config(const gateway_t *gw) { return &gw->cfg; }
+
 void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     gateway_t *gw = ctx;
     if (liveview_http(gw, conn, req)) return;
     if (!req->upgrade) {
         if (req->method == HTTP_M_GET &&
             (strcmp(req->path, "/json/version") == 0 || strcmp(req->path, "/json/version/") == 0)) {
-            respond_version(gw, conn, req);
+            gateway_respond_version(gw, conn, req);
             return;
         }
         http_respond_error(conn, 404, NULL, "Not found: connect with a WebSocket", true);
@@ -359,14 +417,7 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
         return;
     }
     ws_handshake_req_t hs;
-    gateway_ws_handshake_of(req, &hs);
-    int status = 400;
-    const char *reason = NULL;
-    if (ws_handshake_validate(&hs, &status, &reason) != 0) {
-        gateway_metrics_refused(gw, "bad_handshake");
-        http_respond_error(conn, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, reason, true);
-        return;
-    }
+    if (!handshake_checked(gw, conn, req, &hs)) return;
     struct sockaddr_storage peer;
     bool have_peer = gw->cfg.auth_limit && http_conn_peer(conn, &peer) == 0;
     unsigned wait_s =

@@ -80,6 +80,9 @@ struct gateway {
     traffic_proxy_config_t proxy_cfg;
     char host[64];
     char worker[128];
+    /* What /json/version says of the browser, as Chromium would: from a pooled browser's
+     * Browser.getVersion, else the product alone from `chromium --version`; "" until known. */
+    char product[64], revision[80], user_agent[256], js_version[32];
     http_server_t *http;
     browser_config_t browser_cfg;
     browser_pool_t *pool;
@@ -106,6 +109,7 @@ typedef struct {
     uint64_t arrived_ns;            /* the upgrade request came (uv_hrtime) */
     uint64_t queued_ns;             /* it joined the queue; 0 when it did not wait */
     char host[256];                 /* its Host header (checked), for the live view's URLs */
+    gateway_session_hooks_t hooks;  /* another front's (gateway_admit_checked); zeroed: none */
 } admission_t;
 
 /* A client in the admission queue: the HTTP request stays open until it is admitted. */
@@ -171,6 +175,7 @@ struct session {
     /* the live view (liveview.c): NULL until the first Page.inspect, freed at the end */
     liveview_session_t *live;
     char live_host[256]; /* host[:port] the client reached browserd at */
+    gateway_session_hooks_t hooks; /* another front's, from its admission (zeroed: none) */
 };
 
 /* ---- gateway.c ---- */

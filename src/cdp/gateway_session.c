@@ -300,6 +300,7 @@ void session_end(session_t *s, session_status_t status, const char *code, const 
     s->error_message = message ? strdup(message) : NULL;
     if (s->captcha_live) captcha_stop(&s->captcha); /* the record's captcha is final from here */
     gateway_metrics_ended(s->gw, status, code);
+    if (s->hooks.ended) s->hooks.ended(s->hooks.arg, code);
     if (log_enabled(LOG_INFO)) { /* the record as it is saved, one line */
         session_record_t r;
         record_of(s, &r);

@@ -110,6 +110,7 @@ void http_server_config_defaults(http_server_config_t *cfg) {
     cfg->name = "http";
     cfg->on_answered = NULL, cfg->on_answered_ctx = NULL;
     cfg->secret_path_prefix = NULL;
+    cfg->adopt_listener = false, cfg->listener_fd = -1;
 }
 
 const char *http_status_reason(int status) {
@@ -139,24 +140,6 @@ static void log_request(const http_conn_t *c, const http_request_t *req, int sta
               status, len, ms);
 }
 
-/* "Bearer <token>": scheme case-insensitive, spaces around either part ignored. Returns
- * false for a missing header, an empty one, another scheme or an empty token. */
-bool http_request_bearer(const http_request_t *req, const char **token, size_t *len) {
-    const http_header_t *h = http_request_header(req, "authorization");
-    if (!h) return false;
-    const char *p = h->value, *end = h->value + h->value_len;
-    while (p < end && (*p == ' ' || *p == '\t')) p++;
-    if (end - p < 6 || strncasecmp(p, "bearer", 6) != 0) return false;
-    p += 6;
-    if (p < end && *p != ' ' && *p != '\t') return false; /* "Bearerx" is another scheme */
-    while (p < end && (*p == ' ' || *p == '\t')) p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    if (p == end) return false;
-    *token = p;
-    *len = (size_t)(end - p);
-    return true;
-}
-
 /* The Date header (RFC 9110 6.6.1), formatted once per second. */
 static const char *server_date(http_server_t *srv) {
     time_t now = time(NULL);
@@ -169,10 +152,6 @@ static const char *server_date(http_server_t *srv) {
     return srv->date;
 }
 
-const http_header_t *http_request_header(const http_request_t *req, const char *name) {
-    if (!req || !name) return NULL;
-    return http_headers_find(req->headers, req->header_count, name);
-}
 
 /* ---- connection lifetime ----------------------------------------------------------- */
 
@@ -707,13 +686,14 @@ static void on_failed_listener_closed(uv_handle_t *handle) { free(handle->data);
 int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg, http_handler_fn handler, void *ctx,
                       http_server_t **out) {
     *out = NULL;
-    if (!loop || !cfg || !cfg->host || !handler || cfg->port < 0 || cfg->port > 65535) return UV_EINVAL;
+    if (!loop || !cfg || (!cfg->host && !cfg->adopt_listener) || !handler || cfg->port < 0 || cfg->port > 65535)
+        return cfg && cfg->adopt_listener ? (close(cfg->listener_fd), UV_EINVAL) : UV_EINVAL;
     struct sockaddr_storage addr;
-    int rc = strchr(cfg->host, ':') ? uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr)
-                                    : uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
-    if (rc < 0) return rc;
-    http_server_t *srv = calloc(1, sizeof *srv);
-    if (!srv) return UV_ENOMEM;
+    int rc = cfg->adopt_listener       ? 0
+             : strchr(cfg->host, ':') ? uv_ip6_addr(cfg->host, cfg->port, (struct sockaddr_in6 *)&addr)
+                                      : uv_ip4_addr(cfg->host, cfg->port, (struct sockaddr_in *)&addr);
+    http_server_t *srv = rc < 0 ? NULL : calloc(1, sizeof *srv);
+    if (!srv) return cfg->adopt_listener ? (close(cfg->listener_fd), UV_ENOMEM) : rc < 0 ? rc : UV_ENOMEM;
     http_server_config_defaults(&srv->cfg);
     /* Zero fields keep the defaults, so a partly filled config is still sane. */
     if (cfg->max_header_bytes) srv->cfg.max_header_bytes = cfg->max_header_bytes;
@@ -734,7 +714,9 @@ int http_server_start(uv_loop_t *loop, const http_server_config_t *cfg, http_han
     srv->ctx = ctx;
     uv_tcp_init(loop, &srv->listener);
     srv->listener.data = srv;
-    rc = uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
+    rc = cfg->adopt_listener ? uv_tcp_open(&srv->listener, cfg->listener_fd)
+                             : uv_tcp_bind(&srv->listener, (const struct sockaddr *)&addr, 0);
+    if (rc < 0 && cfg->adopt_listener) close(cfg->listener_fd); /* not adopted: still ours to close */
     if (rc == 0) rc = uv_listen((uv_stream_t *)&srv->listener, LISTEN_BACKLOG, on_connection);
     struct sockaddr_storage bound;
     int bound_len = sizeof bound;

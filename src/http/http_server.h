@@ -65,6 +65,11 @@ typedef void (*http_handler_fn)(void *ctx, http_conn_t *conn, const http_request
 
 typedef struct {
     const char *host;            /* "127.0.0.1", "::1", "0.0.0.0" */
+    /* Or serve a socket that is bound and listening already (one made in another network
+     * namespace): host and port are then not used. The descriptor moves to the server, also
+     * when the start fails. */
+    bool adopt_listener;
+    int listener_fd;
     int port;                    /* 0 = any free port (see http_server_port) */
     size_t max_header_bytes;     /* request line + headers; default 16 KiB; over it: 431 */
     size_t max_body_bytes;       /* default 1 MiB; over it: 413 */
