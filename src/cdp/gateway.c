@@ -174,6 +174,17 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
 
 int gateway_port(const gateway_t *gw) { return http_server_port(gw->http); }
 
+const gateway_config_t *gateway_config(const gateway_t *gw) { return &gw->cfg; }
+
+void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req) {
+    admission_respond_version(gw, conn, req);
+}
+
+void gateway_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
+                           const char *upstream, const gateway_session_hooks_t *hooks) {
+    admission_admit_checked(gw, conn, req, cred, upstream, hooks);
+}
+
 int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t id[16]) {
     for (session_t *s = gw->sessions; s; s = s->next)
         if (!s->ended && memcmp(s->id, id, 16) == 0 && strcmp(s->customer, customer_id) == 0) {

@@ -284,7 +284,7 @@ void gateway_ws_handshake_of(const http_request_t *req, ws_handshake_req_t *hs) 
 /* /json/version: what Chromium answers there, with webSocketDebuggerUrl pointing back at
  * browserd (with the caller's own credentials, when it sent some, so that clients that
  * discover the endpoint over HTTP keep them for the WebSocket). */
-void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req) {
+void admission_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req) {
     size_t host_len;
     const char *host = header_value(req, "host", &host_len);
     char fallback[96];
@@ -369,8 +369,8 @@ static bool handshake_checked(gateway_t *gw, http_conn_t *conn, const http_reque
     return false;
 }
 
-void gateway_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
-                           const char *upstream, const gateway_session_hooks_t *hooks) {
+void admission_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
+                             const char *upstream, const gateway_session_hooks_t *hooks) {
     if (gw->stopping || gw->draining) {
         gateway_metrics_refused(gw, gw->stopping ? "stopping" : "draining");
         http_respond_error(conn, 503, NULL, admission_refusal(gw), true);
@@ -397,15 +397,13 @@ void gateway_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_
     free(adm);
 }
 
-const gateway_config_t *gateway_config(const gateway_t *gw) { return &gw->cfg; }
-
 void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     gateway_t *gw = ctx;
     if (liveview_http(gw, conn, req)) return;
     if (!req->upgrade) {
         if (req->method == HTTP_M_GET &&
             (strcmp(req->path, "/json/version") == 0 || strcmp(req->path, "/json/version/") == 0)) {
-            gateway_respond_version(gw, conn, req);
+            admission_respond_version(gw, conn, req);
             return;
         }
         http_respond_error(conn, 404, NULL, "Not found: connect with a WebSocket", true);

@@ -1,5 +1,4 @@
 #include "http/http_request_parser.h"
-#include "http/http_server.h"
 
 #include <limits.h>
 #include <stdlib.h>
@@ -455,29 +454,4 @@ int http_request_parser_error_status(const http_request_parser_t *p) { return p-
 
 const char *http_request_parser_error_detail(const http_request_parser_t *p) {
     return p->error_detail ? p->error_detail : "";
-}
-
-/* ---- lookups in a parsed request (http_server.h) ---- */
-
-const http_header_t *http_request_header(const http_request_t *req, const char *name) {
-    if (!req || !name) return NULL;
-    return http_headers_find(req->headers, req->header_count, name);
-}
-
-/* "Bearer <token>": scheme case-insensitive, spaces around either part ignored. Returns
- * false for a missing header, an empty one, another scheme or an empty token. */
-bool http_request_bearer(const http_request_t *req, const char **token, size_t *len) {
-    const http_header_t *h = http_request_header(req, "authorization");
-    if (!h) return false;
-    const char *p = h->value, *end = h->value + h->value_len;
-    while (p < end && (*p == ' ' || *p == '\t')) p++;
-    if (end - p < 6 || strncasecmp(p, "bearer", 6) != 0) return false;
-    p += 6;
-    if (p < end && *p != ' ' && *p != '\t') return false; /* "Bearerx" is another scheme */
-    while (p < end && (*p == ' ' || *p == '\t')) p++;
-    while (end > p && (end[-1] == ' ' || end[-1] == '\t')) end--;
-    if (p == end) return false;
-    *token = p;
-    *len = (size_t)(end - p);
-    return true;
 }

@@ -54,12 +54,6 @@ typedef struct {
     bool upgrade;                 /* a "Connection: upgrade" request (WebSocket) */
 } http_request_t;
 
-/* Case-insensitive header lookup; the first match, or NULL. */
-const http_header_t *http_request_header(const http_request_t *req, const char *name);
-/* The token of "Authorization: Bearer <token>" (scheme case-insensitive, spaces around either
- * part ignored), pointing into the request. False for a missing header, an empty one, another
- * scheme or an empty token. */
-bool http_request_bearer(const http_request_t *req, const char **token, size_t *len);
 
 typedef void (*http_handler_fn)(void *ctx, http_conn_t *conn, const http_request_t *req);
 
@@ -145,5 +139,6 @@ int http_conn_take_over(http_conn_t *conn, int *fd_out, char **rest, size_t *res
 const char *http_status_reason(int status);
 
 #include "http/http_json_response.h"
+#include "http/http_request_lookup.h"
 
 #endif
