@@ -135,6 +135,15 @@ static void session_release(net_lifetime_t *life) {
     }
 }
 
+/* The socket is closed only now: libuv still watches its number until the poll is closed. The
+ * broker then sees EOF: it kills the driver and exits. */
+static void on_sock_poll_closed(uv_handle_t *h) {
+    wd_session_t *s = h->data;
+    close(s->sock);
+    s->sock = -1;
+    net_lifetime_unref(&s->life);
+}
+
 static void on_attach_stopped(void *arg) { net_lifetime_unref(&((wd_session_t *)arg)->life); }
 
 /* Answers every command still queued (none is in flight: the link is closed first). */
@@ -185,9 +194,7 @@ static void session_finish(wd_session_t *s, const char *why) {
     }
     if (s->sock >= 0) {
         uv_poll_stop(&s->sock_poll);
-        net_lifetime_close((uv_handle_t *)&s->sock_poll);
-        close(s->sock); /* the broker sees EOF: it kills the driver and exits */
-        s->sock = -1;
+        uv_close((uv_handle_t *)&s->sock_poll, on_sock_poll_closed);
     }
     net_lifetime_close((uv_handle_t *)&s->deadline);
     net_lifetime_close((uv_handle_t *)&s->retry);
@@ -300,7 +307,12 @@ static void on_command_answer(void *arg, int status, const char *content_type, c
     }
     s->head = p->next;
     if (!s->head) s->tail = NULL;
-    if (status == -ECANCELED && s->ended) {
+    if (status == -ECANCELED && s->ended && p->ends_session) {
+        /* The driver lets go of the browser before it answers a Delete Session, and the
+         * browser session ends with that: the client's request is done. */
+        char *null_value = strdup("{\"value\":null}");
+        http_respond(p->conn, null_value ? 200 : 500, JSON_HEADERS, null_value, null_value ? 14 : 0, !null_value);
+    } else if (status == -ECANCELED && s->ended) {
         char msg[160];
         snprintf(msg, sizeof msg, "the session has ended: %s", s->end_reason);
         respond_error(p->conn, 404, "invalid session id", msg);

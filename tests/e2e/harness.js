@@ -323,6 +323,7 @@ class Daemon {
   async start() {
     this.apiPort = await freePort();
     this.cdpPort = await freePort();
+    this.webdriverPort = await freePort();
     const pool = this.opts.pool ?? 0;
     const args = [
       '--db', this.db, 'serve',
@@ -330,6 +331,9 @@ class Daemon {
       '--cdp-listen', `127.0.0.1:${this.cdpPort}`,
       '--pool', String(pool),
       ...(this.opts.site ? ['--allow-private', '127.0.0.1/32'] : []),
+      // a port of its own (the default 9515 is one per machine; nothing runs there until a
+      // WebDriver client comes)
+      ...((this.opts.args || []).includes('--webdriver-listen') ? [] : ['--webdriver-listen', `127.0.0.1:${this.webdriverPort}`]),
       ...(this.opts.args || []),
     ];
     // the test's own BROWSERD_* (opts.env) are kept, those of the caller's environment are not
@@ -402,6 +406,11 @@ class Daemon {
   /** ws://brd-customer-<c>-zone-<z>:<pw>@127.0.0.1:<cdp> with any part overridden. */
   wsEndpoint(o = {}) {
     return `ws://${this.userinfo(o)}@127.0.0.1:${this.cdpPort}`;
+  }
+
+  /** http://brd-customer-<c>-zone-<z>:<pw>@127.0.0.1:<webdriver>: Selenium's remote URL. */
+  webdriverUrl(o = {}) {
+    return `http://${this.userinfo(o)}@127.0.0.1:${this.webdriverPort}`;
   }
 
   httpEndpoint(o = {}) {
@@ -867,6 +876,7 @@ module.exports = {
   httpRequest,
   sha256,
   processesOf,
+  tcpConnects,
   canIsolateDns,
   fakeDns,
   pages,
