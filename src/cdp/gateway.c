@@ -181,8 +181,8 @@ void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_reques
 }
 
 void gateway_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
-                           const char *upstream, const gateway_session_hooks_t *hooks) {
-    admission_admit_checked(gw, conn, req, cred, upstream, hooks);
+                           const char *upstream, const char *live_host, const gateway_session_hooks_t *hooks) {
+    admission_admit_checked(gw, conn, req, cred, upstream, live_host, hooks);
 }
 
 int gateway_kill_session(gateway_t *gw, const char *customer_id, const uint8_t id[16]) {

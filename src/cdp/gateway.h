@@ -94,9 +94,10 @@ void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_reques
 /* A WebSocket upgrade request whose zone was checked already: the handshake is checked, then
  * the client is admitted at once, queued, or refused exactly as a CDP client would be (the
  * answer goes on conn). cred and upstream ("" for none; the zone's, else the default one) are
- * copied. hooks: called as above when a session begins (NULL: none). */
+ * copied. live_host: host[:port] of the CDP listener as the user reaches it, for the live view's
+ * URLs (NULL: the request's Host). hooks: called as above when a session begins (NULL: none). */
 void gateway_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
-                           const char *upstream, const gateway_session_hooks_t *hooks);
+                           const char *upstream, const char *live_host, const gateway_session_hooks_t *hooks);
 /* The loop, store and failure limit the gateway was started with (for another front). */
 const gateway_config_t *gateway_config(const gateway_t *gw);
 

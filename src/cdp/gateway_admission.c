@@ -370,7 +370,7 @@ static bool handshake_checked(gateway_t *gw, http_conn_t *conn, const http_reque
 }
 
 void admission_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
-                             const char *upstream, const gateway_session_hooks_t *hooks) {
+                             const char *upstream, const char *live_host, const gateway_session_hooks_t *hooks) {
     if (gw->stopping || gw->draining) {
         gateway_metrics_refused(gw, gw->stopping ? "stopping" : "draining");
         http_respond_error(conn, 503, NULL, admission_refusal(gw), true);
@@ -389,7 +389,8 @@ void admission_admit_checked(gateway_t *gw, http_conn_t *conn, const http_reques
     }
     adm->cred = *cred;
     snprintf(adm->upstream, sizeof adm->upstream, "%s", upstream ? upstream : "");
-    live_host_of(gw, req, adm->host, sizeof adm->host);
+    if (live_host) snprintf(adm->host, sizeof adm->host, "%s", live_host);
+    else live_host_of(gw, req, adm->host, sizeof adm->host);
     if (hooks) adm->hooks = *hooks;
     adm->arrived_ns = uv_hrtime();
     admit_or_queue(gw, conn, adm);

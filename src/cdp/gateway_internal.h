@@ -194,7 +194,7 @@ void admission_admit_waiters(gateway_t *gw);
 /* gateway_respond_version and gateway_admit_checked (gateway.h). */
 void admission_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req);
 void admission_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
-                             const char *upstream, const gateway_session_hooks_t *hooks);
+                             const char *upstream, const char *live_host, const gateway_session_hooks_t *hooks);
 /* Answers every queued client 503 (a stop or a drain). */
 void admission_refuse_waiters(gateway_t *gw);
 /* Clients waiting in the queue now (at most max_queue: a walk is cheap). */

@@ -56,6 +56,7 @@ struct wd_session {
     char end_reason[96];
     zone_credentials_t cred;
     char upstream[1024];
+    char live_host[300]; /* the CDP listener as the client reaches browserd (live view URLs) */
     char id[UUID_TEXT_LEN + 1]; /* the browser session's, once it began */
     bool attach_asked, browser_started, browser_ended;
     char driver_id[128];
@@ -237,7 +238,7 @@ static void attach_handle(void *ctx, http_conn_t *conn, const http_request_t *re
         s->attach_asked = true;
         uv_timer_stop(&s->deadline); /* the queue's own timeout rules from here */
         gateway_session_hooks_t hooks = {.started = session_started, .ended = session_ended, .arg = s};
-        gateway_admit_checked(gw, conn, req, &s->cred, s->upstream, &hooks);
+        gateway_admit_checked(gw, conn, req, &s->cred, s->upstream, s->live_host, &hooks);
     } else {
         http_respond_error(conn, req->upgrade ? 409 : 404, NULL, "one browser session per driver", true);
     }
@@ -426,7 +427,7 @@ static void on_deadline(uv_timer_t *t) {
 
 /* A driver in a namespace of its own for an admitted client (its New Session waits). */
 static void session_begin(webdriver_t *wd, http_conn_t *conn, const zone_credentials_t *cred, const char *upstream,
-                          char *driver_request) {
+                          const char *live_host, char *driver_request) {
     wd_session_t *s = calloc(1, sizeof *s);
     int pair[2] = {-1, -1};
     if (!s || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
@@ -438,6 +439,7 @@ static void session_begin(webdriver_t *wd, http_conn_t *conn, const zone_credent
     s->wd = wd;
     s->cred = *cred;
     snprintf(s->upstream, sizeof s->upstream, "%s", upstream);
+    snprintf(s->live_host, sizeof s->live_host, "%s", live_host);
     s->driver_request = driver_request;
     s->creator = conn;
     s->sock = pair[0];
@@ -498,6 +500,7 @@ typedef struct {
     http_conn_t *conn;
     zone_credentials_t cred;
     char upstream[1024];
+    char live_host[300];
     char *driver_request;
     int rc;
     bool have_peer;
@@ -523,12 +526,32 @@ static void auth_done(uv_work_t *w, int status) {
     } else if (j->rc < 0) {
         respond_not_created(j->conn, "Credentials could not be checked");
     } else {
-        session_begin(wd, j->conn, &j->cred, j->upstream, j->driver_request);
+        session_begin(wd, j->conn, &j->cred, j->upstream, j->live_host, j->driver_request);
         j->driver_request = NULL;
     }
     free(j->driver_request);
     explicit_bzero(j, sizeof *j);
     free(j);
+}
+
+/* The CDP listener at the host the client reached the WebDriver endpoint by (its Host header's
+ * host, when it is a plain name or address), for the live view's URLs. */
+static void live_host_of(const webdriver_t *wd, const http_request_t *req, char *out, size_t cap) {
+    const http_header_t *h = http_request_header(req, "host");
+    const gateway_config_t *gc = gateway_config(wd->cfg.gateway);
+    size_t n = h ? h->value_len : 0;
+    if (n && h->value[0] == '[') { /* [v6]:port */
+        const char *close = memchr(h->value, ']', n);
+        n = close ? (size_t)(close - h->value) + 1 : 0;
+    } else if (n) {
+        const char *colon = memchr(h->value, ':', n);
+        if (colon) n = (size_t)(colon - h->value);
+    }
+    bool plain = n > 0 && n < 256;
+    for (size_t i = 0; plain && i < n; i++)
+        plain = h->value[i] && strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]", h->value[i]) != NULL;
+    if (plain) snprintf(out, cap, "%.*s:%d", (int)n, h->value, gateway_port(wd->cfg.gateway));
+    else snprintf(out, cap, "%s:%d", gc->host, gateway_port(wd->cfg.gateway));
 }
 
 static void new_session(webdriver_t *wd, http_conn_t *conn, const http_request_t *req) {
@@ -577,6 +600,7 @@ static void new_session(webdriver_t *wd, http_conn_t *conn, const http_request_t
         respond_not_created(conn, err);
         return;
     }
+    live_host_of(wd, req, j->live_host, sizeof j->live_host);
     j->wd = wd;
     j->conn = conn;
     j->have_peer = have_peer;

@@ -45,6 +45,10 @@ def main():
         seen["title3"] = d.title
         d.switch_to.window(first)
         seen["back_in_first"] = d.title
+        # browserd's own CDP commands through chromedriver's CDP passthrough
+        d.command_executor._commands["cdp"] = ("POST", "/session/$sessionId/goog/cdp/execute")
+        seen["cdp_session_id"] = d.execute("cdp", {"cmd": "Browser.getSessionId", "params": {}})["value"]["sessionId"]
+        seen["live_url"] = d.execute("cdp", {"cmd": "Page.inspect", "params": {}})["value"]["url"]
     finally:
         d.quit()
     print(json.dumps(seen))

@@ -114,6 +114,10 @@ e2e('selenium (Python, python3-selenium): the same session, recorded the same', 
   assert.equal(seen.windows, 2);
   assert.equal(seen.title3, 'three');
   assert.equal(seen.back_in_first, 'submitted');
+  // browserd's own commands reach it through chromedriver's CDP passthrough: the session id,
+  // and a live view on the CDP listener at the host the client used
+  assert.equal(seen.cdp_session_id, seen.session_id);
+  assert.match(seen.live_url, new RegExp(`^http://127\\.0\\.0\\.1:${d.cdpPort}/live/[0-9a-f]{64}$`));
   const rec = await d.ended(seen.session_id);
   checkRecord(rec, { from, to: Date.now() });
   assert.equal(rec.status, 'finished');
