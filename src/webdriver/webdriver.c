@@ -385,8 +385,11 @@ static void on_sock(uv_poll_t *h, int status, int events) {
             hc.adopt_listener = true;
             hc.listener_fd = fd;
             hc.name = "webdriver-attach";
-            if (http_server_start(s->wd->cfg.loop, &hc, attach_handle, s, &s->attach) < 0) {
-                session_finish(s, "the driver's attach address could not be served");
+            int rc = http_server_start(s->wd->cfg.loop, &hc, attach_handle, s, &s->attach);
+            if (rc < 0) {
+                char why[128];
+                snprintf(why, sizeof why, "the driver's attach address could not be served (%s)", uv_strerror(rc));
+                session_finish(s, why);
                 return;
             }
             ask_connect(s);

@@ -177,10 +177,20 @@ static void send_all(int fd, const void *p, size_t n) {
     const char *c = p;
     while (n > 0) {
         ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
+        if (w < 0 && errno == EINTR) continue;
         assert_true(w > 0);
         c += w;
         n -= (size_t)w;
     }
+}
+
+/* The gateway's child processes (browsers, the version probe) end while this thread waits:
+ * their SIGCHLD may interrupt it. */
+static ssize_t recv_retry(int fd, void *buf, size_t len, int flags) {
+    ssize_t r;
+    do r = recv(fd, buf, len, flags);
+    while (r < 0 && errno == EINTR);
+    return r;
 }
 
 static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -206,7 +216,7 @@ static void http_exchange(client_t *c, const char *request) {
     char *end = NULL;
     while (!end) {
         assert_true(got < sizeof c->head - 1);
-        ssize_t r = recv(c->fd, c->head + got, sizeof c->head - 1 - got, 0);
+        ssize_t r = recv_retry(c->fd, c->head + got, sizeof c->head - 1 - got, 0);
         if (r <= 0) fail_msg("the connection ended before a response head (%zd)", r);
         got += (size_t)r;
         c->head[got] = '\0';
@@ -267,7 +277,7 @@ static void client_send(client_t *c, const char *text) { client_send_frame(c, WS
 static ws_event_type_t client_next(client_t *c, char **msg, uint16_t *close_code) {
     for (;;) {
         if (c->off == c->len) {
-            ssize_t r = recv(c->fd, c->buf, sizeof c->buf, 0);
+            ssize_t r = recv_retry(c->fd, c->buf, sizeof c->buf, 0);
             if (r <= 0) return WS_EV_NONE;
             c->off = 0;
             c->len = (size_t)r;
@@ -364,7 +374,7 @@ static void test_json_version_points_back_at_the_gateway_with_the_callers_creden
     char resp[2048] = "";
     size_t got = 0;
     while (!strstr(resp, "browserd\"}") && got < sizeof resp - 1) {
-        ssize_t r = recv(c.fd, resp + got, sizeof resp - 1 - got, 0);
+        ssize_t r = recv_retry(c.fd, resp + got, sizeof resp - 1 - got, 0);
         assert_true(r > 0);
         got += (size_t)r;
         resp[got] = '\0';
