@@ -53,7 +53,7 @@ struct wd_session {
     webdriver_t *wd;
     wd_session_t *next;
     bool ended;
-    char end_reason[96];
+    char end_reason[320];
     zone_credentials_t cred;
     char upstream[1024];
     char live_host[300]; /* the CDP listener as the client reaches browserd (live view URLs) */
@@ -84,7 +84,7 @@ struct webdriver {
     wd_session_t *sessions;
     struct {
         char id[UUID_TEXT_LEN + 1];
-        char why[96];
+        char why[320];
     } ended[RECENTLY_ENDED];
     unsigned ended_next;
     bool stopping, http_stopped;
@@ -109,7 +109,7 @@ static void respond_not_created(http_conn_t *conn, const char *message) {
 
 /* Why a session id is not (or no longer) one of a running session's. */
 static void respond_no_session(webdriver_t *wd, http_conn_t *conn, const char *id, size_t id_len) {
-    char msg[200] = "no running WebDriver session has this id";
+    char msg[400] = "no running WebDriver session has this id";
     for (unsigned i = 0; i < RECENTLY_ENDED; i++)
         if (wd->ended[i].id[0] && strlen(wd->ended[i].id) == id_len && memcmp(wd->ended[i].id, id, id_len) == 0)
             snprintf(msg, sizeof msg, "the session has ended: %s", wd->ended[i].why);
@@ -149,7 +149,7 @@ static void on_attach_stopped(void *arg) { net_lifetime_unref(&((wd_session_t *)
 
 /* Answers every command still queued (none is in flight: the link is closed first). */
 static void fail_pending(wd_session_t *s) {
-    char msg[160];
+    char msg[400];
     snprintf(msg, sizeof msg, "the session has ended: %s", s->end_reason);
     while (s->head) {
         pending_t *p = s->head;
@@ -167,17 +167,17 @@ static void fail_pending(wd_session_t *s) {
 static void session_finish(wd_session_t *s, const char *why) {
     if (s->ended) return;
     s->ended = true;
-    snprintf(s->end_reason, sizeof s->end_reason, "%s", why);
+    snprintf(s->end_reason, sizeof s->end_reason, "%.300s", why);
     webdriver_t *wd = s->wd;
     if (s->browser_started) {
         unsigned i = wd->ended_next++ % RECENTLY_ENDED;
         snprintf(wd->ended[i].id, sizeof wd->ended[i].id, "%s", s->id);
-        snprintf(wd->ended[i].why, sizeof wd->ended[i].why, "%s", why);
+        snprintf(wd->ended[i].why, sizeof wd->ended[i].why, "%.300s", why);
     }
     log_event(LOG_INFO, "webdriver", "session_end", "session=%s customer=%s zone=%s reason=\"%s\"",
               s->id[0] ? s->id : "-", s->cred.customer_id, s->cred.zone, why);
     if (s->creator) {
-        char msg[200];
+        char msg[400];
         snprintf(msg, sizeof msg, "the browser session could not start: %s", why);
         respond_not_created(s->creator, msg);
         s->creator = NULL;
@@ -314,7 +314,7 @@ static void on_command_answer(void *arg, int status, const char *content_type, c
         char *null_value = strdup("{\"value\":null}");
         http_respond(p->conn, null_value ? 200 : 500, JSON_HEADERS, null_value, null_value ? 14 : 0, !null_value);
     } else if (status == -ECANCELED && s->ended) {
-        char msg[160];
+        char msg[400];
         snprintf(msg, sizeof msg, "the session has ended: %s", s->end_reason);
         respond_error(p->conn, 404, "invalid session id", msg);
     } else if (status < 0) {
