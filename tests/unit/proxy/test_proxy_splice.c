@@ -3,6 +3,7 @@
  * body, small bodies left to the libuv path, the fallback when splice is refused, backpressure
  * (a slow reader holds at most the pipe budget), and a thousand idle tunnels holding no pipes. */
 #include <dirent.h>
+#include <malloc.h>
 #include <sys/resource.h>
 
 #include "proxy_test_util.h"
@@ -271,6 +272,7 @@ static void test_a_thousand_idle_tunnels_hold_no_pipes(void **state) {
     t_env_t *e = *state = t_env_start(&cfg, ORIGIN_ECHO);
     int fds_before = count_fds();
     long rss_before = rss_kib();
+    size_t heap_before = mallinfo2().uordblks; /* the origin's threads use their stacks, not the heap */
     int *fd = calloc(TUNNELS, sizeof *fd);
     for (int i = 0; i < TUNNELS; i++) {
         t_conn_t *c = malloc(sizeof *c);
@@ -282,12 +284,16 @@ static void test_a_thousand_idle_tunnels_hold_no_pipes(void **state) {
     }
     int fds_after = count_fds();
     long rss_after = rss_kib();
+    long heap_per_tunnel = ((long)mallinfo2().uordblks - (long)heap_before) / TUNNELS;
     traffic_proxy_stats_t s = t_stats(&e->fx);
     traffic_counts_t k = t_counts(&e->fx);
     print_message("%d idle tunnels: %+d fds (4 per tunnel: client, proxy x2, origin), RSS %+ld KiB (mostly the "
-                  "origin's thread per tunnel), the proxy's structs %zu bytes per tunnel, spliced %llu bytes\n",
-                  TUNNELS, fds_after - fds_before, rss_after - rss_before, sizeof(conn_t) + sizeof(upstream_t),
-                  (unsigned long long)s.spliced_bytes);
+                  "origin's thread per tunnel), heap %+ld bytes per tunnel (structs: %zu), spliced %llu bytes\n",
+                  TUNNELS, fds_after - fds_before, rss_after - rss_before, heap_per_tunnel,
+                  sizeof(conn_t) + sizeof(upstream_t), (unsigned long long)s.spliced_bytes);
+#ifndef __SANITIZE_ADDRESS__ /* ASan's allocator is not glibc's: mallinfo2 does not see it */
+    assert_true(heap_per_tunnel < 16 * 1024); /* no read chunk and no buffer kept per idle tunnel */
+#endif
     assert_int_equal(k.connections_open, TUNNELS);
     assert_true(s.spliced_bytes > 0);
     assert_int_equal(s.buffered_to_browser, 0);
