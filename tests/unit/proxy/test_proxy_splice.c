@@ -245,6 +245,34 @@ static void test_refused_splice_falls_back_to_the_libuv_path_exactly(void **stat
     assert_int_equal(k.from_upstream_bytes, atomic_load(&e->origin.tx) + atomic_load(&e->origin2.tx));
 }
 
+static void test_stop_with_spliced_connections_frees_everything(void **state) {
+    int fds_before = count_fds();
+    t_env_t *e = *state = t_env_start(NULL, ORIGIN_ECHO);
+    t_env_start_origin2(e, ORIGIN_HTTP);
+    t_conn_t c;
+    open_tunnel(&c, e->fx.port, e->origin.port);
+    echo_through(&c, 1u << 20); /* a tunnel in splice mode */
+    int fd = t_connect(e->fx.port);
+    int small = 64 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    t_conn_t d;
+    t_conn_init(&d, fd);
+    int op = e->origin2.port;
+    assert_true(t_csendf(&d, "GET http://127.0.0.1:%d/size/%llu HTTP/1.1\r\nHost: x\r\n\r\n", op, 64ull << 20));
+    char head[1024];
+    assert_true(t_read_head(&d, head, sizeof head));
+    for (int i = 0; i < 200 && t_stats(&e->fx).buffered_to_browser == 0; i++) t_sleep_ms(5);
+    traffic_proxy_stats_t s = t_stats(&e->fx);
+    assert_true(s.spliced_bytes > 0);
+    assert_true(s.buffered_to_browser > 0); /* a body stalled in its pipe: the reader does not read */
+    /* The teardown stops the proxy now: the loop must close with nothing left (t_fixture_stop). */
+    t_env_free(e);
+    *state = NULL;
+    close(c.fd);
+    close(d.fd);
+    assert_int_equal(count_fds(), fds_before); /* pipes with bytes closed, spares closed at release */
+}
+
 /* ---- many tunnels ------------------------------------------------------------------------------- */
 
 static long rss_kib(void) {
@@ -316,6 +344,7 @@ int main(void) {
         cmocka_unit_test_teardown(test_small_body_stays_on_the_libuv_path, t_teardown_env),
         cmocka_unit_test_teardown(test_site_cutting_a_spliced_body_short_resets_the_browser, t_teardown_env),
         cmocka_unit_test_teardown(test_refused_splice_falls_back_to_the_libuv_path_exactly, t_teardown_env),
+        cmocka_unit_test_teardown(test_stop_with_spliced_connections_frees_everything, t_teardown_env),
         cmocka_unit_test_teardown(test_a_thousand_idle_tunnels_hold_no_pipes, t_teardown_env),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
