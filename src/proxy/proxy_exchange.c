@@ -408,7 +408,7 @@ void proxy_exchange_request_side(conn_t *c) {
 
 /* The response is complete: keep the site connection for the next request if both ends allow
  * it, else end what must end. */
-static void exchange_done(conn_t *c) {
+void proxy_exchange_done(conn_t *c) {
     upstream_t *u = c->up;
     bool up_reusable = u && c->resp.keep_alive && u->in_len == 0 && !u->eof;
     bool browser_goes_on = c->req.keep_alive && c->resp.keep_alive && c->req_state == REQ_DONE && !c->eof;
@@ -503,7 +503,7 @@ static void on_response_head(conn_t *c, size_t head_len) {
     if (status < 200) return; /* interim (100 Continue, 103): the final response follows */
     c->final_head_sent = true;
     if (c->resp.complete) {
-        exchange_done(c);
+        proxy_exchange_done(c);
         return;
     }
     c->resp_state = RESP_BODY;
@@ -554,7 +554,7 @@ static bool response_step(conn_t *c) {
             return false;
         }
         up_consume(u, (size_t)used);
-        if (done) exchange_done(c);
+        if (done) proxy_exchange_done(c);
         return true;
     }
     case RESP_TUNNEL:
@@ -619,7 +619,7 @@ void proxy_exchange_upstream_ended(conn_t *c, int status) {
             enum http_errno pe = HTTP_PARSER_ERRNO(&c->resp_parser);
             if (pe == HPE_PAUSED) http_parser_pause(&c->resp_parser, 0); /* our own pause at the end */
             if (c->msg_done && (pe == HPE_OK || pe == HPE_PAUSED)) {
-                exchange_done(c);
+                proxy_exchange_done(c);
                 return;
             }
         }

@@ -8,6 +8,9 @@
  *   proxy_exchange.c  what goes through: the request and response sides (heads, bodies,
  *                     CONNECT tunnels, keep-alive), the writes and their byte counts, our error
  *                     pages.
+ *   proxy_splice.c    the kernel-side relay: once a CONNECT tunnel (or upgrade) is open, or a
+ *                     large Content-Length response body is under way, bytes go socket ->
+ *                     pipe -> socket with splice(2) and never enter user space (see below).
  * Heads, targets and pages are in proxy_http.c, the address checks in proxy_guard.c.
  *
  * One browser connection (conn_t) has at most one upstream connection (upstream_t) at a time,
@@ -21,6 +24,17 @@
  * Bytes move without copies once a head is through: what is read goes out in the same
  * reference-counted chunk (chunk_t) that the read filled. Heads are copied into a buffer until
  * complete, then rewritten (requests) or passed on whole (responses).
+ *
+ * Splice mode (proxy_splice.c): when a connection is in a tunnel, or in a response body of
+ * known length with at least SPLICE_MIN_BODY bytes to go, and nothing is queued in libuv or
+ * held in our chunks, libuv stops reading both sockets and a uv_poll_t per socket drives two
+ * pumps (browser -> upstream, upstream -> browser): splice from the source socket into a pipe,
+ * then from the pipe into the destination socket, non-blocking, counted from splice's return
+ * values. A pipe holds at most min(high_watermark, 256 KiB) of one direction (its bytes are
+ * part of `buffered`) and is only borrowed while it holds bytes: an idle tunnel holds none
+ * (the thread keeps a few empty ones). Leaving the mode (the body is complete, or splice is
+ * refused: the libuv path takes over where it stopped) stops the polls before libuv touches the
+ * sockets again: libuv allows one watcher per fd at a time.
  *
  * Backpressure, per direction: buffered = bytes read from the source and not yet taken by the
  * destination's kernel (queued writes + unparsed input + a head being collected). A read never
@@ -44,6 +58,7 @@
 #ifndef BROWSERD_PROXY_INTERNAL_H
 #define BROWSERD_PROXY_INTERNAL_H
 
+#include <fcntl.h>
 #include <http_parser.h>
 #include <netdb.h>
 #include <stdbool.h>
@@ -97,7 +112,23 @@ typedef struct {
     size_t in_off, in_len;
     size_t pending;    /* relayed bytes in queued writes to it */
     unsigned writes;
+    uv_poll_t poll;    /* splice mode only (one reference while initialised) */
+    bool poll_inited;
+    int poll_events;   /* what poll is started for (0: stopped) */
 } upstream_t;
+
+/* One direction of splice mode: source socket -> pipe -> destination socket. */
+typedef struct {
+    int pipe_r, pipe_w;  /* -1 when it holds no pipe (borrowed from the thread's pool) */
+    size_t in_pipe;      /* bytes in the pipe: read from the source, not yet taken by the
+                            destination's kernel */
+    uint64_t to_read;    /* what the source may still give; UINT64_MAX: until its FIN */
+    bool src_eof;        /* the source sent FIN */
+    bool dst_full;       /* the last splice into the destination found no room */
+    bool dst_shut;       /* FIN passed on to the destination */
+} proxy_pump_t;
+
+typedef enum { SPLICE_NONE, SPLICE_BODY, SPLICE_TUNNEL } splice_mode_t;
 
 /* A DNS resolution in flight (proxy_upstream.c). */
 typedef struct resolve resolve_t;
@@ -149,6 +180,13 @@ struct conn {
 
     uint64_t last_activity;
     uint64_t phase_start;
+
+    splice_mode_t splice;    /* SPLICE_NONE: libuv reads and writes both sockets */
+    bool splice_off;         /* splice failed on this connection once: libuv only from now on */
+    proxy_pump_t to_up, to_browser;
+    uv_poll_t poll;          /* the browser socket in splice mode (one reference while inited) */
+    bool poll_inited;
+    int poll_events;
 };
 
 struct traffic_proxy {
@@ -200,6 +238,27 @@ void proxy_conn_shutdown_browser(conn_t *c);
 /* A tunnel is over once both ends sent FIN and every write is done: then it is closed. */
 void proxy_conn_check_tunnel_done(conn_t *c);
 
+/* ---- proxy_splice.c: the kernel-side relay ---------------------------------------------------- */
+
+#define SPLICE_MIN_BODY (64u * 1024u)
+
+/* Called from proxy_conn_update: enters splice mode when the connection qualifies and nothing
+ * is queued; returns true while the connection is in splice mode (then libuv must not read its
+ * sockets), and sets *hold when it qualifies but waits for queued bytes to drain (then the
+ * sources should not be read: the mode starts once the writes complete). */
+bool proxy_splice_update(conn_t *c, bool *hold);
+/* Leaves splice mode at once (polls stopped, pipes given back or closed with their bytes):
+ * before closing either socket. */
+void proxy_splice_stop(conn_t *c);
+/* Closes a socket's poll handle, if it has one (before the socket itself). */
+void proxy_splice_close_poll(uv_poll_t *poll, bool *inited);
+/* The thread's last proxy is gone: its spare pipes are closed. */
+void proxy_splice_thread_done(void);
+/* Tests: splice(2) replaced (NULL: the real one), e.g. to refuse it and see the fallback. */
+typedef ssize_t (*proxy_splice_fn_t)(int fd_in, loff_t *off_in, int fd_out, loff_t *off_out, size_t len,
+                                     unsigned int flags);
+void proxy_splice_set_hook(proxy_splice_fn_t fn);
+
 /* ---- proxy_upstream.c: the connection onwards -------------------------------------------------- */
 
 /* How the upstream side resolves names and connects: uv_getaddrinfo and uv_tcp_connect, or the
@@ -231,5 +290,7 @@ void proxy_exchange_request_side(conn_t *c);
 void proxy_exchange_response_side(conn_t *c);
 /* The upstream connection ended (EOF when status == UV_EOF) or failed. */
 void proxy_exchange_upstream_ended(conn_t *c, int status);
+/* The response is complete (its body went by splice): keep-alive or finish. */
+void proxy_exchange_done(conn_t *c);
 
 #endif

@@ -52,6 +52,7 @@ void proxy_upstream_abandon_resolve(conn_t *c) {
 void proxy_upstream_close(conn_t *c, bool reset) {
     upstream_t *u = c->up;
     if (!u) return;
+    proxy_splice_stop(c);
     c->up = NULL;
     u->closing = true;
     proxy_chunk_unref(u->in);
@@ -61,6 +62,7 @@ void proxy_upstream_close(conn_t *c, bool reset) {
         u->counted = false;
         c->proxy->counts.upstream_connections_open--;
     }
+    proxy_splice_close_poll(&u->poll, &u->poll_inited); /* before the socket: it watches its fd */
     proxy_close_tcp(&u->tcp, reset && u->connected && !u->shutdown_sent);
 }
 

@@ -40,10 +40,12 @@ void proxy_log_event(const traffic_proxy_t *p, const char *event, const char *ta
                     p->tag[0] ? p->tag : "-", p->port, target, detail);
 }
 
-static size_t buffered_up(const conn_t *c) { return (c->up ? c->up->pending : 0) + c->in_len + c->head.len; }
+static size_t buffered_up(const conn_t *c) {
+    return (c->up ? c->up->pending : 0) + c->in_len + c->head.len + c->to_up.in_pipe;
+}
 
 static size_t buffered_down(const conn_t *c) {
-    return c->pending + (c->up ? c->up->in_len : 0) + c->resp_head.len;
+    return c->pending + (c->up ? c->up->in_len : 0) + c->resp_head.len + c->to_browser.in_pipe;
 }
 
 static void note_peaks(conn_t *c) {
@@ -139,11 +141,13 @@ void proxy_conn_close(conn_t *c, bool reset) {
     bool can_reset = reset && !c->shutdown_sent;
     c->life = CONN_CLOSED;
     c->reading = false;
+    proxy_splice_stop(c);
     proxy_upstream_abandon_resolve(c);
     proxy_upstream_close(c, reset);
     proxy_chunk_unref(c->in);
     c->in = NULL;
     c->in_len = 0;
+    proxy_splice_close_poll(&c->poll, &c->poll_inited); /* before the socket: it watches its fd */
     proxy_close_tcp(&c->tcp, can_reset);
     net_lifetime_close((uv_handle_t *)&c->timer);
     conn_count_closed(c);
@@ -185,10 +189,11 @@ static void browser_update_reading(conn_t *c) {
     set_reading((uv_stream_t *)&c->tcp, &c->reading, want, on_browser_alloc, on_browser_read);
 }
 
-static void up_update_reading(conn_t *c) {
+/* hold: splice mode waits for the bytes already read from the site to be delivered. */
+static void up_update_reading(conn_t *c, bool hold) {
     upstream_t *u = c->up;
     if (!u || !u->connected || u->closing) return;
-    bool want = c->life == CONN_OPEN && !u->eof && u->in_len == 0;
+    bool want = c->life == CONN_OPEN && !u->eof && u->in_len == 0 && !hold;
     if (want && c->resp_state != RESP_IDLE && backpressure(&u->read_paused, buffered_down(c), c->proxy)) want = false;
     set_reading((uv_stream_t *)&u->tcp, &u->reading, want, on_up_alloc, on_up_read);
 }
@@ -268,8 +273,13 @@ static void on_timer(uv_timer_t *t) {
 
 void proxy_conn_update(conn_t *c) {
     if (c->life == CONN_CLOSED) return;
+    bool hold;
+    if (proxy_splice_update(c, &hold)) { /* its polls read and write both sockets */
+        conn_arm_timer(c);
+        return;
+    }
     browser_update_reading(c);
-    up_update_reading(c);
+    up_update_reading(c, hold);
     note_peaks(c);
     conn_arm_timer(c);
 }
@@ -498,6 +508,7 @@ static void on_connection(uv_stream_t *server, int status) {
     c->last_activity = proxy_now(c);
     c->req_state = REQ_HEAD;
     c->resp_state = RESP_IDLE;
+    c->to_up.pipe_r = c->to_up.pipe_w = c->to_browser.pipe_r = c->to_browser.pipe_w = -1;
     proxy_conn_update(c);
 }
 
@@ -608,7 +619,10 @@ static void proxy_release(net_lifetime_t *life) {
     void (*cb)(void *) = p->on_stopped;
     void *arg = p->stopped_arg;
     free(p);
-    if (--spares.proxies_alive == 0) spares_free();
+    if (--spares.proxies_alive == 0) {
+        spares_free();
+        proxy_splice_thread_done();
+    }
     if (cb) cb(arg);
 }
 

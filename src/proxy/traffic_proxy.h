@@ -130,6 +130,8 @@ typedef struct {
     size_t peak_buffered_to_upstream; /* the most ever held on one connection, one direction */
     size_t peak_buffered_to_browser;
     size_t pending_resolutions;       /* uv_getaddrinfo calls not yet answered */
+    uint64_t spliced_bytes;           /* relayed by splice(2), both directions, as taken by the
+                                         destination's kernel (docs/proxy.md, splice mode) */
 } traffic_proxy_stats_t;
 
 void traffic_proxy_get_stats(const traffic_proxy_t *proxy, traffic_proxy_stats_t *out);

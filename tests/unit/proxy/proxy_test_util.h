@@ -573,18 +573,21 @@ static inline bool o_serve_one(origin_t *o, t_conn_t *c) {
         o_sendf(o, c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part");
         return false;
     }
-    if (strncmp(path, "/size/", 6) == 0) {
-        uint64_t n = strtoull(path + 6, NULL, 10);
+    if (strncmp(path, "/size/", 6) == 0 || strncmp(path, "/cut/", 5) == 0) {
+        /* /cut/N announces N bytes, sends half of them and closes */
+        bool cut = path[1] == 'c';
+        uint64_t n = strtoull(path + (cut ? 5 : 6), NULL, 10);
         if (!o_sendf(o, c, "HTTP/1.1 200 OK\r\nContent-Length: %llu\r\n\r\n", (unsigned long long)n)) return false;
         static _Thread_local char piece[65536];
-        for (uint64_t off = 0; off < n;) {
-            size_t k = n - off < sizeof piece ? (size_t)(n - off) : sizeof piece;
+        uint64_t end = cut ? n / 2 : n;
+        for (uint64_t off = 0; off < end;) {
+            size_t k = end - off < sizeof piece ? (size_t)(end - off) : sizeof piece;
             for (size_t i = 0; i < k; i++) piece[i] = t_pattern(off + i);
             if (!o_send(o, c, piece, k)) return false;
             off += k;
             if (o->slow_send_ms) t_sleep_ms(o->slow_send_ms);
         }
-        return true;
+        return !cut;
     }
     if (strcmp(path, "/ws") == 0) {
         if (!o_sendf(o, c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")) return false;
