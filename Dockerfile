@@ -2,7 +2,7 @@
 # browserd on Debian 12 (docs/install.md). Every step is a command of the project's own scripts,
 # which tests/packaging runs (Docker itself cannot run on the project's machines):
 #   docker build -t browserd .
-#   docker run -d --name browserd -p 127.0.0.1:8080:8080 -p 127.0.0.1:9222:9222 \
+#   docker run -d --name browserd -p 127.0.0.1:8080:8080 -p 127.0.0.1:9222:9222 -p 127.0.0.1:9515:9515 \
 #     -v browserd-state:/var/lib/browserd --shm-size=1g --security-opt seccomp=unconfined browserd
 #   docker logs browserd      # the first start prints the API key and the zone password, once
 # (--security-opt: Docker's default seccomp profile refuses the user namespaces that Chromium's
@@ -35,7 +35,7 @@ ENV BROWSERD_DB=/var/lib/browserd/browserd.db \
     BROWSERD_API_LISTEN=0.0.0.0:8080 \
     BROWSERD_CDP_LISTEN=0.0.0.0:9222 \
     HOME=/var/lib/browserd
-EXPOSE 8080 9222
+EXPOSE 8080 9222 9515
 VOLUME /var/lib/browserd
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
   CMD curl -fsS http://127.0.0.1:8080/healthz || exit 1

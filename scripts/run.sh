@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The first five minutes: builds browserd, starts it on an embedded SQLite database, and first
-# prints what a new user needs: the API URL, a working API key and the CDP connection string
-# for Puppeteer and Playwright.
+# prints what a new user needs: the API URL, a working API key, the CDP connection string
+# for Puppeteer and Playwright and the WebDriver URL for Selenium.
 #   Usage: scripts/run.sh [--db PATH] [any `browserd serve` option, e.g. --pool 1 --max-sessions 5]
 # Every option after --db goes to `browserd serve` as it is (see browserd --help); --api-listen
 # and --cdp-listen are also shown in what is printed. Relative paths are the caller's.
@@ -89,6 +89,22 @@ else
   echo "               this database was not made by run.sh, so its zone passwords are unknown here (they are"
   echo "               shown once, when a zone is made): make a zone with a new one, and use it as ZONE above:"
   echo "               $bin --db $db zone add default ZONE"
+fi
+# the WebDriver endpoint: --webdriver-listen (given among the serve options), else the CDP host, port 9515
+wd=${BROWSERD_WEBDRIVER_LISTEN:-}
+for ((i = 0; i < ${#serve_args[@]}; i++)); do
+  case "${serve_args[$i]}" in
+    --webdriver-listen) wd=${serve_args[$((i + 1))]:-} ;;
+    --webdriver-listen=*) wd=${serve_args[$i]#--webdriver-listen=} ;;
+  esac
+done
+[ -z "$wd" ] && wd="${cdp%:*}:9515"
+if [ "$cdp" = off ] || [ "$wd" = off ]; then
+  echo "WebDriver:     off"
+elif [ -n "$password" ]; then
+  echo "WebDriver:     http://brd-customer-default-zone-scraping_browser1:$password@$(reach "$wd") (Selenium's remote URL)"
+else
+  echo "WebDriver:     http://brd-customer-default-zone-ZONE:PASSWORD@$(reach "$wd") (Selenium's remote URL)"
 fi
 echo "credentials:   $creds (mode 0600; keep it private)"
 echo "try:           curl -H 'Authorization: Bearer $key' http://$api/browser_sessions"

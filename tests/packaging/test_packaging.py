@@ -280,7 +280,7 @@ class Dockerfile(unittest.TestCase):
         final = ins[[k for k, (i, _) in enumerate(ins) if i == 'FROM'][-1]:]
         user = [a for i, a in final if i == 'USER']
         self.assertEqual(user, ['browserd'], 'the image runs as the non-root user browserd')
-        self.assertEqual(sorted(' '.join(a for i, a in final if i == 'EXPOSE').split()), ['8080', '9222'])
+        self.assertEqual(sorted(' '.join(a for i, a in final if i == 'EXPOSE').split()), ['8080', '9222', '9515'])
         self.assertEqual([a for i, a in final if i == 'VOLUME'], ['/var/lib/browserd'])
         health = [a for i, a in final if i == 'HEALTHCHECK']
         self.assertEqual(len(health), 1)
