@@ -715,12 +715,6 @@ int webdriver_start(const webdriver_config_t *cfg, webdriver_t **out) {
 
 int webdriver_port(const webdriver_t *wd) { return http_server_port(wd->http); }
 
-unsigned webdriver_sessions(const webdriver_t *wd) {
-    unsigned n = 0;
-    for (const wd_session_t *s = wd->sessions; s; s = s->next) n += !s->ended;
-    return n;
-}
-
 static void on_http_stopped(void *arg) {
     webdriver_t *wd = arg;
     wd->http_stopped = true;

@@ -42,8 +42,6 @@ typedef struct {
 /* 0, or a negative libuv error (the listen address taken, ...). */
 int webdriver_start(const webdriver_config_t *cfg, webdriver_t **out);
 int webdriver_port(const webdriver_t *wd);
-/* WebDriver sessions open now (for logs and tests). */
-unsigned webdriver_sessions(const webdriver_t *wd);
 /* Stops: no new sessions, every session's driver ends (their browser sessions end as closed by
  * the client); done(arg) once nothing of the endpoint runs. Then webdriver_free. */
 void webdriver_stop(webdriver_t *wd, void (*done)(void *arg), void *arg);
