@@ -155,7 +155,10 @@ int gateway_start(const gateway_config_t *cfg, gateway_t **out) {
         return rc;
     }
     gateway_metrics_init(&gw->metrics);
-    if (browser_version_probe(cfg->loop, gw->browser_cfg.chromium_path, on_browser_version, gw) == 0) gw->stop_pending++;
+    /* Without a pool no launch probe tells the browser's version: ask the binary once. */
+    if (cfg->pool_size == 0 &&
+        browser_version_probe(cfg->loop, gw->browser_cfg.chromium_path, on_browser_version, gw) == 0)
+        gw->stop_pending++;
     if (cfg->pool_size > 0) {
         browser_pool_config_t pcfg = {.size = cfg->pool_size,
                                       .max_size = cfg->pool_max,

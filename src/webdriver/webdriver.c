@@ -382,6 +382,7 @@ static void on_sock(uv_poll_t *h, int status, int events) {
             }
             http_server_config_t hc;
             http_server_config_defaults(&hc);
+            hc.host = NULL, hc.port = 0; /* the defaults leave them to the caller */
             hc.adopt_listener = true;
             hc.listener_fd = fd;
             hc.name = "webdriver-attach";
