@@ -179,6 +179,8 @@ int gateway_port(const gateway_t *gw) { return http_server_port(gw->http); }
 
 const gateway_config_t *gateway_config(const gateway_t *gw) { return &gw->cfg; }
 
+bool gateway_browser_version_known(const gateway_t *gw) { return gw->product[0] != '\0'; }
+
 void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req) {
     admission_respond_version(gw, conn, req);
 }

@@ -98,6 +98,9 @@ void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_reques
  * URLs (NULL: the request's Host). hooks: called as above when a session begins (NULL: none). */
 void gateway_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
                            const char *upstream, const char *live_host, const gateway_session_hooks_t *hooks);
+/* Whether /json/version can name the browser's product yet (known from the pool's first launch,
+ * or from `chromium --version` without a pool, within a second or so of the start). */
+bool gateway_browser_version_known(const gateway_t *gw);
 /* The loop, store and failure limit the gateway was started with (for another front). */
 const gateway_config_t *gateway_config(const gateway_t *gw);
 

@@ -9,7 +9,7 @@
  * Commands then go one at a time over the link (the driver serialises them anyway).
  *
  * Lifetime of a wd_session: a net_lifetime_t counting its handles (broker process, socket poll,
- * two timers), the attach server until it has stopped, the gateway's session from started to
+ * three timers), the attach server until it has stopped, the gateway's session from started to
  * ended, and one for being open (dropped by session_finish). Every client request it holds is
  * answered before that. */
 #include "webdriver/webdriver.h"
@@ -33,6 +33,8 @@
 #include "webdriver/webdriver_proto.h"
 
 #define CONNECT_RETRY_MS 25
+#define VERSION_POLL_MS 50
+#define VERSION_WAIT_MS 15000
 #define RECENTLY_ENDED 32
 #define MAX_BODY (64u << 20) /* file uploads and scripts with large arguments */
 #define JSON_HEADERS "Content-Type: application/json; charset=utf-8\r\nCache-Control: no-cache\r\n"
@@ -67,6 +69,10 @@ struct wd_session {
     int sock;
     uv_poll_t sock_poll;
     uv_timer_t deadline, retry;
+    uv_timer_t version_timer;        /* while the driver's /json/version waits for the version */
+    http_conn_t *version_conn;       /* that request, held */
+    const http_request_t *version_req;
+    uint64_t version_since;
     http_server_t *attach; /* in the namespace: the address the driver attaches to */
     driver_link_t *link;
     bool connecting;
@@ -93,6 +99,7 @@ struct webdriver {
 };
 
 static void session_finish(wd_session_t *s, const char *why);
+static void answer_held_version(wd_session_t *s);
 static void pump(wd_session_t *s);
 
 /* ---------------------------------------------------------------- answers ---- */
@@ -182,6 +189,7 @@ static void session_finish(wd_session_t *s, const char *why) {
         respond_not_created(s->creator, msg);
         s->creator = NULL;
     }
+    answer_held_version(s);
     driver_link_t *link = s->link;
     s->link = NULL;
     driver_link_close(link); /* answers the request in flight (-ECANCELED) */
@@ -199,6 +207,7 @@ static void session_finish(wd_session_t *s, const char *why) {
     }
     net_lifetime_close((uv_handle_t *)&s->deadline);
     net_lifetime_close((uv_handle_t *)&s->retry);
+    net_lifetime_close((uv_handle_t *)&s->version_timer);
     if (s->broker_running) uv_process_kill(&s->broker, SIGTERM);
     net_lifetime_unref(&s->life); /* open */
 }
@@ -221,12 +230,32 @@ static void session_ended(void *arg, const char *error_code) {
     net_lifetime_unref(&s->life);
 }
 
+static void answer_held_version(wd_session_t *s) {
+    if (!s->version_conn) return;
+    uv_timer_stop(&s->version_timer);
+    gateway_respond_version(s->wd->cfg.gateway, s->version_conn, s->version_req);
+    s->version_conn = NULL;
+}
+
+static void on_version_timer(uv_timer_t *t) {
+    wd_session_t *s = t->data;
+    if (gateway_browser_version_known(s->wd->cfg.gateway) || uv_now(s->wd->cfg.loop) - s->version_since >= VERSION_WAIT_MS)
+        answer_held_version(s); /* past the wait: answered as it is (the driver then says why) */
+}
+
 /* The driver's side, inside the namespace: /json/version, then its one WebSocket. */
 static void attach_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     wd_session_t *s = ctx;
     gateway_t *gw = s->wd->cfg.gateway;
     if (!req->upgrade && req->method == HTTP_M_GET && strncmp(req->path, "/json/version", 13) == 0) {
-        gateway_respond_version(gw, conn, req);
+        if (gateway_browser_version_known(gw) || s->version_conn || s->ended) {
+            gateway_respond_version(gw, conn, req);
+        } else { /* chromedriver refuses a browser without a version: wait for it */
+            s->version_conn = conn;
+            s->version_req = req;
+            s->version_since = uv_now(s->wd->cfg.loop);
+            uv_timer_start(&s->version_timer, on_version_timer, VERSION_POLL_MS, VERSION_POLL_MS);
+        }
     } else if (!req->upgrade && req->method == HTTP_M_GET && (strcmp(req->path, "/json/list") == 0 || strcmp(req->path, "/json") == 0)) {
         /* The driver waits here until a page is listed, then finds its pages over the browser's
          * WebSocket (the Target domain): the browser is the session's, not known before. */
@@ -447,13 +476,14 @@ static void session_begin(webdriver_t *wd, http_conn_t *conn, const zone_credent
     s->driver_request = driver_request;
     s->creator = conn;
     s->sock = pair[0];
-    /* open, the attach server's share, the two timers (the poll and the process add theirs) */
-    net_lifetime_init(&s->life, 4, session_release);
+    /* open, the attach server's share, the three timers (the poll and the process add theirs) */
+    net_lifetime_init(&s->life, 5, session_release);
     s->next = wd->sessions;
     wd->sessions = s;
     uv_timer_init(wd->cfg.loop, &s->deadline);
     uv_timer_init(wd->cfg.loop, &s->retry);
-    s->deadline.data = s->retry.data = s;
+    uv_timer_init(wd->cfg.loop, &s->version_timer);
+    s->deadline.data = s->retry.data = s->version_timer.data = s;
     uv_timer_start(&s->deadline, on_deadline, wd->cfg.start_timeout_ms, 0);
 
     char parent[24], uid[24], gid[24];

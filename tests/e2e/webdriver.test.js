@@ -142,8 +142,8 @@ e2e('selenium: a session that goes quiet ends as inactivity_timeout, and its nex
   await noDriverLeft(d);
 });
 
-e2e('selenium: DELETE /browser_sessions/{id} ends a WebDriver session (job_killed); its next command is told so', { timeout: 90000 }, async (ctx) => {
-  const d = await ctx.daemon({ site: true, pool: 1 });
+e2e('selenium: DELETE /browser_sessions/{id} ends a WebDriver session (job_killed); its next command is told so (no pool: a launched browser, the version from chromium --version)', { timeout: 90000 }, async (ctx) => {
+  const d = await ctx.daemon({ site: true, pool: 0 });
   const site = await ctx.pages();
   const driver = await connect(d.webdriverUrl());
   const id = (await driver.getSession()).getId();
