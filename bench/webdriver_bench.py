@@ -37,7 +37,10 @@ class Page(http.server.BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-store")
         self.send_header("Content-Length", str(len(PAGE)))
         self.end_headers()
-        self.wfile.write(PAGE)
+        try:
+            self.wfile.write(PAGE)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the browser moved on
 
     def log_message(self, *args):
         pass
