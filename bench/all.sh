@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every benchmark of bench/, one after the other, and one summary of every goal they print.
 #
-#   bench/all.sh            api_bench --quick, cdp_bench, proxy_bench, client_bench, metrics_bench,
-#                           load_mixed: ~11 min
+#   bench/all.sh            api_bench --quick, cdp_bench, proxy_bench, client_bench, webdriver_bench,
+#                           metrics_bench, load_mixed: ~13 min
 #   bench/all.sh --full     api_bench's full run (1.2 M sessions) instead of --quick: ~15 min
 #   --update-baseline       (with either) also write this run's measures to bench/baseline.tsv
 #
@@ -29,12 +29,13 @@ for arg in "$@"; do
 done
 OUT=bench/data/all
 mkdir -p "$OUT"
-BENCHES=(api cdp proxy client metrics mixed)
+BENCHES=(api cdp proxy client webdriver metrics mixed)
 declare -A CMD=(
     [api]="bench/api_bench.sh $([ "$FULL" = 1 ] || echo --quick)"
     [cdp]="bench/cdp_bench.sh"
     [proxy]="build-release/bench/proxy_bench"
     [client]="bench/client_bench.sh"
+    [webdriver]="/usr/bin/python3 bench/webdriver_bench.py --browserd build-release/browserd"
     [metrics]="python3 bench/metrics_bench.py"
     [mixed]="bench/load_mixed.sh"
 )
