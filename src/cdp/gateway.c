@@ -181,6 +181,11 @@ const gateway_config_t *gateway_config(const gateway_t *gw) { return &gw->cfg; }
 
 bool gateway_browser_version_known(const gateway_t *gw) { return gw->product[0] != '\0'; }
 
+int gateway_check_zone(gateway_t *gw, const zone_credentials_t *cred, const struct sockaddr_storage *peer,
+                       gateway_zone_checked_fn done, void *arg) {
+    return admission_check_zone(gw, cred, peer, done, arg);
+}
+
 void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req) {
     admission_respond_version(gw, conn, req);
 }

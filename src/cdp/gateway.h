@@ -88,6 +88,15 @@ typedef struct {
     void *arg;
 } gateway_session_hooks_t;
 
+/* Checks a zone's credentials as the CDP endpoint does, on a worker thread (where the store is);
+ * a wrong one from peer (NULL: not counted) counts against its address's failure limit. Then
+ * done(arg, rc, upstream) on the loop thread: rc 0 with the zone's upstream proxy ("" for none),
+ * -EACCES for an unknown customer or zone or a wrong password (one answer for all), -ECANCELED
+ * when the loop is closing, another negative errno when the store could not tell. cred is
+ * copied. 0, or a negative errno (then done is never called). */
+typedef void (*gateway_zone_checked_fn)(void *arg, int rc, const char *upstream);
+int gateway_check_zone(gateway_t *gw, const zone_credentials_t *cred, const struct sockaddr_storage *peer,
+                       gateway_zone_checked_fn done, void *arg);
 /* Answers GET /json/version the way the CDP endpoint does (webSocketDebuggerUrl on the
  * request's Host). */
 void gateway_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req);

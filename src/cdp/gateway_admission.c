@@ -224,45 +224,82 @@ static void admit_or_queue(gateway_t *gw, http_conn_t *conn, const admission_t *
 
 /* ---------------------------------------------------------------- the zone check ---- */
 
-/* After the zone check (worker thread): admit, queue, or refuse. */
+/* One zone check on a worker thread (where the store is), for any front. */
 typedef struct {
     uv_work_t work;
     gateway_t *gw;
-    http_conn_t *conn;
-    admission_t adm;
+    zone_credentials_t cred;
+    char upstream[1024];
     int rc;
     bool have_peer;
     struct sockaddr_storage peer;
-} auth_job_t;
+    gateway_zone_checked_fn done;
+    void *arg;
+} zone_check_t;
 
-static void auth_work(uv_work_t *w) {
-    auth_job_t *j = w->data;
-    admission_t *a = &j->adm;
-    j->rc = store_zone_authorize(j->gw->cfg.store, a->cred.customer_id, a->cred.zone, a->cred.password, a->upstream,
-                                 sizeof a->upstream);
+static void zone_check_work(uv_work_t *w) {
+    zone_check_t *j = w->data;
+    j->rc = store_zone_authorize(j->gw->cfg.store, j->cred.customer_id, j->cred.zone, j->cred.password, j->upstream,
+                                 sizeof j->upstream);
 }
 
-static void auth_done(uv_work_t *w, int status) {
-    auth_job_t *j = w->data;
-    gateway_t *gw = j->gw;
-    if (status != 0 || gw->stopping || gw->draining) {
-        gateway_metrics_refused(gw, gw->stopping ? "stopping" : "draining");
-        http_respond_error(j->conn, 503, NULL, admission_refusal(gw), true);
-    } else if (j->rc == -ENOENT || j->rc == -EACCES) {
-        if (j->have_peer) failure_limit_fail(gw->cfg.auth_limit, (const struct sockaddr *)&j->peer, uv_now(gw->cfg.loop));
-        gateway_metrics_refused(gw, "invalid_credentials");
-        /* One answer for both: which customers and zones exist is not the caller's to learn
-         * (the store takes as long for either: store_zone_password_burn). */
-        http_respond_error(j->conn, 403, NULL, "Invalid credentials: unknown customer or zone, or a wrong password",
-                           true);
-    } else if (j->rc < 0) {
-        gateway_metrics_refused(gw, "store_unreachable");
-        http_respond_error(j->conn, 503, NULL, "Credentials could not be checked", true);
-    } else {
-        admit_or_queue(gw, j->conn, &j->adm);
-    }
-    explicit_bzero(&j->adm, sizeof j->adm); /* the password and the upstream's credentials */
+static void zone_check_done(uv_work_t *w, int status) {
+    zone_check_t *j = w->data;
+    /* One answer for an unknown customer or zone and a wrong password: which exist is not the
+     * caller's to learn (the store takes as long for either: store_zone_password_burn). */
+    int rc = status != 0 ? -ECANCELED : j->rc == -ENOENT ? -EACCES : j->rc;
+    if (rc == -EACCES && j->have_peer)
+        failure_limit_fail(j->gw->cfg.auth_limit, (const struct sockaddr *)&j->peer, uv_now(j->gw->cfg.loop));
+    j->done(j->arg, rc, j->upstream);
+    explicit_bzero(j, sizeof *j); /* the password and the upstream's credentials */
     free(j);
+}
+
+int admission_check_zone(gateway_t *gw, const zone_credentials_t *cred, const struct sockaddr_storage *peer,
+                         gateway_zone_checked_fn done, void *arg) {
+    zone_check_t *j = calloc(1, sizeof *j);
+    if (!j) return -ENOMEM;
+    j->gw = gw;
+    j->cred = *cred;
+    j->have_peer = peer != NULL;
+    if (peer) j->peer = *peer;
+    j->done = done;
+    j->arg = arg;
+    j->work.data = j;
+    if (uv_queue_work(gw->cfg.loop, &j->work, zone_check_work, zone_check_done) != 0) {
+        explicit_bzero(j, sizeof *j);
+        free(j);
+        return -EAGAIN;
+    }
+    return 0;
+}
+
+/* A CDP client whose zone is being checked; then admitted, queued, or refused. */
+typedef struct {
+    gateway_t *gw;
+    http_conn_t *conn;
+    admission_t adm;
+} checking_t;
+
+static void on_zone_checked(void *arg, int rc, const char *upstream) {
+    checking_t *c = arg;
+    gateway_t *gw = c->gw;
+    if (rc == -ECANCELED || gw->stopping || gw->draining) {
+        gateway_metrics_refused(gw, gw->stopping ? "stopping" : "draining");
+        http_respond_error(c->conn, 503, NULL, admission_refusal(gw), true);
+    } else if (rc == -EACCES) {
+        gateway_metrics_refused(gw, "invalid_credentials");
+        http_respond_error(c->conn, 403, NULL, "Invalid credentials: unknown customer or zone, or a wrong password",
+                           true);
+    } else if (rc < 0) {
+        gateway_metrics_refused(gw, "store_unreachable");
+        http_respond_error(c->conn, 503, NULL, "Credentials could not be checked", true);
+    } else {
+        snprintf(c->adm.upstream, sizeof c->adm.upstream, "%s", upstream);
+        admit_or_queue(gw, c->conn, &c->adm);
+    }
+    explicit_bzero(&c->adm, sizeof c->adm); /* the password and the upstream's credentials */
+    free(c);
 }
 
 /* ---------------------------------------------------------------- HTTP requests ---- */
@@ -430,7 +467,7 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     }
     size_t auth_len;
     const char *auth = header_value(req, "authorization", &auth_len);
-    auth_job_t *j = calloc(1, sizeof *j);
+    checking_t *j = calloc(1, sizeof *j);
     if (!j) {
         http_respond_error(conn, 503, NULL, "Out of memory", true);
         return;
@@ -459,11 +496,8 @@ void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req) {
     live_host_of(gw, req, j->adm.host, sizeof j->adm.host);
     j->gw = gw;
     j->conn = conn;
-    j->have_peer = have_peer;
-    if (have_peer) j->peer = peer;
     j->adm.arrived_ns = uv_hrtime();
-    j->work.data = j;
-    if (uv_queue_work(gw->cfg.loop, &j->work, auth_work, auth_done) != 0) {
+    if (admission_check_zone(gw, &j->adm.cred, have_peer ? &peer : NULL, on_zone_checked, j) < 0) {
         explicit_bzero(j, sizeof *j); /* the password */
         free(j);
         http_respond_error(conn, 503, NULL, "Service unavailable", true);

@@ -191,7 +191,9 @@ void gateway_maybe_stopped(gateway_t *gw);
 void admission_handle(void *ctx, http_conn_t *conn, const http_request_t *req);
 /* Starts queued clients while browser slots are free. */
 void admission_admit_waiters(gateway_t *gw);
-/* gateway_respond_version and gateway_admit_checked (gateway.h). */
+/* gateway_respond_version, gateway_admit_checked and gateway_check_zone (gateway.h). */
+int admission_check_zone(gateway_t *gw, const zone_credentials_t *cred, const struct sockaddr_storage *peer,
+                         gateway_zone_checked_fn done, void *arg);
 void admission_respond_version(gateway_t *gw, http_conn_t *conn, const http_request_t *req);
 void admission_admit_checked(gateway_t *gw, http_conn_t *conn, const http_request_t *req, const zone_credentials_t *cred,
                              const char *upstream, const char *live_host, const gateway_session_hooks_t *hooks);

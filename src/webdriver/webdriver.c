@@ -114,13 +114,21 @@ static void respond_not_created(http_conn_t *conn, const char *message) {
     respond_error(conn, 500, "session not created", message);
 }
 
+/* A command of a session that has ended: 404 with why. */
+static void respond_ended(http_conn_t *conn, const char *why) {
+    char msg[400];
+    snprintf(msg, sizeof msg, "the session has ended: %s", why);
+    respond_error(conn, 404, "invalid session id", msg);
+}
+
 /* Why a session id is not (or no longer) one of a running session's. */
 static void respond_no_session(webdriver_t *wd, http_conn_t *conn, const char *id, size_t id_len) {
-    char msg[400] = "no running WebDriver session has this id";
     for (unsigned i = 0; i < RECENTLY_ENDED; i++)
-        if (wd->ended[i].id[0] && strlen(wd->ended[i].id) == id_len && memcmp(wd->ended[i].id, id, id_len) == 0)
-            snprintf(msg, sizeof msg, "the session has ended: %s", wd->ended[i].why);
-    respond_error(conn, 404, "invalid session id", msg);
+        if (wd->ended[i].id[0] && strlen(wd->ended[i].id) == id_len && memcmp(wd->ended[i].id, id, id_len) == 0) {
+            respond_ended(conn, wd->ended[i].why);
+            return;
+        }
+    respond_error(conn, 404, "invalid session id", "no running WebDriver session has this id");
 }
 
 /* ---------------------------------------------------------------- a session's end ---- */
@@ -156,12 +164,10 @@ static void on_attach_stopped(void *arg) { net_lifetime_unref(&((wd_session_t *)
 
 /* Answers every command still queued (none is in flight: the link is closed first). */
 static void fail_pending(wd_session_t *s) {
-    char msg[400];
-    snprintf(msg, sizeof msg, "the session has ended: %s", s->end_reason);
     while (s->head) {
         pending_t *p = s->head;
         s->head = p->next;
-        respond_error(p->conn, 404, "invalid session id", msg);
+        respond_ended(p->conn, s->end_reason);
         free(p->path);
         free(p);
     }
@@ -343,9 +349,7 @@ static void on_command_answer(void *arg, int status, const char *content_type, c
         char *null_value = strdup("{\"value\":null}");
         http_respond(p->conn, null_value ? 200 : 500, JSON_HEADERS, null_value, null_value ? 14 : 0, !null_value);
     } else if (status == -ECANCELED && s->ended) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "the session has ended: %s", s->end_reason);
-        respond_error(p->conn, 404, "invalid session id", msg);
+        respond_ended(p->conn, s->end_reason);
     } else if (status < 0) {
         s->link_failures++;
         respond_error(p->conn, 500, "unknown error",
@@ -528,44 +532,34 @@ static void session_begin(webdriver_t *wd, http_conn_t *conn, const zone_credent
 
 /* ---------------------------------------------------------------- New Session ---- */
 
+/* A New Session whose zone is being checked (gateway_check_zone). */
 typedef struct {
-    uv_work_t work;
     webdriver_t *wd;
     http_conn_t *conn;
     zone_credentials_t cred;
-    char upstream[1024];
     char live_host[300];
     char *driver_request;
-    int rc;
-    bool have_peer;
-    struct sockaddr_storage peer;
-} auth_job_t;
+} checking_t;
 
-static void auth_work(uv_work_t *w) {
-    auth_job_t *j = w->data;
-    const gateway_config_t *gc = gateway_config(j->wd->cfg.gateway);
-    j->rc = store_zone_authorize(gc->store, j->cred.customer_id, j->cred.zone, j->cred.password, j->upstream,
-                                 sizeof j->upstream);
+static void checking_free(checking_t *c) {
+    free(c->driver_request);
+    explicit_bzero(c, sizeof *c); /* the password */
+    free(c);
 }
 
-static void auth_done(uv_work_t *w, int status) {
-    auth_job_t *j = w->data;
-    webdriver_t *wd = j->wd;
-    const gateway_config_t *gc = gateway_config(wd->cfg.gateway);
-    if (status != 0 || wd->stopping) {
-        respond_not_created(j->conn, "browserd is shutting down");
-    } else if (j->rc == -ENOENT || j->rc == -EACCES) {
-        if (j->have_peer) failure_limit_fail(gc->auth_limit, (const struct sockaddr *)&j->peer, uv_now(wd->cfg.loop));
-        respond_not_created(j->conn, "Invalid credentials: unknown customer or zone, or a wrong password");
-    } else if (j->rc < 0) {
-        respond_not_created(j->conn, "Credentials could not be checked");
+static void on_zone_checked(void *arg, int rc, const char *upstream) {
+    checking_t *c = arg;
+    if (rc == -ECANCELED || c->wd->stopping) {
+        respond_not_created(c->conn, "browserd is shutting down");
+    } else if (rc == -EACCES) {
+        respond_not_created(c->conn, "Invalid credentials: unknown customer or zone, or a wrong password");
+    } else if (rc < 0) {
+        respond_not_created(c->conn, "Credentials could not be checked");
     } else {
-        session_begin(wd, j->conn, &j->cred, j->upstream, j->live_host, j->driver_request);
-        j->driver_request = NULL;
+        session_begin(c->wd, c->conn, &c->cred, upstream, c->live_host, c->driver_request);
+        c->driver_request = NULL;
     }
-    free(j->driver_request);
-    explicit_bzero(j, sizeof *j);
-    free(j);
+    checking_free(c);
 }
 
 /* The CDP listener at the host the client reached the WebDriver endpoint by (its Host header's
@@ -603,7 +597,7 @@ static void new_session(webdriver_t *wd, http_conn_t *conn, const http_request_t
         return;
     }
     const http_header_t *auth = http_request_header(req, "authorization");
-    auth_job_t *j = calloc(1, sizeof *j);
+    checking_t *j = calloc(1, sizeof *j);
     if (!j) {
         respond_not_created(conn, "out of memory");
         return;
@@ -611,7 +605,7 @@ static void new_session(webdriver_t *wd, http_conn_t *conn, const http_request_t
     credentials_result_t cr = auth ? credentials_from_basic(auth->value, auth->value_len, &j->cred) : CREDENTIALS_MISSING;
     char err[256];
     if (cr != CREDENTIALS_OK) {
-        free(j);
+        checking_free(j);
         respond_not_created(conn, cr == CREDENTIALS_MISSING
                                       ? "Credentials are missing: use http://brd-customer-<ID>-zone-<ZONE>:<PASSWORD>@host:port"
                                       : "Invalid credentials: expected brd-customer-<ID>-zone-<ZONE>:<PASSWORD>");
@@ -620,30 +614,22 @@ static void new_session(webdriver_t *wd, http_conn_t *conn, const http_request_t
     char address[32];
     snprintf(address, sizeof address, "127.0.0.1:%d", DRIVER_NETNS_CDP_PORT);
     if (webdriver_new_session_request(req->body, req->body_len, address, &j->driver_request, err, sizeof err) < 0) {
-        explicit_bzero(j, sizeof *j);
-        free(j);
+        checking_free(j);
         respond_error(conn, 400, "invalid argument", err);
         return;
     }
     if (access(wd->driver_path, X_OK) != 0) {
         snprintf(err, sizeof err, "chromedriver is not installed at %.120s (Debian: apt install chromium-driver; or --webdriver-driver PATH)",
                  wd->driver_path);
-        free(j->driver_request);
-        explicit_bzero(j, sizeof *j);
-        free(j);
+        checking_free(j);
         respond_not_created(conn, err);
         return;
     }
     live_host_of(wd, req, j->live_host, sizeof j->live_host);
     j->wd = wd;
     j->conn = conn;
-    j->have_peer = have_peer;
-    if (have_peer) j->peer = peer;
-    j->work.data = j;
-    if (uv_queue_work(wd->cfg.loop, &j->work, auth_work, auth_done) != 0) {
-        free(j->driver_request);
-        explicit_bzero(j, sizeof *j);
-        free(j);
+    if (gateway_check_zone(wd->cfg.gateway, &j->cred, have_peer ? &peer : NULL, on_zone_checked, j) < 0) {
+        checking_free(j);
         respond_not_created(conn, "Service unavailable");
     }
 }

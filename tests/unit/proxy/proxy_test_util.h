@@ -58,6 +58,17 @@ struct loop_fixture {
     unsigned connection_callbacks;
 };
 
+/* This process's resident memory in KiB (-1 when /proc cannot tell). */
+static inline long t_rss_kib(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    long v = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %ld", &v) == 1) break;
+    if (f) fclose(f);
+    return v;
+}
+
 static inline void t_deadline(struct timespec *ts, int seconds) {
     clock_gettime(CLOCK_REALTIME, ts);
     ts->tv_sec += seconds;

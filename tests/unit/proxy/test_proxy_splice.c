@@ -275,16 +275,6 @@ static void test_stop_with_spliced_connections_frees_everything(void **state) {
 
 /* ---- many tunnels ------------------------------------------------------------------------------- */
 
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &v) == 1) break;
-    if (f) fclose(f);
-    return v;
-}
-
 static void test_a_thousand_idle_tunnels_hold_no_pipes(void **state) {
     enum { TUNNELS = 1000 };
     struct rlimit rl;
@@ -299,7 +289,7 @@ static void test_a_thousand_idle_tunnels_hold_no_pipes(void **state) {
     cfg.max_connections = TUNNELS + 10;
     t_env_t *e = *state = t_env_start(&cfg, ORIGIN_ECHO);
     int fds_before = count_fds();
-    long rss_before = rss_kib();
+    long rss_before = t_rss_kib();
     size_t heap_before = mallinfo2().uordblks; /* the origin's threads use their stacks, not the heap */
     int *fd = calloc(TUNNELS, sizeof *fd);
     for (int i = 0; i < TUNNELS; i++) {
@@ -311,7 +301,7 @@ static void test_a_thousand_idle_tunnels_hold_no_pipes(void **state) {
         free(c);
     }
     int fds_after = count_fds();
-    long rss_after = rss_kib();
+    long rss_after = t_rss_kib();
     long heap_per_tunnel = ((long)mallinfo2().uordblks - (long)heap_before) / TUNNELS;
     traffic_proxy_stats_t s = t_stats(&e->fx);
     traffic_counts_t k = t_counts(&e->fx);

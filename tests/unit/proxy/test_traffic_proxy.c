@@ -24,22 +24,12 @@ static void test_idle_browser_connection_is_closed_after_the_idle_timeout(void *
 
 /* ---- a large download with a slow reader ---------------------------------------------------------- */
 
-static long rss_kib(void) {
-    FILE *f = fopen("/proc/self/status", "r");
-    char line[256];
-    long v = -1;
-    while (f && fgets(line, sizeof line, f))
-        if (sscanf(line, "VmRSS: %ld", &v) == 1) break;
-    if (f) fclose(f);
-    return v;
-}
-
 static void test_large_download_to_a_slow_reader_stays_under_the_high_watermark(void **state) {
     traffic_proxy_config_t cfg;
     t_default_config(&cfg);
     t_env_t *e = *state = t_env_start(&cfg, ORIGIN_HTTP);
     const uint64_t size = 200ull * 1024 * 1024;
-    long rss_before = rss_kib();
+    long rss_before = t_rss_kib();
     t_conn_t c;
     int fd = t_connect(e->fx.port);
     int small = 64 * 1024;
@@ -73,7 +63,7 @@ static void test_large_download_to_a_slow_reader_stays_under_the_high_watermark(
     }
     assert_int_equal(got, size);
     assert_true(content_ok);
-    long rss_after = rss_kib();
+    long rss_after = t_rss_kib();
     traffic_proxy_stats_t s = t_stats(&e->fx);
     traffic_counts_t k = t_finish(e, &c);
     print_message("200 MiB download: peak buffered to browser %zu, to site %zu (high watermark %zu); RSS %+ld KiB\n",
